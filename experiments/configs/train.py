@@ -1,0 +1,87 @@
+"""Default configuration for training one recommender.
+
+Launch (synthetic data, LightGCN preset):
+
+  python -m experiments.train --config=experiments/configs/train.py \
+      --workdir=/tmp/gnas_train
+
+MovieLens-100K from a local copy:
+
+  python -m experiments.train --config=experiments/configs/train.py \
+      --workdir=/tmp/ml100k --config.dataset=ml-100k \
+      --config.data_dir=../shared/datasets
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  """Returns the training configuration."""
+  config = ml_collections.ConfigDict()
+
+  # Data: a registered name (see `gnas_jax.data.DATASETS`), 'synthetic', or
+  # the path of an interactions file.
+  config.dataset = 'synthetic'
+  # 'auto' infers the format from the file name; otherwise one of
+  # `gnas_jax.data.FORMATS`.
+  config.dataset_format = 'auto'
+  # Folder searched for `<dataset>/...` before $GNAS_DATA_DIR and the cache.
+  config.data_dir = ''
+  config.seed = 0
+
+  config.data = ml_collections.ConfigDict()
+  # Interactions with rating >= threshold are positives; 0 keeps them all.
+  config.data.rating_threshold = 0.0
+  # Repeatedly drop users and items with fewer interactions (0 disables).
+  config.data.kcore = 0
+  # 'random' | 'temporal' | 'leave_one_out' | 'given'
+  config.data.split = 'random'
+  config.data.split_ratios = (0.8, 0.1, 0.1)
+  # For 'given' splits (LightGCN files): share of each user's training
+  # interactions carved out for validation.
+  config.data.given_valid_ratio = 0.1
+  # Test pairs whose user or item is absent from training (after
+  # filtering): 'drop' (with a warning) or 'error'.
+  config.data.unseen_test_ids = 'drop'
+  # Generic delimited files ('' infers the delimiter).
+  config.data.delimiter = ''
+  config.data.header = False
+  config.data.columns = 'user,item,rating,timestamp'
+  # The synthetic generator (the offline default).
+  config.data.synthetic = ml_collections.ConfigDict()
+  config.data.synthetic.num_users = 1000
+  config.data.synthetic.num_items = 1500
+  config.data.synthetic.num_communities = 8
+  config.data.synthetic.interactions_per_user = 40
+  config.data.synthetic.popularity_exponent = 1.0
+  config.data.synthetic.community_affinity = 0.8
+  # Seeds the generated data; config.seed seeds the split.
+  config.data.synthetic.seed = 0
+
+  # Model: a preset name (`gnas_jax.space.PRESETS`) or an architecture
+  # string, optionally a preset followed by overrides ('lightgcn,layers=2').
+  # Learning rate and L2 weight are part of the architecture.
+  config.arch = 'lightgcn'
+  # Propagation backend: 'auto' picks from the graph size, or one of
+  # `gnas_jax.graph.BACKENDS`.
+  config.backend = 'auto'
+
+  # Training.
+  config.epochs = 300
+  config.batch_size = 2048
+  # Negatives per positive for the sampled-softmax loss (BPR uses one).
+  config.num_negatives = 16
+  config.eval_every = 1
+  # Evaluations without a better validation score before stopping.
+  config.patience = 10
+  config.early_stopping_metric = 'ndcg@20'
+  # Continue from the workdir's latest checkpoint when there is one.
+  config.resume = True
+  config.progress = True
+
+  # Evaluation: full ranking over all items.
+  config.ks = (10, 20)
+  # Users ranked at once (memory: this many rows of item scores).
+  config.eval_batch_size = 1024
+
+  return config

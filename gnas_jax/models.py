@@ -1,0 +1,322 @@
+"""The GNN-for-collaborative-filtering model family.
+
+One Flax module, `GNNRecommender`, computes every architecture of
+`gnas_jax.space`: the architecture is an int array argument, so choices are
+array selections (`lax.switch`, `jnp.where`, masks) rather than Python
+branches, and one compiled program (or one `vmap` over a population) serves
+them all. Parameters are the superset every choice needs: embeddings of the
+widest width and, per layer, the weights of every aggregation type. A width
+below the superset's is a mask, and behaves exactly like a narrower model
+given the same leading block of parameters.
+
+The representations it returns fold the decoder in: the score of a pair is
+always the dot product of the user's and the item's representation (the
+cosine decoder divides each side by its norm and by sqrt(temperature)).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from gnas_jax import graph as graph_lib
+from gnas_jax import space
+
+AGGREGATIONS = space.DECISION_BY_NAME['agg'].choices
+ACTIVATION_NAMES = space.DECISION_BY_NAME['act'].choices
+ACTIVATIONS = {
+    'identity': lambda x: x,
+    'relu': jax.nn.relu,
+    'leaky_relu': lambda x: jax.nn.leaky_relu(x, 0.2),
+    'tanh': jnp.tanh,
+    'gelu': jax.nn.gelu,
+    'elu': jax.nn.elu,
+}
+assert tuple(ACTIVATIONS) == ACTIVATION_NAMES
+_NGCF = AGGREGATIONS.index('ngcf')
+_GAT_LEAKY_SLOPE = 0.2
+
+
+def arch_value(arch: jax.Array, name: str) -> jax.Array:
+  """The numeric value of global decision `name` for an encoded `arch`."""
+  return jnp.asarray(space.value_table(name))[arch[space.index(name)]]
+
+
+def width_mask(arch: jax.Array, max_width: int) -> jax.Array:
+  """`[max_width]` float mask of the dimensions the architecture uses."""
+  width = arch_value(arch, 'width')
+  return (jnp.arange(max_width) < width).astype(jnp.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelShape:
+  """The static superset a model is compiled for.
+
+  A population shares one shape: the widest width, the deepest depth, the
+  aggregation and activation types any member uses, and whether any member
+  needs the concatenated readout or edge dropout. The model computes only
+  what the shape includes, so a population of LightGCNs never pays for
+  attention; `ModelShape.full()` covers the whole space, so that one
+  compiled program serves any population.
+  """
+  max_width: int
+  max_layers: int
+  aggregations: tuple[str, ...]
+  activations: tuple[str, ...]
+  concat_readout: bool
+  edge_dropout: bool
+
+  @classmethod
+  def covering(cls, archs: Sequence[space.Architecture]) -> ModelShape:
+    """The smallest shape that computes every architecture in `archs`."""
+    if not archs:
+      raise ValueError('ModelShape.covering needs at least one architecture.')
+    used_aggs = {a for arch in archs for a in arch.agg}
+    used_acts = {a for arch in archs for a in arch.act}
+    return cls(
+        max_width=max(a.width for a in archs),
+        max_layers=max(a.layers for a in archs),
+        aggregations=tuple(a for a in AGGREGATIONS if a in used_aggs),
+        activations=tuple(a for a in ACTIVATION_NAMES if a in used_acts),
+        concat_readout=any(a.readout == 'concat' and a.layers > 0
+                           for a in archs),
+        edge_dropout=any(a.edge_dropout > 0 and a.layers > 0 for a in archs))
+
+  @classmethod
+  def full(cls) -> ModelShape:
+    """The shape that computes every architecture of the search space."""
+    return cls(
+        max_width=max(space.DECISION_BY_NAME['width'].choices),
+        max_layers=space.MAX_LAYERS, aggregations=AGGREGATIONS,
+        activations=ACTIVATION_NAMES, concat_readout=True, edge_dropout=True)
+
+  def covers(self, arch: space.Architecture) -> bool:
+    """Whether a model of this shape computes `arch`."""
+    needed = ModelShape.covering([arch])
+    return (needed.max_width <= self.max_width and
+            needed.max_layers <= self.max_layers and
+            set(needed.aggregations) <= set(self.aggregations) and
+            set(needed.activations) <= set(self.activations) and
+            needed.concat_readout <= self.concat_readout and
+            needed.edge_dropout <= self.edge_dropout)
+
+
+def _select(index: jax.Array, names: Sequence[str],
+            choices: Sequence[str], compute) -> jax.Array:
+  """`compute(name)` for the choice `index` names, among `names` only.
+
+  Array selection rather than `lax.switch`: under autodiff a traced switch
+  costs several times its branch, and under `vmap` it becomes a select
+  anyway. Only the options in `names` (a population's own) are computed.
+  """
+  result = compute(names[-1])
+  for name in reversed(names[:-1]):
+    result = jnp.where(index == choices.index(name), compute(name), result)
+  return result
+
+
+class GNNRecommender(nn.Module):
+  """Embeddings propagated over the user-item graph by a chosen GNN.
+
+  Attributes:
+    num_users: U.
+    num_items: I.
+    shape: the static superset shape (see `ModelShape`).
+    embedding_stddev: standard deviation of the normal initialisation of the
+      embeddings (LightGCN's 0.1).
+  """
+  num_users: int
+  num_items: int
+  shape: ModelShape
+  embedding_stddev: float = 0.1
+
+  @property
+  def output_dim(self) -> int:
+    blocks = self.shape.max_layers + 1 if self.shape.concat_readout else 1
+    return blocks * self.shape.max_width
+
+  @nn.compact
+  def __call__(self, graph: graph_lib.BipartiteGraph, arch: jax.Array, *,
+               train: bool = False) -> jax.Array:
+    """Node representations.
+
+    Args:
+      graph: the bipartite training graph.
+      arch: `[space.NUM_DECISIONS]` int32 encoded architecture.
+      train: enables edge dropout (needs a 'dropout' RNG).
+
+    Returns:
+      `[N, output_dim]` representations, users first, then items; scores are
+      dot products of a user's and an item's rows.
+    """
+    shape = self.shape
+    num_nodes, width = self.num_users + self.num_items, shape.max_width
+    num_layers = arch[space.index('layers')]
+    mask = width_mask(arch, width)
+    # Initialise weights for the architecture's own width, so a masked model
+    # starts where a true model of that width would.
+    weight_scale = jax.lax.rsqrt(arch_value(arch, 'width'))
+
+    def weights(name, *dims):
+      return self.param(
+          name, lambda k: weight_scale * jax.random.normal(k, dims))
+
+    h = self.param(
+        'embedding',
+        nn.initializers.normal(self.embedding_stddev),
+        (num_nodes, width)) * mask
+    if shape.max_layers == 0:
+      return self._decode(arch, h)
+
+    depth = shape.max_layers
+    # Per-layer weights of the aggregation types the shape includes.
+    used = set(shape.aggregations)
+    p = {}
+    if used & {'gcn', 'sage', 'gin', 'ngcf', 'gat'}:
+      p['w1'] = weights('w1', depth, width, width)
+      p['b1'] = self.param('b1', nn.initializers.zeros, (depth, width))
+    if used & {'sage', 'gin', 'ngcf'}:
+      p['w2'] = weights('w2', depth, width, width)
+    if used & {'gin', 'ngcf'}:
+      p['b2'] = self.param('b2', nn.initializers.zeros, (depth, width))
+    if 'gin' in used:
+      p['eps'] = self.param('gin_eps', nn.initializers.zeros, (depth,))
+    if 'gat' in used:
+      p['att_src'] = weights('att_src', depth, width)
+      p['att_dst'] = weights('att_dst', depth, width)
+
+    scale_out, scale_in = graph_lib.normalisation_scales(
+        graph, arch[space.index('norm')])
+    edge_values, edge_mask = self._edge_dropout(graph, arch, train)
+
+    def propagate(x):
+      return scale_out[:, None] * graph_lib.propagate(
+          graph, scale_in[:, None] * x, edge_values)
+
+    def aggregate(name, p, h, a):
+      if name == 'lightgcn':
+        return a
+      if name == 'gcn':
+        return a @ p['w1'] + p['b1']
+      if name == 'sage':
+        return a @ p['w1'] + h @ p['w2'] + p['b1']
+      if name == 'gin':
+        hidden = jax.nn.relu(((1 + p['eps']) * h + a) @ p['w1'] + p['b1'])
+        return (hidden * mask) @ p['w2'] + p['b2']
+      if name == 'ngcf':
+        return (h + a) @ p['w1'] + p['b1'] + (h * a) @ p['w2'] + p['b2']
+      assert name == 'gat', name
+      z = (h @ p['w1']) * mask
+      logits = jax.nn.leaky_relu(
+          (z @ p['att_dst'])[graph.receivers] +
+          (z @ p['att_src'])[graph.senders], _GAT_LEAKY_SLOPE)
+      attention = graph_lib.edge_softmax(graph, logits, edge_mask)
+      return graph_lib.propagate(graph, z, attention) + p['b1']
+
+    needs_propagation = any(a != 'gat' for a in shape.aggregations)
+    readout_inputs = [h]
+    for layer in range(depth):
+      layer_params = {name: value[layer] for name, value in p.items()}
+      # One propagation serves every aggregation type but attention.
+      aggregated = propagate(h) if needs_propagation else None
+      agg = arch[space.POSITIONS['agg'].start + layer]
+      pre_activation = _select(
+          agg, shape.aggregations, AGGREGATIONS,
+          lambda name: aggregate(name, layer_params, h, aggregated))
+      act = arch[space.POSITIONS['act'].start + layer]
+      out = _select(act, shape.activations, ACTIVATION_NAMES,
+                    lambda name: ACTIVATIONS[name](pre_activation))
+      residual = arch[space.POSITIONS['residual'].start + layer]
+      out = (out + jnp.where(residual == 1, h, 0.0)) * mask
+      # Layers beyond the depth pass their input through unchanged, so the
+      # readout never sees what they would compute.
+      h = jnp.where(layer < num_layers, out, h)
+      if 'ngcf' in used:
+        normalised = h / jnp.maximum(
+            jnp.linalg.norm(h, axis=-1, keepdims=True), 1e-12)
+        readout_inputs.append(jnp.where(agg == _NGCF, normalised, h))
+      else:
+        readout_inputs.append(h)
+
+    return self._decode(arch, self._readout(arch, readout_inputs, num_layers))
+
+  def _edge_dropout(self, graph, arch, train):
+    """Per-edge values and keep-mask for edge dropout, or (None, None)."""
+    if not (train and self.shape.edge_dropout):
+      return None, None
+    rate = arch_value(arch, 'edge_dropout')
+    # Dropping an interaction removes both of its directed edges, which keeps
+    # A symmetric.
+    keep = jax.random.bernoulli(
+        self.make_rng('dropout'), 1.0 - rate, (graph.num_interactions,))
+    keep = keep[graph.edge_interaction]
+    return keep.astype(jnp.float32) / (1.0 - rate), keep
+
+  def _readout(self, arch, outputs, num_layers):
+    """Combines layer outputs 0..L as the architecture's readout says."""
+    stacked = jnp.stack(outputs)  # [max_layers + 1, N, width]
+    depth = stacked.shape[0]
+    layer = jnp.arange(depth)
+    active = layer <= num_layers
+    logits = self.param('readout_logits', nn.initializers.zeros, (depth,))
+    learned = jax.nn.softmax(jnp.where(active, logits, -jnp.inf))
+    readout = arch[space.index('readout')]
+    weights = jnp.select(
+        [readout == space.choice_index('readout', 'last'),
+         readout == space.choice_index('readout', 'mean'),
+         readout == space.choice_index('readout', 'weighted')],
+        [(layer == num_layers).astype(jnp.float32),
+         active / (num_layers + 1.0),
+         learned],
+        active.astype(jnp.float32))  # 'sum' (and concat's block masks)
+    combined = jnp.einsum('l,lnd->nd', weights, stacked)
+    if not self.shape.concat_readout:
+      return combined
+    blocks = jnp.where(active[:, None, None], stacked, 0.0)
+    concat = jnp.concatenate(list(blocks), axis=-1)
+    padded = jnp.pad(combined, ((0, 0), (0, concat.shape[-1] -
+                                         combined.shape[-1])))
+    is_concat = readout == space.choice_index('readout', 'concat')
+    return jnp.where(is_concat, concat, padded)
+
+  def _decode(self, arch, reps):
+    """Folds the decoder into the representations (see module docstring)."""
+    is_cosine = arch[space.index('decoder')] == space.choice_index(
+        'decoder', 'cosine')
+    norm = jnp.maximum(jnp.linalg.norm(reps, axis=-1, keepdims=True), 1e-12)
+    temperature = arch_value(arch, 'temperature')
+    return jnp.where(is_cosine, reps / (norm * jnp.sqrt(temperature)), reps)
+
+
+def build_model(num_users: int, num_items: int,
+                archs: Sequence[space.Architecture]) -> GNNRecommender:
+  """A model whose superset shape covers every architecture in `archs`."""
+  return GNNRecommender(num_users=num_users, num_items=num_items,
+                        shape=ModelShape.covering(archs))
+
+
+def count_parameters(arch: space.Architecture, num_users: int,
+                     num_items: int) -> int:
+  """Parameters the architecture itself uses (not the superset's)."""
+  width = arch.width
+  total = (num_users + num_items) * width
+  per_type = {'lightgcn': 0, 'gcn': width * width + width,
+              'sage': 2 * width * width + width,
+              'gin': 2 * width * width + 2 * width + 1,
+              'ngcf': 2 * width * width + 2 * width,
+              'gat': width * width + 3 * width}
+  total += sum(per_type[a] for a in arch.agg)
+  if arch.readout == 'weighted' and arch.layers > 0:
+    total += arch.layers + 1
+  return int(total)
+
+
+def layer0_embeddings(params, arch: jax.Array, rows: jax.Array) -> jax.Array:
+  """`[..., max_width]` masked layer-0 embeddings of node `rows` (for L2)."""
+  table = params['params']['embedding']
+  return table[rows] * width_mask(arch, table.shape[-1])
+

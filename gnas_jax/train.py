@@ -1,0 +1,425 @@
+"""Training one recommender: sampling, loss, jitted steps and the loop.
+
+The loop follows LightGCN's protocol: every step propagates over the full
+training graph, scores a mini-batch of (user, positive, negatives) triples,
+and minimises BPR (or sampled softmax) plus L2 on the batch's layer-0
+embeddings, with Adam. Validation NDCG@20 drives early stopping; the best
+state is checkpointed with orbax and restored for the test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+import os
+import resource
+import time
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+import tqdm
+from absl import logging
+
+from gnas_jax import data as data_lib
+from gnas_jax import graph as graph_lib
+from gnas_jax import metrics as metrics_lib
+from gnas_jax import models
+from gnas_jax import space
+
+# Adam whose learning rate lives in the optimizer state, so it can differ per
+# architecture (and per candidate of a population) inside one program.
+OPTIMIZER = optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)
+_BPR = space.choice_index('loss', 'bpr')
+
+
+@flax.struct.dataclass
+class Batch:
+  """A mini-batch of training triples shared by every model trained on it.
+
+  Attributes:
+    users: `[B]` int32 user ids.
+    positives: `[B]` int32 item ids the users interacted with in training.
+    negatives: `[B, K]` int32 item ids they did not.
+  """
+  users: jax.Array
+  positives: jax.Array
+  negatives: jax.Array
+
+
+class BatchSampler:
+  """Shuffles the training pairs each epoch and draws uniform negatives.
+
+  Negatives are uniform over the items a user has *not* interacted with in
+  training (rejection sampling against the sorted training pairs). Epoch `e`
+  draws from `np.random.default_rng((seed, e))`, so a resumed run samples
+  exactly what an uninterrupted one would.
+  """
+
+  def __init__(self, train: np.ndarray, num_items: int, batch_size: int,
+               num_negatives: int, seed: int):
+    self.train = np.asarray(train, np.int64)
+    self.num_items = num_items
+    self.batch_size = batch_size
+    self.num_negatives = num_negatives
+    self.seed = seed
+    self._keys = np.sort(self.train[:, 0] * num_items + self.train[:, 1])
+    degrees = np.bincount(self.train[:, 0])
+    if degrees.size and degrees.max() >= num_items:
+      user = int(np.argmax(degrees))
+      raise ValueError(
+          f'User {user} interacted with all {num_items} items in training; '
+          'no negative item can be sampled for it.')
+
+  @property
+  def steps_per_epoch(self) -> int:
+    return max(1, math.ceil(len(self.train) / self.batch_size))
+
+  def _is_training_pair(self, users, items):
+    keys = users * self.num_items + items
+    where = np.searchsorted(self._keys, keys)
+    where = np.minimum(where, self._keys.size - 1)
+    return self._keys[where] == keys
+
+  def epoch(self, epoch: int) -> Batch:
+    """All batches of an epoch as numpy arrays with a leading step axis."""
+    rng = np.random.default_rng((self.seed, epoch))
+    steps, size = self.steps_per_epoch, self.batch_size
+    order = rng.permutation(len(self.train))
+    # Fill the last batch with extra random pairs: every step has one shape.
+    extra = rng.integers(0, len(self.train), steps * size - order.size)
+    pairs = self.train[np.concatenate([order, extra])]
+    users = np.repeat(pairs[:, 0:1], self.num_negatives, axis=1)
+    negatives = rng.integers(0, self.num_items, users.shape)
+    redraw = self._is_training_pair(users, negatives)
+    while redraw.any():
+      negatives[redraw] = rng.integers(0, self.num_items, redraw.sum())
+      redraw[redraw] = self._is_training_pair(users[redraw],
+                                              negatives[redraw])
+    return Batch(
+        users=pairs[:, 0].reshape(steps, size).astype(np.int32),
+        positives=pairs[:, 1].reshape(steps, size).astype(np.int32),
+        negatives=negatives.reshape(steps, size, -1).astype(np.int32))
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything that changes while a model trains.
+
+  Attributes:
+    step: scalar int32 count of applied updates.
+    params: the model's parameters.
+    opt_state: `OPTIMIZER` state (with the learning rate as a hyperparameter).
+    arch: `[space.NUM_DECISIONS]` int32 encoded architecture.
+  """
+  step: jax.Array
+  params: Any
+  opt_state: Any
+  arch: jax.Array
+
+
+@functools.partial(jax.jit, static_argnames=('model',))
+def init_state(model: models.GNNRecommender, graph: graph_lib.BipartiteGraph,
+               arch: jax.Array, key: jax.Array) -> TrainState:
+  """Initial parameters and optimizer state for an encoded architecture."""
+  params = model.init(key, graph, arch)
+  opt_state = OPTIMIZER.init(params)
+  opt_state.hyperparams['learning_rate'] = models.arch_value(arch, 'lr')
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                    opt_state=opt_state, arch=arch)
+
+
+def recommendation_loss(params, arch: jax.Array, reps: jax.Array,
+                        batch: Batch,
+                        num_users: int) -> tuple[jax.Array, dict[str, Any]]:
+  """The architecture's ranking loss plus L2 on layer-0 embeddings.
+
+  BPR uses the first negative: `-log sigmoid(s(u, p) - s(u, n))`. Sampled
+  softmax uses all K: `-log softmax([s(u, p), s(u, n_1..K)])_0`. The L2 term
+  is `l2 / 2 * (|e_u|^2 + |e_p|^2 + |e_n|^2) / B` over the layer-0 embeddings
+  of the batch (LightGCN's convention), with the negatives the loss used.
+
+  Args:
+    params: model parameters.
+    arch: encoded architecture.
+    reps: `[N, D]` node representations from the model.
+    batch: the triples.
+    num_users: U (items are nodes `U + item`).
+
+  Returns:
+    (total loss, {'loss', 'ranking_loss', 'l2_loss'}).
+  """
+  users = reps[batch.users]
+  positives = reps[num_users + batch.positives]
+  negatives = reps[num_users + batch.negatives]
+  positive_scores = jnp.sum(users * positives, axis=-1)
+  negative_scores = jnp.einsum('bd,bkd->bk', users, negatives)
+  bpr = -jax.nn.log_sigmoid(positive_scores - negative_scores[:, 0])
+  logits = jnp.concatenate([positive_scores[:, None], negative_scores], 1)
+  softmax = -jax.nn.log_softmax(logits, axis=-1)[:, 0]
+  is_bpr = arch[space.index('loss')] == _BPR
+  ranking = jnp.mean(jnp.where(is_bpr, bpr, softmax))
+
+  def squared(rows):
+    return jnp.sum(models.layer0_embeddings(params, arch, rows) ** 2, -1)
+
+  negative_l2 = squared(num_users + batch.negatives)
+  negative_l2 = jnp.where(is_bpr, negative_l2[:, 0], negative_l2.sum(-1))
+  l2 = models.arch_value(arch, 'l2') * 0.5 * jnp.mean(
+      squared(batch.users) + squared(num_users + batch.positives) +
+      negative_l2)
+  total = ranking + l2
+  return total, {'loss': total, 'ranking_loss': ranking, 'l2_loss': l2}
+
+
+@functools.partial(jax.jit, static_argnames=('model',),
+                   donate_argnames=('state',))
+def train_step(model: models.GNNRecommender, state: TrainState,
+               graph: graph_lib.BipartiteGraph, batch: Batch,
+               key: jax.Array) -> tuple[TrainState, dict[str, jax.Array]]:
+  """One Adam step on a mini-batch; `key` is folded with the step count."""
+  key = jax.random.fold_in(key, state.step)
+
+  def loss_fn(params):
+    reps = model.apply(params, graph, state.arch, train=True,
+                       rngs={'dropout': key})
+    return recommendation_loss(params, state.arch, reps, batch,
+                               model.num_users)
+
+  grads, step_metrics = jax.grad(loss_fn, has_aux=True)(state.params)
+  updates, opt_state = OPTIMIZER.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  return state.replace(step=state.step + 1, params=params,
+                       opt_state=opt_state), step_metrics
+
+
+@functools.partial(jax.jit, static_argnames=('model',))
+def representations(model: models.GNNRecommender, params,
+                    graph: graph_lib.BipartiteGraph,
+                    arch: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """`([U, D], [I, D])` user and item representations in evaluation mode."""
+  reps = model.apply(params, graph, arch)
+  return reps[:model.num_users], reps[model.num_users:]
+
+
+def evaluate(model: models.GNNRecommender, state: TrainState,
+             graph: graph_lib.BipartiteGraph, task: metrics_lib.RankingTask,
+             popularity: jax.Array, ks=(10, 20)) -> dict[str, float]:
+  """Full-ranking metrics of the state's model on a task."""
+  user_reps, item_reps = representations(model, state.params, graph,
+                                         state.arch)
+  return metrics_lib.evaluate_ranking(user_reps, item_reps, task, popularity,
+                                      ks)
+
+
+def peak_rss_mb() -> float:
+  """Peak resident memory of this process so far, in MiB."""
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+@dataclasses.dataclass
+class _Progress:
+  """Early-stopping bookkeeping, checkpointed with the state."""
+  epoch: int = 0
+  best_epoch: int = -1
+  best_score: float = -math.inf
+  evaluations_without_improvement: int = 0
+  best_valid: dict[str, float] = dataclasses.field(default_factory=dict)
+  epoch_seconds: list[float] = dataclasses.field(default_factory=list)
+
+
+class _Checkpoints:
+  """The latest state (to resume) and the best state (to test), via orbax."""
+
+  def __init__(self, directory: str):
+    options = ocp.CheckpointManagerOptions(max_to_keep=1, create=True)
+    self.latest = ocp.CheckpointManager(
+        os.path.join(directory, 'latest'), options=options)
+    self.best = ocp.CheckpointManager(
+        os.path.join(directory, 'best'), options=options)
+
+  def save(self, manager, state: TrainState, progress: _Progress):
+    manager.save(int(progress.epoch), args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state),
+        progress=ocp.args.JsonSave(dataclasses.asdict(progress))))
+    manager.wait_until_finished()
+
+  def restore(self, manager, template: TrainState):
+    step = manager.latest_step()
+    if step is None:
+      return None
+    restored = manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(template),
+        progress=ocp.args.JsonRestore()))
+    return restored.state, _Progress(**restored.progress)
+
+  def close(self):
+    self.latest.close()
+    self.best.close()
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict,
+                       workdir: str) -> dict[str, Any]:
+  """Trains `config.arch` on `config.dataset`, tests the best state.
+
+  Writes `workdir/results.json`, TensorBoard logs under `workdir/tensorboard`
+  and orbax checkpoints under `workdir/checkpoints`; a run restarted on the
+  same workdir continues from its latest checkpoint (`config.resume`).
+
+  Returns:
+    The flat results dictionary (also written as `results.json`).
+  """
+  from tensorboardX import SummaryWriter  # Heavy import, only for training.
+
+  os.makedirs(workdir, exist_ok=True)
+  arch = space.from_string(config.arch)
+  dataset = data_lib.load_dataset(config)
+  logging.info('Dataset %s: %s', dataset.name, dataset.statistics())
+  logging.info('Architecture: %s', arch.to_string())
+  graph = graph_lib.build_graph(dataset.train, dataset.num_users,
+                                dataset.num_items, config.backend)
+  model = models.build_model(dataset.num_users, dataset.num_items, [arch])
+  key = jax.random.PRNGKey(config.seed)
+  init_key, train_key = jax.random.split(key)
+  state = init_state(model, graph, jnp.asarray(arch.encode()), init_key)
+
+  num_negatives = 1 if arch.loss == 'bpr' else config.num_negatives
+  sampler = BatchSampler(dataset.train, dataset.num_items, config.batch_size,
+                         num_negatives, config.seed)
+  ks = tuple(config.ks)
+  popularity = jnp.asarray(dataset.item_popularity(), jnp.float32)
+  valid_task = metrics_lib.build_ranking_task(
+      dataset.num_users, dataset.num_items, [dataset.train], dataset.valid,
+      config.eval_batch_size)
+  stop_metric = config.early_stopping_metric
+  if f'{stop_metric}' not in _metric_names(ks):
+    raise ValueError(
+        f'config.early_stopping_metric={stop_metric!r} is not computed; '
+        f'choose from {", ".join(_metric_names(ks))}.')
+
+  checkpoints = _Checkpoints(os.path.join(workdir, 'checkpoints'))
+  progress = _Progress()
+  if config.resume:
+    restored = checkpoints.restore(checkpoints.latest, state)
+    if restored is not None:
+      state, progress = restored
+      logging.info('Resumed from epoch %d of %s.', progress.epoch, workdir)
+
+  writer = SummaryWriter(os.path.join(workdir, 'tensorboard'))
+  epochs = tqdm.trange(progress.epoch, config.epochs, desc='epochs',
+                       disable=not config.progress, initial=progress.epoch,
+                       total=config.epochs)
+  for epoch in epochs:
+    batches = jax.device_put(sampler.epoch(epoch))
+    start = time.perf_counter()
+    step_metrics = []
+    for step in tqdm.trange(sampler.steps_per_epoch, leave=False,
+                            desc=f'epoch {epoch + 1}',
+                            disable=not config.progress):
+      batch = jax.tree.map(lambda x, s=step: x[s], batches)
+      state, m = train_step(model, state, graph, batch, train_key)
+      step_metrics.append(m)
+    losses = jax.device_get(step_metrics)
+    progress.epoch_seconds.append(time.perf_counter() - start)
+    progress.epoch = epoch + 1
+    for name in losses[0]:
+      writer.add_scalar(f'train/{name}',
+                        float(np.mean([m[name] for m in losses])), epoch + 1)
+    if not np.isfinite(losses[-1]['loss']):
+      raise FloatingPointError(
+          f'Training diverged at epoch {epoch + 1} (loss '
+          f'{losses[-1]["loss"]}); lower the learning rate of {arch}.')
+    if (epoch + 1) % config.eval_every and epoch + 1 != config.epochs:
+      continue
+    valid = evaluate(model, state, graph, valid_task, popularity, ks)
+    for name, value in valid.items():
+      writer.add_scalar(f'valid/{name}', value, epoch + 1)
+    score = valid[stop_metric]
+    if score > progress.best_score:
+      progress.best_score, progress.best_epoch = score, epoch + 1
+      progress.best_valid = valid
+      progress.evaluations_without_improvement = 0
+      checkpoints.save(checkpoints.best, state, progress)
+    else:
+      progress.evaluations_without_improvement += 1
+    checkpoints.save(checkpoints.latest, state, progress)
+    epochs.set_postfix(loss=f'{losses[-1]["loss"]:.4f}',
+                       **{stop_metric: f'{score:.4f}',
+                          'best': f'{progress.best_score:.4f}'})
+    logging.info('epoch %d: loss %.4f, valid %s %.4f (best %.4f at %d)',
+                 epoch + 1, losses[-1]['loss'], stop_metric, score,
+                 progress.best_score, progress.best_epoch)
+    if progress.evaluations_without_improvement >= config.patience:
+      logging.info('Early stopping: no better %s in %d evaluations.',
+                   stop_metric, config.patience)
+      break
+  writer.flush()
+
+  state, _ = checkpoints.restore(checkpoints.best, state)
+  checkpoints.close()
+  test_task = metrics_lib.build_ranking_task(
+      dataset.num_users, dataset.num_items, [dataset.train, dataset.valid],
+      dataset.test, config.eval_batch_size)
+  start = time.perf_counter()
+  test = evaluate(model, state, graph, test_task, popularity, ks)
+  test_seconds = time.perf_counter() - start
+  for name, value in test.items():
+    writer.add_scalar(f'test/{name}', value, progress.best_epoch)
+  writer.close()
+
+  results = {f'test/{k}': v for k, v in test.items()}
+  results.update({f'valid/{k}': v for k, v in progress.best_valid.items()})
+  # The first epoch includes compilation; the median ignores it.
+  results.update({
+      'best_epoch': progress.best_epoch,
+      'epochs_run': progress.epoch,
+      'train_seconds_per_epoch': float(np.median(progress.epoch_seconds))
+                                 if progress.epoch_seconds else float('nan'),
+      'test_seconds': test_seconds,
+      'peak_rss_mb': peak_rss_mb(),
+      'num_parameters': models.count_parameters(arch, dataset.num_users,
+                                                dataset.num_items),
+      'arch': arch.to_string(),
+      'dataset': dataset.name,
+      'seed': int(config.seed),
+      'backend': graph.backend,
+      'device': jax.devices()[0].platform,
+  })
+  with open(os.path.join(workdir, 'results.json'), 'w') as f:
+    json.dump(results, f, indent=2, sort_keys=True)
+  return results
+
+
+def _metric_names(ks) -> list[str]:
+  return [f'{name}@{k}'
+          for name in metrics_lib.RANKING_METRICS +
+          metrics_lib.CATALOGUE_METRICS for k in ks]
+
+
+def format_results_table(results: dict[str, Any], split: str = 'test') -> str:
+  """A Markdown table of a split's metrics: one row per metric, one column
+  per cut-off."""
+  prefix = f'{split}/'
+  names, ks = [], []
+  for key in results:
+    if key.startswith(prefix) and '@' in key:
+      name, k = key[len(prefix):].split('@')
+      if name not in names:
+        names.append(name)
+      if int(k) not in ks:
+        ks.append(int(k))
+  ks.sort()
+  lines = ['| metric | ' + ' | '.join(f'@{k}' for k in ks) + ' |',
+           '| --- |' + ' ---: |' * len(ks)]
+  for name in names:
+    cells = [f'{results.get(f"{prefix}{name}@{k}", float("nan")):.4f}'
+             for k in ks]
+    lines.append(f'| {split} {name} | ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines)

@@ -1,0 +1,77 @@
+"""Tests for the search space: encoding, strings, presets, canonical forms."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from gnas_jax import space
+
+
+@pytest.mark.parametrize('name', sorted(space.PRESETS))
+def test_presets_round_trip_through_strings_and_vectors(name):
+  arch = space.PRESETS[name]
+  assert space.from_string(arch.to_string()) == arch
+  assert space.decode(arch.encode()) == arch
+  assert space.from_string(name) == arch
+
+
+def test_vector_layout():
+  arch = space.preset('lightgcn')
+  vector = arch.encode()
+  assert vector.shape == (space.NUM_DECISIONS,) == (10 + 3 * space.MAX_LAYERS,)
+  assert vector[space.index('width')] == space.choice_index('width', 64)
+  assert vector[space.index('layers')] == 3
+  # Unused layer slots hold choice 0.
+  assert vector[space.POSITIONS['agg']].tolist() == [0, 0, 0, 0]
+
+
+def test_preset_with_overrides_and_per_layer_values():
+  arch = space.from_string('lightgcn, layers=2, width=32, act=relu/tanh')
+  assert (arch.layers, arch.width) == (2, 32)
+  assert arch.agg == ('lightgcn', 'lightgcn')
+  assert arch.act == ('relu', 'tanh')
+  assert space.from_string('mf,layers=2').agg == ('lightgcn', 'lightgcn')
+  deeper = space.from_string('gcn,layers=4')
+  assert deeper.agg == ('gcn',) * 4 and deeper.act == ('relu',) * 4
+
+
+def test_values_parse_in_any_numeric_spelling():
+  arch = space.from_string('lightgcn,lr=1e-3,l2=0.00001,residual=true')
+  assert arch.lr == 1e-3 and arch.l2 == 1e-5
+  assert arch.residual == (True,) * 3
+
+
+@pytest.mark.parametrize('text, message', [
+    ('lightgcnn', r"Unknown architecture preset 'lightgcnn'; choose from .*"
+                  r"lightgcn.*ngcf"),
+    ('lightgcn,width=48', r"Invalid value '48' for architecture decision "
+                          r"'width'; choose from 16, 32, 64, 128"),
+    ('lightgcn,depth=2', r"Unknown architecture decision 'depth'"),
+    ('lightgcn,agg=gcn/gcn', r"'agg' has 2 values .* for layers=3"),
+    ('width=64,ngcf', r'a preset name may only come first'),
+    ('', 'Empty architecture string'),
+])
+def test_bad_strings_name_the_problem(text, message):
+  with pytest.raises(ValueError, match=message):
+    space.from_string(text)
+
+
+def test_canonical_collapses_choices_that_cannot_matter():
+  dot = space.from_string('lightgcn,temperature=0.5')
+  assert dot.canonical() == space.preset('lightgcn').canonical()
+  cosine = space.from_string('lightgcn,decoder=cosine,temperature=0.5')
+  assert cosine.canonical().temperature == 0.5
+  mf_a = space.from_string('mf,norm=left,readout=sum,edge_dropout=0.2')
+  assert mf_a.canonical() == space.preset('mf').canonical()
+  gat = space.from_string('gat,norm=none').canonical()
+  assert gat == space.preset('gat').canonical()
+  gcn = space.from_string('gcn,norm=none').canonical()
+  assert gcn != space.preset('gcn').canonical()
+
+
+def test_decode_rejects_wrong_length_and_checks_values():
+  with pytest.raises(ValueError, match='has shape'):
+    space.decode(np.zeros(3, np.int32))
+  with pytest.raises(ValueError, match="'agg' has 1 values for 2 layers"):
+    dataclasses.replace(space.preset('gcn'), agg=('gcn',))

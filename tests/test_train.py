@@ -1,0 +1,173 @@
+"""Tests for sampling, the loss, the jitted step and the training loop."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import random_pairs
+from experiments.configs import test as test_config
+from gnas_jax import graph as graph_lib
+from gnas_jax import models
+from gnas_jax import space
+from gnas_jax import train
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_sampler_negatives_avoid_training_items_and_are_seeded():
+  pairs = random_pairs(20, 12, 150, seed=1)
+  sampler = train.BatchSampler(pairs, 12, batch_size=32, num_negatives=4,
+                               seed=7)
+  batch = sampler.epoch(0)
+  steps = -(-len(pairs) // 32)
+  assert batch.users.shape == (steps, 32)
+  assert batch.negatives.shape == (steps, 32, 4)
+  seen = set(map(tuple, pairs.tolist()))
+  users = np.repeat(batch.users[..., None], 4, -1)
+  assert not any((u, n) in seen for u, n in
+                 zip(users.ravel().tolist(), batch.negatives.ravel().tolist()))
+  assert all((u, p) in seen for u, p in zip(batch.users.ravel().tolist(),
+                                            batch.positives.ravel().tolist()))
+  # Every training pair appears in an epoch.
+  drawn = set(zip(batch.users.ravel().tolist(),
+                  batch.positives.ravel().tolist()))
+  assert drawn == seen
+  again = sampler.epoch(0)
+  np.testing.assert_array_equal(again.negatives, batch.negatives)
+  assert not np.array_equal(sampler.epoch(1).users, batch.users)
+
+
+def test_sampler_rejects_a_user_with_every_item():
+  pairs = np.array([[0, 0], [0, 1], [1, 0]])
+  with pytest.raises(ValueError, match='User 0 interacted with all 2 items'):
+    train.BatchSampler(pairs, 2, 4, 1, 0)
+
+
+def test_bpr_and_softmax_losses_by_hand():
+  num_users = 1
+  # Node 0 is the user; nodes 1, 2, 3 are items 0, 1, 2.
+  reps = jnp.asarray([[1.0, 0.0], [2.0, 0.0], [0.5, 1.0], [-1.0, 0.0]])
+  embedding = jnp.asarray([[1.0, 1.0], [0.0, 2.0], [1.0, 0.0], [0.0, 0.0]])
+  params = {'params': {'embedding': jnp.pad(embedding, ((0, 0), (0, 62)))}}
+  batch = train.Batch(users=jnp.asarray([0]), positives=jnp.asarray([0]),
+                      negatives=jnp.asarray([[1, 2]]))
+  arch = jnp.asarray(space.from_string('mf,l2=0.001').encode())
+  total, parts = train.recommendation_loss(params, arch, reps, batch,
+                                           num_users)
+  # s(u, p) = 2, s(u, n1) = 0.5: BPR = -log sigmoid(1.5).
+  bpr = np.log1p(np.exp(-1.5))
+  # L2 = 0.001 / 2 * (|e_u|^2 + |e_p|^2 + |e_n1|^2) = 0.0005 * (2 + 4 + 1).
+  assert parts['ranking_loss'] == pytest.approx(bpr, rel=1e-6)
+  assert parts['l2_loss'] == pytest.approx(0.0005 * 7, rel=1e-6)
+  assert total == pytest.approx(bpr + 0.0035, rel=1e-6)
+  softmax_arch = jnp.asarray(
+      space.from_string('mf,loss=softmax,l2=0.001').encode())
+  _, parts = train.recommendation_loss(params, softmax_arch, reps, batch,
+                                       num_users)
+  logits = np.array([2.0, 0.5, -1.0])
+  assert parts['ranking_loss'] == pytest.approx(
+      -(logits[0] - np.log(np.exp(logits).sum())), rel=1e-6)
+  assert parts['l2_loss'] == pytest.approx(0.0005 * (2 + 4 + 1 + 0),
+                                           rel=1e-6)
+
+
+@pytest.fixture(scope='module')
+def tiny_problem():
+  pairs = random_pairs(40, 50, 400, seed=3)
+  graph = graph_lib.build_graph(pairs, 40, 50, 'sparse')
+  return pairs, graph
+
+
+def test_steps_learn_and_one_compilation_serves_same_shape_archs(
+    tiny_problem):
+  pairs, graph = tiny_problem
+  first = space.from_string('lightgcn,width=16,layers=2')
+  second = space.from_string('lightgcn,width=16,layers=2,readout=sum,'
+                             'lr=0.01,norm=left')
+  shape = models.ModelShape.covering([first, second])
+  model = models.GNNRecommender(40, 50, shape)
+  sampler = train.BatchSampler(pairs, 50, 64, 1, 0)
+  key = jax.random.PRNGKey(0)
+  before = train.train_step._cache_size()
+  for arch in (first, second):
+    state = train.init_state(model, graph, jnp.asarray(arch.encode()), key)
+    assert float(state.opt_state.hyperparams['learning_rate']) == (
+        pytest.approx(arch.lr))
+    losses = []
+    for epoch in range(8):
+      batches = sampler.epoch(epoch)
+      for step in range(sampler.steps_per_epoch):
+        batch = jax.tree.map(lambda x, s=step: jnp.asarray(x[s]), batches)
+        state, metrics = train.train_step(model, state, graph, batch, key)
+        losses.append(float(metrics['loss']))
+    assert np.all(np.isfinite(losses))
+    assert np.mean(losses[-5:]) < np.mean(losses[:5])
+    assert int(state.step) == 8 * sampler.steps_per_epoch
+  assert train.train_step._cache_size() == before + 1
+
+
+def run_training(workdir, **overrides):
+  config = test_config.get_config()
+  config.unlock()
+  for name, value in overrides.items():
+    config[name] = value
+  config.lock()
+  return train.train_and_evaluate(config, str(workdir))
+
+
+@pytest.fixture(scope='module')
+def four_epoch_run(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp('straight')
+  return workdir, run_training(workdir, epochs=4)
+
+
+def test_end_to_end_writes_results(four_epoch_run):
+  workdir, results = four_epoch_run
+  with open(workdir / 'results.json') as f:
+    saved = json.load(f)
+  assert saved == pytest.approx(results)
+  for key in ['test/recall@20', 'test/ndcg@20', 'valid/ndcg@20',
+              'test/coverage@10', 'test/mean_popularity@20', 'best_epoch',
+              'train_seconds_per_epoch', 'peak_rss_mb']:
+    assert key in results, key
+  assert 0 < results['test/recall@20'] <= 1
+  assert 1 <= results['best_epoch'] <= results['epochs_run'] == 4
+  assert results['arch'] == space.from_string(
+      'lightgcn,width=16,layers=2').to_string()
+  assert os.listdir(workdir / 'tensorboard')
+  table = train.format_results_table(results)
+  assert '| test ndcg |' in table and '@20' in table
+
+
+def test_resumed_run_equals_uninterrupted_run(tmp_path, four_epoch_run):
+  _, straight = four_epoch_run
+  run_training(tmp_path, epochs=2)
+  resumed = run_training(tmp_path, epochs=4)
+  assert resumed['epochs_run'] == 4
+  for key, value in straight.items():
+    if key.startswith(('test/', 'valid/')) or key == 'best_epoch':
+      assert resumed[key] == pytest.approx(value, rel=1e-6), key
+
+
+def test_wrong_override_type_fails_before_any_work(tmp_path):
+  workdir = tmp_path / 'never'
+  result = subprocess.run(
+      [sys.executable, '-m', 'experiments.train',
+       '--config=experiments/configs/test.py', f'--workdir={workdir}',
+       '--config.epochs=many'],
+      cwd=ROOT, capture_output=True, text=True, timeout=120)
+  assert result.returncode != 0
+  assert "config.epochs" in result.stderr and 'many' in result.stderr
+  assert not workdir.exists()
+
+
+def test_unknown_metric_for_early_stopping_lists_choices(tmp_path):
+  with pytest.raises(ValueError, match=r"early_stopping_metric='auc'.*"
+                     r"ndcg@20"):
+    run_training(tmp_path, early_stopping_metric='auc')
