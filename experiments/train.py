@@ -11,6 +11,7 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from experiments import common
 from gnas_jax import train
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -24,6 +25,7 @@ flags.mark_flags_as_required(['workdir'])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
+  common.quiet_library_logs()
   results = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   print(train.format_results_table(results))
   print(f'best epoch {results["best_epoch"]}, '

@@ -716,3 +716,15 @@ def test_gowalla_given_split_counts():
       dataset='gowalla', **{'data.split': 'given'}))
   assert len(carved.train) + len(carved.valid) == 810128
   assert len(np.unique(carved.train[:, 0])) == 29858
+
+
+def test_write_recbole_split_round_trips(tmp_path):
+  dataset = data.load_dataset(make_config(
+      **{'data.synthetic.num_users': 30, 'data.synthetic.num_items': 40}))
+  data.write_recbole_split(dataset, tmp_path, 'syn')
+  for split in ('train', 'valid', 'test'):
+    path = tmp_path / f'syn.{split}.inter'
+    lines = path.read_text().splitlines()
+    assert lines[0] == 'user_id:token\titem_id:token'
+    pairs = np.array([line.split('\t') for line in lines[1:]], np.int64)
+    np.testing.assert_array_equal(pairs, getattr(dataset, split))

@@ -8,6 +8,7 @@ from gnas_jax.data.dataset import concatenate
 from gnas_jax.data.dataset import Dataset
 from gnas_jax.data.dataset import IndexedInteractions
 from gnas_jax.data.dataset import Interactions
+from gnas_jax.data.dataset import write_recbole_split
 from gnas_jax.data.loading import load_dataset
 from gnas_jax.data.loading import locate
 from gnas_jax.data.loading import SYNTHETIC

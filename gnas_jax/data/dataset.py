@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import pathlib
 from typing import Any
 
 import numpy as np
@@ -199,3 +200,20 @@ def _lookup(table: dict[str, int], raw_id, kind: str, name: str) -> int:
         f'Unknown raw {kind} id {raw_id!r} in dataset {name!r} (it has '
         f'{len(table)} {kind}s; ids dropped by filtering are unknown).'
     ) from None
+
+
+def write_recbole_split(dataset: Dataset, folder, name: str) -> None:
+  """Writes the split as RecBole benchmark atomic files.
+
+  Creates `folder/name.{train,valid,test}.inter`, each with the header
+  `user_id:token<TAB>item_id:token` and one internal-id pair per row, so
+  that RecBole (with `benchmark_filename`) trains and tests on exactly this
+  split.
+  """
+  folder = pathlib.Path(folder)
+  folder.mkdir(parents=True, exist_ok=True)
+  for split in ('train', 'valid', 'test'):
+    pairs = getattr(dataset, split)
+    with open(folder / f'{name}.{split}.inter', 'w', encoding='utf-8') as f:
+      f.write('user_id:token\titem_id:token\n')
+      np.savetxt(f, pairs, fmt='%d', delimiter='\t')
