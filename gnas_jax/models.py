@@ -58,7 +58,7 @@ class ModelShape:
 
   A population shares one shape: the widest width, the deepest depth, the
   aggregation and activation types any member uses, and whether any member
-  needs the concatenated readout or edge dropout. The model computes only
+  needs the cosine decoder, the concatenated readout or edge dropout. The model computes only
   what the shape includes, so a population of LightGCNs never pays for
   attention; `ModelShape.full()` covers the whole space, so that one
   compiled program serves any population.
@@ -67,6 +67,7 @@ class ModelShape:
   max_layers: int
   aggregations: tuple[str, ...]
   activations: tuple[str, ...]
+  cosine_decoder: bool
   concat_readout: bool
   edge_dropout: bool
 
@@ -82,6 +83,7 @@ class ModelShape:
         max_layers=max(a.layers for a in archs),
         aggregations=tuple(a for a in AGGREGATIONS if a in used_aggs),
         activations=tuple(a for a in ACTIVATION_NAMES if a in used_acts),
+        cosine_decoder=any(a.decoder == 'cosine' for a in archs),
         concat_readout=any(a.readout == 'concat' and a.layers > 0
                            for a in archs),
         edge_dropout=any(a.edge_dropout > 0 and a.layers > 0 for a in archs))
@@ -92,7 +94,8 @@ class ModelShape:
     return cls(
         max_width=max(space.DECISION_BY_NAME['width'].choices),
         max_layers=space.MAX_LAYERS, aggregations=AGGREGATIONS,
-        activations=ACTIVATION_NAMES, concat_readout=True, edge_dropout=True)
+        activations=ACTIVATION_NAMES, cosine_decoder=True,
+        concat_readout=True, edge_dropout=True)
 
   def covers(self, arch: space.Architecture) -> bool:
     """Whether a model of this shape computes `arch`."""
@@ -101,6 +104,7 @@ class ModelShape:
             needed.max_layers <= self.max_layers and
             set(needed.aggregations) <= set(self.aggregations) and
             set(needed.activations) <= set(self.activations) and
+            needed.cosine_decoder <= self.cosine_decoder and
             needed.concat_readout <= self.concat_readout and
             needed.edge_dropout <= self.edge_dropout)
 
@@ -285,6 +289,8 @@ class GNNRecommender(nn.Module):
 
   def _decode(self, arch, reps):
     """Folds the decoder into the representations (see module docstring)."""
+    if not self.shape.cosine_decoder:
+      return reps
     is_cosine = arch[space.index('decoder')] == space.choice_index(
         'decoder', 'cosine')
     norm = jnp.maximum(jnp.linalg.norm(reps, axis=-1, keepdims=True), 1e-12)

@@ -295,9 +295,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                          num_negatives, config.seed)
   ks = tuple(config.ks)
   popularity = jnp.asarray(dataset.item_popularity(), jnp.float32)
-  valid_task = metrics_lib.build_ranking_task(
-      dataset.num_users, dataset.num_items, [dataset.train], dataset.valid,
-      config.eval_batch_size)
+  valid_task = None
+  if len(dataset.valid):
+    valid_task = metrics_lib.build_ranking_task(
+        dataset.num_users, dataset.num_items, [dataset.train], dataset.valid,
+        config.eval_batch_size)
+  else:
+    logging.warning('No validation split: training all %d epochs without '
+                    'early stopping and testing the last state.',
+                    config.epochs)
   stop_metric = config.early_stopping_metric
   if f'{stop_metric}' not in _metric_names(ks):
     raise ValueError(
@@ -317,8 +323,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                        disable=not config.progress, initial=progress.epoch,
                        total=config.epochs)
   for epoch in epochs:
-    batches = jax.device_put(sampler.epoch(epoch))
+    # Epoch time counts sampling too, as other libraries' epochs do.
     start = time.perf_counter()
+    batches = jax.device_put(sampler.epoch(epoch))
     step_metrics = []
     for step in tqdm.trange(sampler.steps_per_epoch, leave=False,
                             desc=f'epoch {epoch + 1}',
@@ -337,6 +344,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
           f'Training diverged at epoch {epoch + 1} (loss '
           f'{losses[-1]["loss"]}); lower the learning rate of {arch}.')
     if (epoch + 1) % config.eval_every and epoch + 1 != config.epochs:
+      continue
+    if valid_task is None:
+      progress.best_epoch = epoch + 1
+      checkpoints.save(checkpoints.latest, state, progress)
+      checkpoints.save(checkpoints.best, state, progress)
       continue
     valid = evaluate(model, state, graph, valid_task, popularity, ks)
     for name, value in valid.items():
