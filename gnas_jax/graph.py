@@ -3,20 +3,21 @@
 Users are nodes `0..U-1` and items `U..U+I-1`; every training interaction
 (u, i) gives the two directed edges u -> U+i and U+i -> u, so the adjacency
 matrix A is symmetric. Every aggregation in the model family is a product
-`A_v h` with optional per-edge values `v` (edge dropout, attention), and the
-degree normalisations are node scalings around it (DESIGN.md, decision 3):
-
-  D^-a A D^-b h = d^-a * (A (d^-b * h))
-
-with (a, b) = (1/2, 1/2) symmetric, (1, 0) left (mean), (0, 1) right and
-(0, 0) none. Three backends compute the product:
+`A_v h` with per-edge values `v` on A's fixed pattern. The degree
+normalisations D^-a A D^-b are such values, `v_e = d_r^-a d_s^-b` for the
+edge e = (r <- s), with (a, b) = (1/2, 1/2) symmetric, (1, 0) left (mean),
+(0, 1) right and (0, 0) none (DESIGN.md, decision 3): one sparse pattern
+serves every normalisation, and the graph stores the four value arrays so
+that choosing one costs nothing at run time. Edge dropout multiplies them
+by a mask; attention replaces them. Three backends compute the product:
 
 * ``'segment'``: jraph-style gather of senders then `segment_sum` onto
   receivers. Simple and general; slow on CPU for large graphs.
 * ``'sparse'``: a CSR sparse-dense product (`jax.experimental.sparse.BCSR`)
   with a custom VJP. The backward of `y = A_v h` is `A_v^T g`, and because
-  the pattern is symmetric `A_v^T` is the same CSR with the values permuted
-  to their reverse edges; the backward therefore keeps only node-sized
+  the pattern is symmetric `A_v^T` is the same CSR with the transposed
+  values (those of the reverse edges; for a normalisation D^-a A D^-b, the
+  values of D^-b A D^-a); the backward therefore keeps only node-sized
   tensors, never an `[edges, dim]` message tensor.
 * ``'dense'``: the two `[U, I]` blocks of A as dense matrices; matrix units
   make this the fastest choice for small graphs.
@@ -37,10 +38,10 @@ from jax.experimental import sparse as jsparse
 BACKENDS = ('segment', 'sparse', 'dense')
 
 # Exponents (a, b) of D^-a A D^-b for each normalisation, in the order the
-# search space lists them.
+# search space lists them, and the index of each one's transpose.
 NORMALISATIONS = ('sym', 'left', 'right', 'none')
-NORMALISATION_EXPONENTS = np.array(
-    [[0.5, 0.5], [1.0, 0.0], [0.0, 1.0], [0.0, 0.0]], dtype=np.float32)
+NORMALISATION_EXPONENTS = ((0.5, 0.5), (1.0, 0.0), (0.0, 1.0), (0.0, 0.0))
+TRANSPOSED_NORMALISATION = (0, 2, 1, 3)
 
 # Largest U * I for which `choose_backend` picks the dense backend.
 DENSE_MAX_ENTRIES = 4_000_000
@@ -54,6 +55,8 @@ class BipartiteGraph:
     graph: jraph `GraphsTuple` with `senders`/`receivers` `[2E]` (sorted by
       receiver, then sender), `n_node = [N]`, `n_edge = [2E]`; no features.
     degrees: `[N]` float32 node degrees (interactions per user or item).
+    norm_values: `[len(NORMALISATIONS), 2E]` float32 edge values of each
+      normalised adjacency D^-a A D^-b, aligned with `senders`.
     edge_interaction: `[2E]` int32 index in `[0, E)` of the interaction each
       directed edge comes from (both directions share it, which keeps edge
       dropout symmetric).
@@ -67,6 +70,7 @@ class BipartiteGraph:
   """
   graph: jraph.GraphsTuple
   degrees: jax.Array
+  norm_values: jax.Array
   edge_interaction: jax.Array
   reverse_edge: jax.Array
   indptr: jax.Array
@@ -147,6 +151,11 @@ def build_graph(train: np.ndarray, num_users: int, num_items: int,
                             position[:num_interactions]])[order]
   degrees = np.bincount(receivers, minlength=num_nodes)
   indptr = np.concatenate([[0], np.cumsum(degrees)])
+  # Isolated nodes have no edges, so their (infinite) scale never matters.
+  log_degree = np.log(np.maximum(degrees, 1).astype(np.float64))
+  norm_values = np.stack([
+      np.exp(-a * log_degree[receivers] - b * log_degree[senders])
+      for a, b in NORMALISATION_EXPONENTS]).astype(np.float32)
   dense = None
   if backend == 'dense':
     dense = np.zeros((num_users, num_items), np.float32)
@@ -161,6 +170,7 @@ def build_graph(train: np.ndarray, num_users: int, num_items: int,
   return BipartiteGraph(
       graph=graph,
       degrees=jnp.asarray(degrees, jnp.float32),
+      norm_values=jnp.asarray(norm_values),
       edge_interaction=jnp.asarray(interaction, jnp.int32),
       reverse_edge=jnp.asarray(reverse, jnp.int32),
       indptr=jnp.asarray(indptr, jnp.int32),
@@ -168,20 +178,24 @@ def build_graph(train: np.ndarray, num_users: int, num_items: int,
       num_users=num_users, num_items=num_items, backend=backend)
 
 
-def normalisation_scales(graph: BipartiteGraph,
-                         norm: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """Node scalings `(d^-a, d^-b)`, each `[N]`, for normalisation index `norm`.
+def normalised_edge_values(graph: BipartiteGraph,
+                           norm: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Edge values `(v, v^T)`, each `[2E]`, of normalisation index `norm`.
 
-  Isolated nodes (degree 0) get scale 1: their row of A is empty anyway.
+  `v^T` holds the values of the transposed matrix at the same positions,
+  which the sparse backend's backward pass needs. A Python int `norm`
+  selects statically (no copy); an array selects at run time.
   """
-  exponents = jnp.asarray(NORMALISATION_EXPONENTS)[norm]
-  log_degree = jnp.log(jnp.maximum(graph.degrees, 1.0))
-  return jnp.exp(-exponents[0] * log_degree), jnp.exp(
-      -exponents[1] * log_degree)
+  if isinstance(norm, int):
+    return (graph.norm_values[norm],
+            graph.norm_values[TRANSPOSED_NORMALISATION[norm]])
+  transposed = jnp.asarray(TRANSPOSED_NORMALISATION)[norm]
+  return graph.norm_values[norm], graph.norm_values[transposed]
 
 
 def propagate(graph: BipartiteGraph, h: jax.Array,
-              edge_values: jax.Array | None = None) -> jax.Array:
+              edge_values: jax.Array | None = None,
+              transposed_values: jax.Array | None = None) -> jax.Array:
   """Computes `A_v h`: for each node, the `v`-weighted sum of its neighbours.
 
   Args:
@@ -189,6 +203,9 @@ def propagate(graph: BipartiteGraph, h: jax.Array,
     h: `[N, d]` node features.
     edge_values: `[2E]` per-edge weights `v` aligned with `graph.senders`, or
       None for all ones. Gradients flow to them (attention).
+    transposed_values: `[2E]` values of `A_v^T` at the same positions
+      (`v[graph.reverse_edge]`), if the caller has them at hand; derived
+      from `edge_values` otherwise.
 
   Returns:
     `[N, d]` aggregated features.
@@ -201,9 +218,12 @@ def propagate(graph: BipartiteGraph, h: jax.Array,
                                indices_are_sorted=True)
   if graph.backend == 'sparse':
     if edge_values is None:
-      edge_values = jnp.ones(graph.senders.shape, h.dtype)
-    return _csr_matmul(edge_values, graph.senders, graph.indptr,
-                       graph.reverse_edge, graph.receivers, h)
+      edge_values = transposed_values = jnp.ones(graph.senders.shape,
+                                                 h.dtype)
+    elif transposed_values is None:
+      transposed_values = edge_values[graph.reverse_edge]
+    return _csr_matmul(edge_values, transposed_values, graph.senders,
+                       graph.indptr, graph.receivers, h)
   if graph.backend == 'dense':
     return _dense_matmul(graph, h, edge_values)
   raise ValueError(f'Unknown propagation backend {graph.backend!r}; choose '
@@ -240,23 +260,25 @@ def _csr_product(values, indices, indptr, h):
 
 
 @jax.custom_vjp
-def _csr_matmul(values, indices, indptr, reverse_edge, rows, h):
+def _csr_matmul(values, transposed_values, indices, indptr, rows, h):
   """`A_v h` for a CSR matrix with a symmetric pattern."""
-  del reverse_edge, rows  # Used by the backward pass only.
+  del transposed_values, rows  # Used by the backward pass only.
   return _csr_product(values, indices, indptr, h)
 
 
-def _csr_matmul_fwd(values, indices, indptr, reverse_edge, rows, h):
+def _csr_matmul_fwd(values, transposed_values, indices, indptr, rows, h):
   out = _csr_product(values, indices, indptr, h)
-  return out, (values, indices, indptr, reverse_edge, rows, h)
+  return out, (values, transposed_values, indices, indptr, rows, h)
 
 
 def _csr_matmul_bwd(residuals, g):
-  values, indices, indptr, reverse_edge, rows, h = residuals
-  # A_v^T has A's pattern with each value moved to its reverse edge.
-  grad_h = _csr_product(values[reverse_edge], indices, indptr, g)
+  values, transposed_values, indices, indptr, rows, h = residuals
+  del values
+  grad_h = _csr_product(transposed_values, indices, indptr, g)
   # d(A_v h)_r / dv_e = h_s for edge e = (r <- s). Unused (and removed by
   # XLA) unless the values are differentiated, as attention weights are.
+  # The output does not depend on `transposed_values`: it only describes
+  # A_v^T for this backward pass.
   grad_values = jnp.sum(g[rows] * h[indices], axis=-1)
   return grad_values, None, None, None, None, grad_h
 

@@ -17,7 +17,7 @@ cosine decoder divides each side by its norm and by sqrt(temperature)).
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from typing import Any, Sequence
 
 import flax.linen as nn
 import jax
@@ -54,59 +54,68 @@ def width_mask(arch: jax.Array, max_width: int) -> jax.Array:
 
 @dataclasses.dataclass(frozen=True)
 class ModelShape:
-  """The static superset a model is compiled for.
+  """The static superset a model is compiled for: the choices in use.
 
-  A population shares one shape: the widest width, the deepest depth, the
-  aggregation and activation types any member uses, and whether any member
-  needs the cosine decoder, the concatenated readout or edge dropout. The model computes only
-  what the shape includes, so a population of LightGCNs never pays for
-  attention; `ModelShape.full()` covers the whole space, so that one
-  compiled program serves any population.
+  For each decision of the search space, the choices that some architecture
+  of a population takes. The model computes only those (a population of
+  LightGCNs never pays for attention, widths, residuals or cosine
+  decoders), while `ModelShape.full()` covers the whole space so that one
+  compiled program serves any population. Per-layer decisions pool the
+  choices of every layer.
   """
-  max_width: int
-  max_layers: int
-  aggregations: tuple[str, ...]
-  activations: tuple[str, ...]
-  cosine_decoder: bool
-  concat_readout: bool
-  edge_dropout: bool
+  choices: tuple[tuple[str, tuple[Any, ...]], ...]
+
+  def __post_init__(self):
+    if [name for name, _ in self.choices] != [d.name for d in space.DECISIONS]:
+      raise ValueError('ModelShape.choices must list every decision of the '
+                       'search space, in order.')
+
+  def values(self, name: str) -> tuple[Any, ...]:
+    """The choices of decision `name` in use, in the space's order."""
+    return dict(self.choices)[name]
+
+  @property
+  def max_width(self) -> int:
+    return max(self.values('width'))
+
+  @property
+  def max_layers(self) -> int:
+    return max(self.values('layers'))
+
+  @property
+  def concat_readout(self) -> bool:
+    return 'concat' in self.values('readout') and self.max_layers > 0
+
+  @property
+  def edge_dropout(self) -> bool:
+    return max(self.values('edge_dropout')) > 0 and self.max_layers > 0
 
   @classmethod
   def covering(cls, archs: Sequence[space.Architecture]) -> ModelShape:
     """The smallest shape that computes every architecture in `archs`."""
     if not archs:
       raise ValueError('ModelShape.covering needs at least one architecture.')
-    used_aggs = {a for arch in archs for a in arch.agg}
-    used_acts = {a for arch in archs for a in arch.act}
-    return cls(
-        max_width=max(a.width for a in archs),
-        max_layers=max(a.layers for a in archs),
-        aggregations=tuple(a for a in AGGREGATIONS if a in used_aggs),
-        activations=tuple(a for a in ACTIVATION_NAMES if a in used_acts),
-        cosine_decoder=any(a.decoder == 'cosine' for a in archs),
-        concat_readout=any(a.readout == 'concat' and a.layers > 0
-                           for a in archs),
-        edge_dropout=any(a.edge_dropout > 0 and a.layers > 0 for a in archs))
+    archs = [a.canonical() for a in archs]
+    choices = []
+    for decision in space.DECISIONS:
+      used = set()
+      for arch in archs:
+        value = getattr(arch, decision.name)
+        used.update(value if decision.per_layer else (value,))
+      choices.append((decision.name, tuple(
+          c for c in decision.choices if c in used)))
+    return cls(tuple(choices))
 
   @classmethod
   def full(cls) -> ModelShape:
     """The shape that computes every architecture of the search space."""
-    return cls(
-        max_width=max(space.DECISION_BY_NAME['width'].choices),
-        max_layers=space.MAX_LAYERS, aggregations=AGGREGATIONS,
-        activations=ACTIVATION_NAMES, cosine_decoder=True,
-        concat_readout=True, edge_dropout=True)
+    return cls(tuple((d.name, d.choices) for d in space.DECISIONS))
 
   def covers(self, arch: space.Architecture) -> bool:
     """Whether a model of this shape computes `arch`."""
     needed = ModelShape.covering([arch])
-    return (needed.max_width <= self.max_width and
-            needed.max_layers <= self.max_layers and
-            set(needed.aggregations) <= set(self.aggregations) and
-            set(needed.activations) <= set(self.activations) and
-            needed.cosine_decoder <= self.cosine_decoder and
-            needed.concat_readout <= self.concat_readout and
-            needed.edge_dropout <= self.edge_dropout)
+    return all(set(values) <= set(self.values(name))
+               for name, values in needed.choices)
 
 
 def _select(index: jax.Array, names: Sequence[str],
@@ -160,7 +169,10 @@ class GNNRecommender(nn.Module):
     shape = self.shape
     num_nodes, width = self.num_users + self.num_items, shape.max_width
     num_layers = arch[space.index('layers')]
-    mask = width_mask(arch, width)
+    # A shape with one width needs no mask, one depth no pass-through.
+    masked = len(shape.values('width')) > 1
+    mask = width_mask(arch, width) if masked else 1.0
+    varying_depth = len(shape.values('layers')) > 1
     # Initialise weights for the architecture's own width, so a masked model
     # starts where a true model of that width would.
     weight_scale = jax.lax.rsqrt(arch_value(arch, 'width'))
@@ -172,13 +184,16 @@ class GNNRecommender(nn.Module):
     h = self.param(
         'embedding',
         nn.initializers.normal(self.embedding_stddev),
-        (num_nodes, width)) * mask
+        (num_nodes, width))
+    if masked:
+      h = h * mask
     if shape.max_layers == 0:
       return self._decode(arch, h)
 
     depth = shape.max_layers
     # Per-layer weights of the aggregation types the shape includes.
-    used = set(shape.aggregations)
+    aggregations = shape.values('agg')
+    used = set(aggregations)
     p = {}
     if used & {'gcn', 'sage', 'gin', 'ngcf', 'gat'}:
       p['w1'] = weights('w1', depth, width, width)
@@ -193,13 +208,21 @@ class GNNRecommender(nn.Module):
       p['att_src'] = weights('att_src', depth, width)
       p['att_dst'] = weights('att_dst', depth, width)
 
-    scale_out, scale_in = graph_lib.normalisation_scales(
-        graph, arch[space.index('norm')])
-    edge_values, edge_mask = self._edge_dropout(graph, arch, train)
+    norms = shape.values('norm')
+    # A single normalisation is a static choice: no per-step selection.
+    norm = (graph_lib.NORMALISATIONS.index(norms[0]) if len(norms) == 1
+            else arch[space.index('norm')])
+    edge_values, transposed_values = graph_lib.normalised_edge_values(
+        graph, norm)
+    edge_mask = self._edge_dropout(graph, arch, train)
+    if edge_mask is not None:
+      rate = arch_value(arch, 'edge_dropout')
+      keep = edge_mask.astype(jnp.float32) / (1.0 - rate)
+      edge_values, transposed_values = (edge_values * keep,
+                                        transposed_values * keep)
 
     def propagate(x):
-      return scale_out[:, None] * graph_lib.propagate(
-          graph, scale_in[:, None] * x, edge_values)
+      return graph_lib.propagate(graph, x, edge_values, transposed_values)
 
     def aggregate(name, p, h, a):
       if name == 'lightgcn':
@@ -221,7 +244,8 @@ class GNNRecommender(nn.Module):
       attention = graph_lib.edge_softmax(graph, logits, edge_mask)
       return graph_lib.propagate(graph, z, attention) + p['b1']
 
-    needs_propagation = any(a != 'gat' for a in shape.aggregations)
+    needs_propagation = any(a != 'gat' for a in aggregations)
+    residuals = shape.values('residual')
     readout_inputs = [h]
     for layer in range(depth):
       layer_params = {name: value[layer] for name, value in p.items()}
@@ -229,16 +253,21 @@ class GNNRecommender(nn.Module):
       aggregated = propagate(h) if needs_propagation else None
       agg = arch[space.POSITIONS['agg'].start + layer]
       pre_activation = _select(
-          agg, shape.aggregations, AGGREGATIONS,
+          agg, aggregations, AGGREGATIONS,
           lambda name: aggregate(name, layer_params, h, aggregated))
       act = arch[space.POSITIONS['act'].start + layer]
-      out = _select(act, shape.activations, ACTIVATION_NAMES,
+      out = _select(act, shape.values('act'), ACTIVATION_NAMES,
                     lambda name: ACTIVATIONS[name](pre_activation))
-      residual = arch[space.POSITIONS['residual'].start + layer]
-      out = (out + jnp.where(residual == 1, h, 0.0)) * mask
+      if residuals == (True,):
+        out = out + h
+      elif True in residuals:
+        residual = arch[space.POSITIONS['residual'].start + layer]
+        out = out + jnp.where(residual == 1, h, 0.0)
+      if masked:
+        out = out * mask
       # Layers beyond the depth pass their input through unchanged, so the
       # readout never sees what they would compute.
-      h = jnp.where(layer < num_layers, out, h)
+      h = jnp.where(layer < num_layers, out, h) if varying_depth else out
       if 'ngcf' in used:
         normalised = h / jnp.maximum(
             jnp.linalg.norm(h, axis=-1, keepdims=True), 1e-12)
@@ -249,39 +278,43 @@ class GNNRecommender(nn.Module):
     return self._decode(arch, self._readout(arch, readout_inputs, num_layers))
 
   def _edge_dropout(self, graph, arch, train):
-    """Per-edge values and keep-mask for edge dropout, or (None, None)."""
+    """`[2E]` bool mask of the edges kept by edge dropout, or None."""
     if not (train and self.shape.edge_dropout):
-      return None, None
+      return None
     rate = arch_value(arch, 'edge_dropout')
-    # Dropping an interaction removes both of its directed edges, which keeps
-    # A symmetric.
+    # Dropping an interaction removes both of its directed edges: the mask
+    # is the same on an edge and its reverse, so it commutes with transposes.
     keep = jax.random.bernoulli(
         self.make_rng('dropout'), 1.0 - rate, (graph.num_interactions,))
-    keep = keep[graph.edge_interaction]
-    return keep.astype(jnp.float32) / (1.0 - rate), keep
+    return keep[graph.edge_interaction]
 
   def _readout(self, arch, outputs, num_layers):
     """Combines layer outputs 0..L as the architecture's readout says."""
-    stacked = jnp.stack(outputs)  # [max_layers + 1, N, width]
-    depth = stacked.shape[0]
+    depth = len(outputs)
     layer = jnp.arange(depth)
     active = layer <= num_layers
-    logits = self.param('readout_logits', nn.initializers.zeros, (depth,))
-    learned = jax.nn.softmax(jnp.where(active, logits, -jnp.inf))
+    readouts = self.shape.values('readout')
+    weights = {
+        'last': lambda: (layer == num_layers).astype(jnp.float32),
+        'mean': lambda: active / (num_layers + 1.0),
+        # Concatenation masks its blocks the same way 'sum' weighs layers.
+        'sum': lambda: active.astype(jnp.float32),
+        'concat': lambda: active.astype(jnp.float32),
+        'weighted': lambda: jax.nn.softmax(jnp.where(
+            active, self.param('readout_logits', nn.initializers.zeros,
+                               (depth,)), -jnp.inf)),
+    }
     readout = arch[space.index('readout')]
-    weights = jnp.select(
-        [readout == space.choice_index('readout', 'last'),
-         readout == space.choice_index('readout', 'mean'),
-         readout == space.choice_index('readout', 'weighted')],
-        [(layer == num_layers).astype(jnp.float32),
-         active / (num_layers + 1.0),
-         learned],
-        active.astype(jnp.float32))  # 'sum' (and concat's block masks)
-    combined = jnp.einsum('l,lnd->nd', weights, stacked)
+    layer_weights = _select(readout, readouts, space.DECISION_BY_NAME[
+        'readout'].choices, lambda name: weights[name]())
+    # A weighted sum of the list fuses into one pass; stacking first would
+    # copy every layer output and transpose it for the contraction.
+    combined = sum(layer_weights[l] * out for l, out in enumerate(outputs))
     if not self.shape.concat_readout:
       return combined
-    blocks = jnp.where(active[:, None, None], stacked, 0.0)
-    concat = jnp.concatenate(list(blocks), axis=-1)
+    concat = jnp.concatenate(
+        [jnp.where(active[l], out, 0.0) for l, out in enumerate(outputs)],
+        axis=-1)
     padded = jnp.pad(combined, ((0, 0), (0, concat.shape[-1] -
                                          combined.shape[-1])))
     is_concat = readout == space.choice_index('readout', 'concat')
@@ -289,7 +322,7 @@ class GNNRecommender(nn.Module):
 
   def _decode(self, arch, reps):
     """Folds the decoder into the representations (see module docstring)."""
-    if not self.shape.cosine_decoder:
+    if 'cosine' not in self.shape.values('decoder'):
       return reps
     is_cosine = arch[space.index('decoder')] == space.choice_index(
         'decoder', 'cosine')

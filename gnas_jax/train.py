@@ -278,9 +278,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   """
   from tensorboardX import SummaryWriter  # Heavy import, only for training.
 
-  os.makedirs(workdir, exist_ok=True)
   arch = space.from_string(config.arch)
+  ks = tuple(config.ks)
+  stop_metric = config.early_stopping_metric
+  if stop_metric not in _metric_names(ks):
+    raise ValueError(
+        f'config.early_stopping_metric={stop_metric!r} is not computed; '
+        f'choose from {", ".join(_metric_names(ks))}.')
   dataset = data_lib.load_dataset(config)
+  os.makedirs(workdir, exist_ok=True)
   logging.info('Dataset %s: %s', dataset.name, dataset.statistics())
   logging.info('Architecture: %s', arch.to_string())
   graph = graph_lib.build_graph(dataset.train, dataset.num_users,
@@ -293,7 +299,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   num_negatives = 1 if arch.loss == 'bpr' else config.num_negatives
   sampler = BatchSampler(dataset.train, dataset.num_items, config.batch_size,
                          num_negatives, config.seed)
-  ks = tuple(config.ks)
   popularity = jnp.asarray(dataset.item_popularity(), jnp.float32)
   valid_task = None
   if len(dataset.valid):
@@ -304,12 +309,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     logging.warning('No validation split: training all %d epochs without '
                     'early stopping and testing the last state.',
                     config.epochs)
-  stop_metric = config.early_stopping_metric
-  if f'{stop_metric}' not in _metric_names(ks):
-    raise ValueError(
-        f'config.early_stopping_metric={stop_metric!r} is not computed; '
-        f'choose from {", ".join(_metric_names(ks))}.')
-
   checkpoints = _Checkpoints(os.path.join(workdir, 'checkpoints'))
   progress = _Progress()
   if config.resume:
@@ -352,7 +351,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       continue
     valid = evaluate(model, state, graph, valid_task, popularity, ks)
     for name, value in valid.items():
-      writer.add_scalar(f'valid/{name}', value, epoch + 1)
+      writer.add_scalar(_summary_tag('valid', name), value, epoch + 1)
     score = valid[stop_metric]
     if score > progress.best_score:
       progress.best_score, progress.best_epoch = score, epoch + 1
@@ -383,7 +382,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   test = evaluate(model, state, graph, test_task, popularity, ks)
   test_seconds = time.perf_counter() - start
   for name, value in test.items():
-    writer.add_scalar(f'test/{name}', value, progress.best_epoch)
+    writer.add_scalar(_summary_tag('test', name), value,
+                      progress.best_epoch)
   writer.close()
 
   results = {f'test/{k}': v for k, v in test.items()}
@@ -407,6 +407,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   with open(os.path.join(workdir, 'results.json'), 'w') as f:
     json.dump(results, f, indent=2, sort_keys=True)
   return results
+
+
+def _summary_tag(split: str, metric: str) -> str:
+  # TensorBoard tags may not contain '@'.
+  return f'{split}/{metric.replace("@", "_")}'
 
 
 def _metric_names(ks) -> list[str]:

@@ -552,10 +552,10 @@ def test_synthetic_rewards_collaborative_models():
   assert recall_at_20(train @ cosine) > 1.5 * recall_at_20(popularity)
 
 
-def test_load_synthetic_seeds_only_the_split():
-  a = data.load_dataset(make_config(seed=0))
-  b = data.load_dataset(make_config(seed=0))
-  c = data.load_dataset(make_config(seed=1))
+def test_split_seed_changes_only_the_split():
+  a = data.load_dataset(make_config(**{'data.split_seed': 0}))
+  b = data.load_dataset(make_config(**{'data.split_seed': 0, 'seed': 5}))
+  c = data.load_dataset(make_config(**{'data.split_seed': 1}))
   np.testing.assert_array_equal(a.test, b.test)
   assert as_set(a.test) != as_set(c.test)
   union = lambda d: as_set(d.train) | as_set(d.valid) | as_set(d.test)

@@ -33,9 +33,8 @@ def test_tiny_graph_layout_and_degrees():
 
 def test_symmetric_normalisation_by_hand():
   graph = graph_lib.build_graph(TINY_PAIRS, 2, 3, 'sparse')
-  h = jnp.eye(5)
-  out_scale, in_scale = graph_lib.normalisation_scales(graph, 0)
-  a_hat = out_scale[:, None] * graph_lib.propagate(graph, in_scale[:, None] * h)
+  values, transposed = graph_lib.normalised_edge_values(graph, 0)
+  a_hat = graph_lib.propagate(graph, jnp.eye(5), values, transposed)
   # User 0 (degree 2) and item 0 (degree 1): 1 / sqrt(2 * 1).
   assert a_hat[0, 2] == pytest.approx(1 / np.sqrt(2))
   # User 0 and item 1 (degree 2): 1 / 2.
@@ -52,17 +51,23 @@ def test_normalisations_match_dense_reference(small_pairs, small_graph, norm,
   a, b = exponents
   expected_matrix = (degrees[:, None] ** -a) * adjacency * (degrees ** -b)
   h = np.random.default_rng(1).normal(size=(27, 5)).astype(np.float32)
-  out_scale, in_scale = graph_lib.normalisation_scales(small_graph, norm)
-  got = out_scale[:, None] * graph_lib.propagate(
-      small_graph, in_scale[:, None] * h)
+  values, transposed = graph_lib.normalised_edge_values(small_graph, norm)
+  got = graph_lib.propagate(small_graph, h, values, transposed)
   np.testing.assert_allclose(got, expected_matrix @ h, rtol=1e-5, atol=1e-6)
+  # The transposed values describe the transposed matrix, which the sparse
+  # backward pass multiplies by.
+  np.testing.assert_allclose(
+      transposed, values[small_graph.reverse_edge], rtol=1e-6)
+  _, vjp = jax.vjp(lambda x: graph_lib.propagate(small_graph, x, values,
+                                                 transposed), h)
+  np.testing.assert_allclose(vjp(jnp.asarray(h))[0], expected_matrix.T @ h,
+                             rtol=1e-5, atol=1e-6)
 
 
 def test_left_normalisation_is_the_neighbour_mean(small_pairs, small_graph):
   h = np.random.default_rng(2).normal(size=(27, 3)).astype(np.float32)
-  out_scale, in_scale = graph_lib.normalisation_scales(small_graph, 1)
-  got = out_scale[:, None] * graph_lib.propagate(small_graph,
-                                                 in_scale[:, None] * h)
+  values, transposed = graph_lib.normalised_edge_values(small_graph, 1)
+  got = graph_lib.propagate(small_graph, h, values, transposed)
   user = 0
   items = small_pairs[small_pairs[:, 0] == user, 1]
   np.testing.assert_allclose(got[user], h[12 + items].mean(0), rtol=1e-5)

@@ -129,8 +129,8 @@ def test_lightgcn_is_mean_of_normalised_powers(small_pairs):
               a_hat @ a_hat @ a_hat @ e0) / 4
   np.testing.assert_allclose(model.apply(params, graph, vector), expected,
                              rtol=1e-4, atol=1e-6)
-  # LightGCN has no weights at all: embeddings and unused readout logits.
-  assert set(params['params']) == {'embedding', 'readout_logits'}
+  # LightGCN has no parameters but its embeddings.
+  assert set(params['params']) == {'embedding'}
 
 
 @pytest.mark.parametrize('text', ['gcn,width=32,readout=concat,'

@@ -27,6 +27,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.dataset_format = 'auto'
   # Folder searched for `<dataset>/...` before $GNAS_DATA_DIR and the cache.
   config.data_dir = ''
+  # Seeds initialisation, negative sampling and dropout (not the split).
   config.seed = 0
 
   config.data = ml_collections.ConfigDict()
@@ -37,6 +38,9 @@ def get_config() -> ml_collections.ConfigDict:
   # 'random' | 'temporal' | 'leave_one_out' | 'given'
   config.data.split = 'random'
   config.data.split_ratios = (0.8, 0.1, 0.1)
+  # Seeds the random splits, fixed across model seeds so that models and
+  # seeds are compared on one split.
+  config.data.split_seed = 0
   # For 'given' splits (LightGCN files): share of each user's training
   # interactions carved out for validation.
   config.data.given_valid_ratio = 0.1
@@ -55,7 +59,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.synthetic.interactions_per_user = 40
   config.data.synthetic.popularity_exponent = 1.0
   config.data.synthetic.community_affinity = 0.8
-  # Seeds the generated data; config.seed seeds the split.
+  # Seeds the generated data.
   config.data.synthetic.seed = 0
 
   # Model: a preset name (`gnas_jax.space.PRESETS`) or an architecture

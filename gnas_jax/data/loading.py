@@ -64,8 +64,8 @@ def locate(name: str, fmt: str = 'auto', data_dir: str = ''
 def load_dataset(config: ml_collections.ConfigDict) -> dataset.Dataset:
   """Reads, preprocesses and splits the dataset the config names.
 
-  Uses config.dataset, config.dataset_format, config.data_dir, config.seed
-  (which seeds the random splits) and config.data (see
+  Uses config.dataset, config.dataset_format, config.data_dir and
+  config.data (data.split_seed seeds the random splits; see
   experiments/configs/train.py). With data.split='given' (LightGCN files)
   the rating threshold and k-core apply to train.txt; test pairs whose user
   or item is then absent from training follow data.unseen_test_ids ('drop'
@@ -90,7 +90,7 @@ def load_dataset(config: ml_collections.ConfigDict) -> dataset.Dataset:
                      f"{', '.join(preprocessing.UNSEEN_ID_RULES)}.")
   name, path, fmt = locate(config.dataset, config.dataset_format,
                            config.data_dir)
-  rng = np.random.default_rng(config.seed)
+  rng = np.random.default_rng(data.split_seed)
   preprocess_options = dict(rating_threshold=data.rating_threshold,
                             kcore=data.kcore)
 

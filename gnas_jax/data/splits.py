@@ -115,7 +115,7 @@ def split_random_ratio(pairs: np.ndarray, ratios: Sequence[float],
   Args:
     pairs: [n, 2] int (user, item) ids, no duplicates.
     ratios: (train, valid, test) shares summing to 1.
-    rng: the generator (seeded from config.seed).
+    rng: the generator (seeded from config.data.split_seed).
 
   Returns:
     [n] int8 assignment of TRAIN, VALID or TEST.
@@ -202,7 +202,7 @@ def split_given(train: np.ndarray, test: np.ndarray, valid_ratio: float,
     test: [n_test, 2] int test pairs, no duplicates.
     valid_ratio: share of each user's training pairs held out for
       validation (see the module rule).
-    rng: the generator (seeded from config.seed).
+    rng: the generator (seeded from config.data.split_seed).
 
   Returns:
     (train, valid, test), each [m, 2] int32 sorted by (user, item).
