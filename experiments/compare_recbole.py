@@ -41,6 +41,10 @@ _RECBOLE_PYTHON = flags.DEFINE_string(
     os.environ.get('RECBOLE_PYTHON', str(_ROOT / '.venv-recbole' / 'bin' /
                                          'python')),
     'Python interpreter of the RecBole environment ($RECBOLE_PYTHON).')
+_RECBOLE_RESULTS = flags.DEFINE_string(
+    'recbole_results', None,
+    'A previous RecBole run\'s JSON on the same split, reused instead of '
+    'training RecBole again (checked against the split\'s sizes).')
 _CREATE_ENV = flags.DEFINE_bool(
     'create_recbole_env', False,
     'Create the RecBole environment at --recbole_python if it is missing.')
@@ -101,14 +105,23 @@ def main(argv):
   config = _CONFIG.value
   workdir = pathlib.Path(_WORKDIR.value)
   workdir.mkdir(parents=True, exist_ok=True)
-  _ensure_recbole_env(pathlib.Path(_RECBOLE_PYTHON.value))
-
   dataset = data.load_dataset(config)
-  name = dataset.name.replace('-', '')
-  split_dir = workdir / 'recbole_data'
-  data.write_recbole_split(dataset, split_dir / name, name)
-  recbole = _run_recbole(config, split_dir, name,
-                         workdir / 'recbole_results.json')
+  if _RECBOLE_RESULTS.value:
+    with open(_RECBOLE_RESULTS.value) as f:
+      recbole = json.load(f)
+    sizes = [len(dataset.train), len(dataset.valid), len(dataset.test)]
+    reused = [recbole['num_train'], recbole['num_valid'], recbole['num_test']]
+    if sizes != reused:
+      raise ValueError(
+          f'{_RECBOLE_RESULTS.value} was run on a split of {reused} '
+          f'train/valid/test pairs; this split has {sizes}.')
+  else:
+    _ensure_recbole_env(pathlib.Path(_RECBOLE_PYTHON.value))
+    name = dataset.name.replace('-', '')
+    split_dir = workdir / 'recbole_data'
+    data.write_recbole_split(dataset, split_dir / name, name)
+    recbole = _run_recbole(config, split_dir, name,
+                           workdir / 'recbole_results.json')
   ours = train.train_and_evaluate(config, str(workdir / 'gnas_jax'))
 
   rows = [('test/recall@20', 'test/recall@20'),

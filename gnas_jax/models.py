@@ -2,12 +2,13 @@
 
 One Flax module, `GNNRecommender`, computes every architecture of
 `gnas_jax.space`: the architecture is an int array argument, so choices are
-array selections (`lax.switch`, `jnp.where`, masks) rather than Python
-branches, and one compiled program (or one `vmap` over a population) serves
-them all. Parameters are the superset every choice needs: embeddings of the
-widest width and, per layer, the weights of every aggregation type. A width
-below the superset's is a mask, and behaves exactly like a narrower model
-given the same leading block of parameters.
+array selections (`jnp.where`, masks) rather than Python branches, and one
+compiled program (or one `vmap` over a population) serves them all. The
+static `ModelShape` says which choices can occur; parameters are the
+superset those need: embeddings of the widest width and, per layer, the
+weights of each aggregation type in use. A width below the superset's is a
+mask, and behaves exactly like a narrower model given the same leading
+block of parameters.
 
 The representations it returns fold the decoder in: the score of a pair is
 always the dot product of the user's and the item's representation (the
