@@ -76,8 +76,10 @@ def get_config() -> ml_collections.ConfigDict:
   # Negatives per positive for the sampled-softmax loss (BPR uses one).
   config.num_negatives = 16
   config.eval_every = 1
-  # Evaluations without a better validation score before stopping.
-  config.patience = 10
+  # Evaluations without a better validation score before stopping. Graph
+  # recommenders often dip after an early popularity peak before they
+  # improve again, so a short patience stops them too early.
+  config.patience = 30
   config.early_stopping_metric = 'ndcg@20'
   # Continue from the workdir's latest checkpoint when there is one.
   config.resume = True
