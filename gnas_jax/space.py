@@ -160,6 +160,10 @@ class Architecture:
     changes = {}
     if self.decoder != 'cosine':
       changes['temperature'] = first['temperature']
+    elif self.readout == 'sum':
+      # The cosine decoder normalises the readout: a sum of the layer
+      # outputs scores exactly like their mean.
+      changes['readout'] = 'mean'
     if self.layers == 0:
       # Without propagation the model is matrix factorisation: every
       # readout returns the embeddings and there is no graph to drop from.
@@ -319,3 +323,85 @@ def preset(name: str) -> Architecture:
         'architecture string such as '
         f'{PRESETS["lightgcn"].to_string()!r}.')
   return PRESETS[key]
+
+
+def subspace(**choices: Sequence[Any]) -> dict[str, tuple[Any, ...]]:
+  """Choices per decision: the full space, with some decisions restricted.
+
+  Example: `subspace(width=(32, 64), layers=(1, 2))`.
+  """
+  unknown = set(choices) - set(DECISION_BY_NAME)
+  if unknown:
+    raise ValueError(f'Unknown architecture decisions {sorted(unknown)}; '
+                     f'choose from {", ".join(DECISION_BY_NAME)}.')
+  result = {}
+  for decision in DECISIONS:
+    values = tuple(choices.get(decision.name, decision.choices))
+    bad = [v for v in values if v not in decision.choices]
+    if bad or not values:
+      raise ValueError(
+          f'Invalid choices {bad or "()"} for architecture decision '
+          f'{decision.name!r}; choose from {decision.choices}.')
+    result[decision.name] = tuple(c for c in decision.choices if c in values)
+  return result
+
+
+def sample(rng: np.random.Generator, num: int,
+           choices: dict[str, tuple[Any, ...]] | None = None
+           ) -> list[Architecture]:
+  """`num` architectures with every decision drawn uniformly and independently.
+
+  The depth is uniform, then each layer's decisions; the result is the
+  canonical form. (Uniform over decisions, so not uniform over distinct
+  canonical architectures: shallow ones, which have fewer variants, are
+  drawn more often than their share.)
+  """
+  choices = choices or subspace()
+  archs = []
+  for _ in range(num):
+    fields = {}
+    layers = choices['layers'][rng.integers(len(choices['layers']))]
+    for decision in DECISIONS:
+      options = choices[decision.name]
+      if decision.name == 'layers':
+        fields['layers'] = layers
+      elif decision.per_layer:
+        fields[decision.name] = tuple(
+            options[i] for i in rng.integers(len(options), size=layers))
+      else:
+        fields[decision.name] = options[rng.integers(len(options))]
+    archs.append(Architecture(**fields).canonical())
+  return archs
+
+
+def count_canonical(choices: dict[str, tuple[Any, ...]] | None = None) -> int:
+  """The number of distinct canonical architectures of a (sub)space.
+
+  Follows `Architecture.canonical`: the temperature counts only with the
+  cosine decoder, where 'sum' and 'mean' readouts coincide; without layers
+  the normalisation, readout and edge dropout do not count; with attention
+  in every layer the normalisation does not count.
+  """
+  c = {name: len(values) for name, values in (choices or subspace()).items()}
+  values = choices or subspace()
+  shared = c['width'] * c['loss'] * c['lr'] * c['l2']
+  decoders = 'dot' in values['decoder']
+  cosine = 'cosine' in values['decoder']
+  readouts = c['readout']
+  # Cosine decoder and readout pairs, with sum and mean merged under cosine.
+  cosine_readouts = readouts - ('sum' in values['readout'] and
+                                'mean' in values['readout'])
+  decoder_readout = (decoders * readouts +
+                     cosine * c['temperature'] * cosine_readouts)
+  decoder_only = decoders + cosine * c['temperature']
+  per_layer = c['agg'] * c['act'] * c['residual']
+  attention_only = ('gat' in values['agg']) * c['act'] * c['residual']
+  total = 0
+  for layers in values['layers']:
+    if layers == 0:
+      total += shared * decoder_only
+      continue
+    structures = ((per_layer ** layers - attention_only ** layers) * c['norm']
+                  + attention_only ** layers)
+    total += (shared * decoder_readout * c['edge_dropout'] * structures)
+  return int(total)

@@ -1,6 +1,7 @@
 """Tests for the search space: encoding, strings, presets, canonical forms."""
 
 import dataclasses
+import itertools
 
 import numpy as np
 import pytest
@@ -75,3 +76,74 @@ def test_decode_rejects_wrong_length_and_checks_values():
     space.decode(np.zeros(3, np.int32))
   with pytest.raises(ValueError, match="'agg' has 1 values for 2 layers"):
     dataclasses.replace(space.preset('gcn'), agg=('gcn',))
+
+
+def test_random_architectures_round_trip_and_canonicalise_idempotently():
+  rng = np.random.default_rng(0)
+  for arch in space.sample(rng, 300):
+    assert space.from_string(arch.to_string()) == arch
+    assert space.decode(arch.encode()) == arch
+    assert arch.canonical() == arch  # sample() returns canonical forms
+    assert arch.canonical().canonical() == arch.canonical()
+
+
+def test_sample_is_seeded_and_stays_in_the_subspace():
+  choices = space.subspace(width=(32,), layers=(1, 2), agg=('gcn', 'gat'))
+  first = space.sample(np.random.default_rng(1), 50, choices)
+  again = space.sample(np.random.default_rng(1), 50, choices)
+  assert first == again
+  assert {a.width for a in first} == {32}
+  assert {a.layers for a in first} == {1, 2}
+  assert {g for a in first for g in a.agg} == {'gcn', 'gat'}
+
+
+def brute_force_count(choices):
+  """Distinct canonical encodings over every combination of choices."""
+  seen = set()
+  global_names = [d.name for d in space.DECISIONS
+                  if not d.per_layer and d.name != 'layers']
+  layer_names = [d.name for d in space.DECISIONS if d.per_layer]
+  for layers in choices['layers']:
+    global_values = itertools.product(*(choices[n] for n in global_names))
+    for values in global_values:
+      layer_options = itertools.product(
+          *(itertools.product(choices[n], repeat=layers)
+            for n in layer_names))
+      for per_layer in layer_options:
+        arch = space.Architecture(
+            layers=layers, **dict(zip(global_names, values)),
+            **dict(zip(layer_names, per_layer)))
+        seen.add(arch.canonical().encode().tobytes())
+  return len(seen)
+
+
+@pytest.mark.parametrize('restriction', [
+    dict(width=(16, 32), layers=(0, 1, 2), norm=('sym', 'left'),
+         readout=('mean', 'sum', 'concat'), edge_dropout=(0.0,),
+         decoder=('dot', 'cosine'), temperature=(0.1, 0.2), loss=('bpr',),
+         lr=(1e-3,), l2=(1e-4,), agg=('lightgcn', 'gat'),
+         act=('identity', 'relu'), residual=(False,)),
+    dict(width=(64,), layers=(1, 2), norm=('right', 'none'),
+         readout=('sum', 'last'), edge_dropout=(0.0, 0.1),
+         decoder=('cosine',), temperature=(0.05,), loss=('bpr', 'softmax'),
+         lr=(1e-3,), l2=(0.0,), agg=('gat',), act=('elu',),
+         residual=(False, True)),
+])
+def test_count_matches_brute_force_enumeration(restriction):
+  choices = space.subspace(**restriction)
+  assert space.count_canonical(choices) == brute_force_count(choices)
+
+
+def test_cosine_makes_sum_and_mean_readouts_identical():
+  a = space.from_string('lightgcn,decoder=cosine,readout=sum')
+  assert a.canonical() == space.from_string(
+      'lightgcn,decoder=cosine,readout=mean').canonical()
+  assert space.from_string('lightgcn,readout=sum').canonical().readout == (
+      'sum')
+
+
+def test_subspace_rejects_unknown_names_and_values():
+  with pytest.raises(ValueError, match="Unknown architecture decisions"):
+    space.subspace(depth=(1,))
+  with pytest.raises(ValueError, match="Invalid choices \\[48\\]"):
+    space.subspace(width=(48,))
