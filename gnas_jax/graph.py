@@ -193,6 +193,19 @@ def normalised_edge_values(graph: BipartiteGraph,
   return graph.norm_values[norm], graph.norm_values[transposed]
 
 
+def normalisation_scales(graph: BipartiteGraph,
+                         norm: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Node scalings `(d^-a, d^-b)`, each `[N]`, of normalisation index `norm`.
+
+  `D^-a A D^-b h = d^-a * (A (d^-b * h))`: the form in which members of a
+  population with different normalisations share one product with A.
+  """
+  exponents = jnp.asarray(NORMALISATION_EXPONENTS, jnp.float32)[norm]
+  log_degree = jnp.log(jnp.maximum(graph.degrees, 1.0))
+  return (jnp.exp(-exponents[0] * log_degree),
+          jnp.exp(-exponents[1] * log_degree))
+
+
 def propagate(graph: BipartiteGraph, h: jax.Array,
               edge_values: jax.Array | None = None,
               transposed_values: jax.Array | None = None) -> jax.Array:

@@ -210,20 +210,33 @@ class GNNRecommender(nn.Module):
       p['att_dst'] = weights('att_dst', depth, width)
 
     norms = shape.values('norm')
-    # A single normalisation is a static choice: no per-step selection.
-    norm = (graph_lib.NORMALISATIONS.index(norms[0]) if len(norms) == 1
-            else arch[space.index('norm')])
-    edge_values, transposed_values = graph_lib.normalised_edge_values(
-        graph, norm)
     edge_mask = self._edge_dropout(graph, arch, train)
+    keep = None
     if edge_mask is not None:
       rate = arch_value(arch, 'edge_dropout')
       keep = edge_mask.astype(jnp.float32) / (1.0 - rate)
-      edge_values, transposed_values = (edge_values * keep,
-                                        transposed_values * keep)
+    if len(norms) == 1:
+      # One normalisation for every member: its edge values are data of the
+      # graph, shared by all, with no node-sized scaling passes.
+      edge_values, transposed_values = graph_lib.normalised_edge_values(
+          graph, graph_lib.NORMALISATIONS.index(norms[0]))
+      if keep is not None:
+        edge_values, transposed_values = (edge_values * keep,
+                                          transposed_values * keep)
+      scale_out = scale_in = None
+    else:
+      # Members differ in normalisation: scale nodes around the 0/1 product
+      # (D^-a A D^-b h = d^-a * (A (d^-b * h))), so that every member's
+      # product has the same matrix and a population can share it.
+      edge_values = transposed_values = keep
+      scale_out, scale_in = graph_lib.normalisation_scales(
+          graph, arch[space.index('norm')])
 
     def propagate(x):
-      return graph_lib.propagate(graph, x, edge_values, transposed_values)
+      if scale_in is None:
+        return graph_lib.propagate(graph, x, edge_values, transposed_values)
+      return scale_out[:, None] * graph_lib.propagate(
+          graph, scale_in[:, None] * x, edge_values, transposed_values)
 
     def aggregate(name, p, h, a):
       if name == 'lightgcn':

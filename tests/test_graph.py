@@ -64,6 +64,18 @@ def test_normalisations_match_dense_reference(small_pairs, small_graph, norm,
                              rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize('norm', range(4))
+def test_node_scalings_equal_normalised_edge_values(small_graph, norm):
+  h = np.random.default_rng(7).normal(size=(27, 3)).astype(np.float32)
+  values, transposed = graph_lib.normalised_edge_values(small_graph, norm)
+  scale_out, scale_in = graph_lib.normalisation_scales(small_graph, norm)
+  np.testing.assert_allclose(
+      scale_out[:, None] * graph_lib.propagate(small_graph,
+                                               scale_in[:, None] * h),
+      graph_lib.propagate(small_graph, h, values, transposed), rtol=1e-5,
+      atol=1e-6)
+
+
 def test_left_normalisation_is_the_neighbour_mean(small_pairs, small_graph):
   h = np.random.default_rng(2).normal(size=(27, 3)).astype(np.float32)
   values, transposed = graph_lib.normalised_edge_values(small_graph, 1)
