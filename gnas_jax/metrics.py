@@ -23,7 +23,6 @@ compiled program evaluates every batch.
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Sequence
 
@@ -166,8 +165,16 @@ def topk_metrics(scores: jax.Array, relevant: jax.Array,
   return metrics, top_items
 
 
-@functools.partial(jax.jit, static_argnames=('ks',))
-def _evaluate_batches(user_reps, item_reps, task, popularity, ks):
+def per_user_metrics(user_reps: jax.Array, item_reps: jax.Array,
+                     task: RankingTask, popularity: jax.Array,
+                     ks: tuple[int, ...]
+                     ) -> tuple[dict[str, jax.Array], jax.Array]:
+  """Every user's metrics, batch by batch on the device (pure; vmappable).
+
+  Returns:
+    (`{name: [num_batches, batch_size]}` per-user values, zero for padding;
+    `[len(ks), ]` coverage at each cut-off).
+  """
   num_items = item_reps.shape[0]
 
   def one_batch(carry, batch):
@@ -212,15 +219,30 @@ def evaluate_ranking(user_reps: jax.Array, item_reps: jax.Array,
   Returns:
     `{f'{name}@{k}': value}` for `RANKING_METRICS` and `CATALOGUE_METRICS`.
   """
-  ks = tuple(sorted(set(int(k) for k in ks)))
-  if ks[0] < 1 or ks[-1] > task.num_items:
-    raise ValueError(f'Cut-offs must lie in [1, {task.num_items}] (the '
-                     f'number of items); got {ks}.')
-  per_user, coverage = _evaluate_batches(
+  ks = check_cutoffs(ks, task.num_items)
+  per_user, coverage = _per_user_metrics(
       user_reps, item_reps, task, jnp.asarray(popularity, jnp.float32), ks)
+  return summarise(per_user, coverage, task, ks)
+
+
+def check_cutoffs(ks, num_items: int) -> tuple[int, ...]:
+  """The sorted distinct cut-offs, if each lies in [1, num_items]."""
+  ks = tuple(sorted(set(int(k) for k in ks)))
+  if ks[0] < 1 or ks[-1] > num_items:
+    raise ValueError(f'Cut-offs must lie in [1, {num_items}] (the '
+                     f'number of items); got {ks}.')
+  return ks
+
+
+def summarise(per_user: dict[str, jax.Array], coverage: jax.Array,
+              task: RankingTask, ks: tuple[int, ...]) -> dict[str, float]:
+  """Means over the task's users of `per_user_metrics`' output."""
   mask = np.asarray(task.user_mask)
   results = {name: float(np.asarray(values)[mask].mean())
              for name, values in per_user.items()}
   for i, k in enumerate(ks):
     results[f'coverage@{k}'] = float(coverage[i])
   return dict(sorted(results.items()))
+
+
+_per_user_metrics = jax.jit(per_user_metrics, static_argnames=('ks',))

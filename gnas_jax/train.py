@@ -179,12 +179,14 @@ def recommendation_loss(params, arch: jax.Array, reps: jax.Array,
   return total, {'loss': total, 'ranking_loss': ranking, 'l2_loss': l2}
 
 
-@functools.partial(jax.jit, static_argnames=('model',),
-                   donate_argnames=('state',))
-def train_step(model: models.GNNRecommender, state: TrainState,
-               graph: graph_lib.BipartiteGraph, batch: Batch,
-               key: jax.Array) -> tuple[TrainState, dict[str, jax.Array]]:
-  """One Adam step on a mini-batch; `key` is folded with the step count."""
+def apply_update(model: models.GNNRecommender, state: TrainState,
+                 graph: graph_lib.BipartiteGraph, batch: Batch,
+                 key: jax.Array) -> tuple[TrainState, dict[str, jax.Array]]:
+  """One Adam step on a mini-batch; `key` is folded with the step count.
+
+  Pure and unjitted: `train_step` jits it for one model, and the population
+  engine maps it over candidates.
+  """
   key = jax.random.fold_in(key, state.step)
 
   def loss_fn(params):
@@ -198,6 +200,10 @@ def train_step(model: models.GNNRecommender, state: TrainState,
   params = optax.apply_updates(state.params, updates)
   return state.replace(step=state.step + 1, params=params,
                        opt_state=opt_state), step_metrics
+
+
+train_step = jax.jit(apply_update, static_argnames=('model',),
+                     donate_argnames=('state',))
 
 
 @functools.partial(jax.jit, static_argnames=('model',))

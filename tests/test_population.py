@@ -1,0 +1,134 @@
+"""Tests for the population engine: vmap equivalence, isolation, compiles."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import random_pairs
+from gnas_jax import graph as graph_lib
+from gnas_jax import metrics
+from gnas_jax import models
+from gnas_jax import population as population_lib
+from gnas_jax import space
+from gnas_jax import train
+
+NUM_USERS, NUM_ITEMS, STEPS = 40, 50, 50
+# Every aggregation, activation, readout, decoder and loss, at small widths
+# and depths so that the one compilation stays quick.
+CHOICES = space.subspace(width=(16, 32), layers=(0, 1, 2))
+
+
+@pytest.fixture(scope='module')
+def problem():
+  pairs = random_pairs(NUM_USERS, NUM_ITEMS, 400, seed=3)
+  graph = graph_lib.build_graph(pairs, NUM_USERS, NUM_ITEMS, 'sparse')
+  sampler = train.BatchSampler(pairs, NUM_ITEMS, 64, 4, seed=0)
+  batches = [sampler.epoch(e) for e in range(-(-STEPS //
+                                               sampler.steps_per_epoch))]
+  batches = [jax.tree.map(lambda x, s=s: jnp.asarray(x[s]), b)
+             for b in batches for s in range(sampler.steps_per_epoch)]
+  model = models.GNNRecommender(NUM_USERS, NUM_ITEMS,
+                                models.ModelShape(tuple(CHOICES.items())))
+  return graph, batches[:STEPS], model
+
+
+def random_archs(seed, num):
+  return space.sample(np.random.default_rng(seed), num, CHOICES)
+
+
+def train_population(model, graph, batches, archs, keys, learning_rates=None):
+  population = population_lib.init_population(
+      model, graph, population_lib.encode(archs), keys)
+  if learning_rates is not None:
+    population.state.opt_state.hyperparams['learning_rate'] = jnp.asarray(
+        learning_rates, jnp.float32)
+  losses = []
+  for batch in batches:
+    population, step_metrics = population_lib.train_step(
+        model, population, graph, batch, keys)
+    losses.append(step_metrics['loss'])
+  return population, np.stack(losses, 1)
+
+
+def candidate(tree, i):
+  return jax.tree.map(lambda x: x[i], tree)
+
+
+def test_population_equals_one_at_a_time(problem):
+  graph, batches, model = problem
+  archs = random_archs(0, 8)
+  keys = jax.random.split(jax.random.PRNGKey(0), 8)
+  population, losses = train_population(model, graph, batches, archs, keys)
+  failed = np.asarray(population.failed)
+  assert failed.sum() < len(archs) // 2  # The comparison must mean much.
+  initial = population_lib.init_population(
+      model, graph, population_lib.encode(archs), keys)
+  for i in range(len(archs)):
+    state = candidate(initial.state, i)
+    alone_losses = []
+    for batch in batches:
+      state, step_metrics = train.train_step(model, state, graph, batch,
+                                             keys[i])
+      alone_losses.append(float(step_metrics['loss']))
+    if failed[i]:
+      # Trained alone it diverges too: the update the population refused
+      # (after `stop` applied ones) makes the next loss non-finite.
+      stop = int(population.state.step[i])
+      assert not np.isfinite(alone_losses[stop + 1])
+      np.testing.assert_allclose(losses[i][:stop + 1],
+                                 alone_losses[:stop + 1], rtol=1e-5)
+      continue
+    np.testing.assert_allclose(losses[i], alone_losses, rtol=1e-5)
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+        candidate(population.state.params, i), state.params)
+
+
+def test_a_diverging_candidate_touches_no_other(problem):
+  graph, batches, model = problem
+  archs = [space.from_string(f'{name},width=32,layers=2')
+           for name in ('lightgcn', 'ngcf', 'gcn', 'gat')]
+  keys = jax.random.split(jax.random.PRNGKey(1), 5)
+  rates = [a.lr for a in archs]
+  base, base_losses = train_population(model, graph, batches, archs,
+                                       keys[:4], rates)
+  # Learning rate 1e3 on a sum-readout GIN overflows within steps.
+  diverging = space.from_string('gin,width=32,layers=2,readout=sum')
+  with_bad, losses = train_population(
+      model, graph, batches, archs + [diverging], keys, rates + [1e3])
+  assert np.asarray(with_bad.failed).tolist() == [False] * 4 + [True]
+  assert np.asarray(with_bad.active).tolist() == [True] * 4 + [False]
+  np.testing.assert_array_equal(losses[:4], base_losses)
+  for i in range(4):
+    jax.tree.map(np.testing.assert_array_equal,
+                 candidate(with_bad.state.params, i),
+                 candidate(base.state.params, i))
+  # The failed candidate stays frozen at finite values.
+  assert all(np.isfinite(x).all() for x in
+             jax.tree.leaves(candidate(with_bad.state.params, 4)))
+
+
+def test_new_architectures_reuse_the_compiled_step(problem):
+  graph, batches, model = problem
+  keys = jax.random.split(jax.random.PRNGKey(2), 6)
+  train_population(model, graph, batches[:2], random_archs(2, 6), keys)
+  compiled = population_lib.train_step._cache_size()
+  train_population(model, graph, batches[:2], random_archs(3, 6), keys)
+  assert population_lib.train_step._cache_size() == compiled
+
+
+def test_population_evaluation_equals_single_evaluation(problem):
+  graph, batches, model = problem
+  archs = random_archs(4, 3)
+  keys = jax.random.split(jax.random.PRNGKey(4), 3)
+  population, _ = train_population(model, graph, batches[:5], archs, keys)
+  pairs = np.asarray(random_pairs(NUM_USERS, NUM_ITEMS, 200, seed=9))
+  task = metrics.build_ranking_task(NUM_USERS, NUM_ITEMS, [], pairs, 16)
+  popularity = jnp.ones(NUM_ITEMS)
+  together = population_lib.evaluate(model, population, graph, task,
+                                     popularity)
+  for i, result in enumerate(together):
+    alone = train.evaluate(model, candidate(population.state, i), graph,
+                           task, popularity)
+    assert result == pytest.approx(alone, rel=1e-5, abs=1e-6)
