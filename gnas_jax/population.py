@@ -4,8 +4,17 @@ P candidates share one model (one `ModelShape`, usually `ModelShape.full()`
 so that every round of a search reuses the compiled step), one graph and
 every mini-batch; their parameters, optimizer states and architectures are
 pytrees with a leading candidate axis, and the single-model update of
-`train.apply_update` is `vmap`ped over that axis (DESIGN.md, "Decisions that
-make the population fast").
+`train.apply_update` runs over that axis inside one compiled step (DESIGN.md,
+"Decisions that make the population fast"), in one of two modes:
+
+* ``'vmap'``: candidates are vectorised. Every architectural choice becomes
+  a select, so each candidate computes every option its shape includes (all
+  aggregations, the widest width): the right trade where wide parallel
+  hardware is otherwise idle and sparse products gain from stacked columns.
+* ``'map'``: candidates run one after the other (`lax.map`) in the same
+  program; each takes only its own branches, and inactive candidates are
+  skipped. On CPUs, which have no idle parallelism to fill, this is the
+  faster mode, and the default there.
 
 Nothing reduces across candidates: each has its own learning rate (in its
 optimizer state), its own keys, and its own fate. A candidate whose loss or
@@ -73,7 +82,8 @@ def init_population(model: models.GNNRecommender,
     The population, every candidate active.
   """
   state = jax.vmap(train.init_state.__wrapped__,
-                   in_axes=(None, None, 0, 0))(model, graph, archs, keys)
+                   in_axes=(None, None, 0, 0))(
+                       _for_mode(model, 'vmap'), graph, archs, keys)
   size = archs.shape[0]
   return Population(state=state, active=jnp.ones(size, bool),
                     failed=jnp.zeros(size, bool))
@@ -87,11 +97,36 @@ def _finite_per_candidate(tree) -> jax.Array:
   return functools.reduce(jnp.logical_and, checks)
 
 
-@functools.partial(jax.jit, static_argnames=('model',),
+MODES = ('map', 'vmap')
+
+
+def default_mode(platform: str | None = None) -> str:
+  """'map' on CPUs, 'vmap' on accelerators (see the module docstring)."""
+  platform = platform or jax.default_backend()
+  return 'map' if platform == 'cpu' else 'vmap'
+
+
+def _over_candidates(fn, mode: str, *args):
+  """`fn` applied to each candidate's slice of `args` (leading axis P)."""
+  if mode == 'vmap':
+    return jax.vmap(fn)(*args)
+  if mode == 'map':
+    return jax.lax.map(lambda xs: fn(*xs), args)
+  raise ValueError(f'Unknown population mode {mode!r}; choose from {MODES}.')
+
+
+def _for_mode(model: models.GNNRecommender,
+              mode: str) -> models.GNNRecommender:
+  """The model as the mode runs it: selecting, not branching, under vmap."""
+  return model.clone(vectorised=(mode == 'vmap'))
+
+
+@functools.partial(jax.jit, static_argnames=('model', 'mode'),
                    donate_argnames=('population',))
 def train_step(model: models.GNNRecommender, population: Population,
                graph: graph_lib.BipartiteGraph, batch: train.Batch,
-               keys: jax.Array) -> tuple[Population, dict[str, jax.Array]]:
+               keys: jax.Array, mode: str = 'map'
+               ) -> tuple[Population, dict[str, jax.Array]]:
   """One step of every active candidate on the shared mini-batch.
 
   Args:
@@ -100,13 +135,31 @@ def train_step(model: models.GNNRecommender, population: Population,
     graph: the training graph.
     batch: one mini-batch, shared by every candidate.
     keys: `[P]` per-candidate training keys (each folded with its step).
+    mode: 'map' or 'vmap' (see the module docstring).
 
   Returns:
-    The updated population and `{name: [P]}` step metrics.
+    The updated population and `{name: [P]}` step metrics (zeros for
+    candidates that were inactive).
   """
-  updated, step_metrics = jax.vmap(
-      train.apply_update, in_axes=(None, 0, None, None, 0))(
-          model, population.state, graph, batch, keys)
+  model = _for_mode(model, mode)
+
+  def update(state, key, active):
+    def step(state):
+      return train.apply_update(model, state, graph, batch, key)
+
+    def skip(state):
+      zeros = jax.tree.map(jnp.zeros_like, jax.eval_shape(step, state)[1])
+      return state, zeros
+
+    if mode == 'vmap':
+      # Vectorised, an inactive candidate is computed and then discarded by
+      # the selection below.
+      return step(state)
+    # One after the other, an inactive candidate costs nothing.
+    return jax.lax.cond(active, step, skip, state)
+
+  updated, step_metrics = _over_candidates(
+      update, mode, population.state, keys, population.active)
   finite = (jnp.isfinite(step_metrics['loss']) &
             _finite_per_candidate(updated.params))
   keep = population.active & finite
@@ -120,29 +173,32 @@ def train_step(model: models.GNNRecommender, population: Population,
       failed=population.failed | (population.active & ~finite)), step_metrics
 
 
-@functools.partial(jax.jit, static_argnames=('model', 'ks'))
-def _per_user_metrics(model, params, archs, graph, task, popularity, ks):
+@functools.partial(jax.jit, static_argnames=('model', 'ks', 'mode'))
+def _per_user_metrics(model, params, archs, graph, task, popularity, ks,
+                      mode):
+  model = _for_mode(model, mode)
+
   def one(params, arch):
     user_reps, item_reps = train.representations.__wrapped__(
         model, params, graph, arch)
     return metrics_lib.per_user_metrics(user_reps, item_reps, task,
                                         popularity, ks)
-  return jax.vmap(one)(params, archs)
+  return _over_candidates(one, mode, params, archs)
 
 
 def evaluate(model: models.GNNRecommender, population: Population,
              graph: graph_lib.BipartiteGraph, task: metrics_lib.RankingTask,
-             popularity: jax.Array,
-             ks: Sequence[int] = (10, 20)) -> list[dict[str, float]]:
+             popularity: jax.Array, ks: Sequence[int] = (10, 20),
+             mode: str = 'map') -> list[dict[str, float]]:
   """Each candidate's full-ranking metrics (as `train.evaluate` gives).
 
-  Memory grows with `P * task batch size * I` scores: build the task with a
-  batch size that fits.
+  Under 'vmap', memory grows with `P * task batch size * I` scores: build
+  the task with a batch size that fits.
   """
   ks = metrics_lib.check_cutoffs(ks, task.num_items)
   per_user, coverage = _per_user_metrics(
       model, population.state.params, population.state.arch, graph, task,
-      jnp.asarray(popularity, jnp.float32), ks)
+      jnp.asarray(popularity, jnp.float32), ks, mode)
   return [metrics_lib.summarise(
       jax.tree.map(lambda x, i=i: x[i], per_user), coverage[i], task, ks)
           for i in range(population.size)]

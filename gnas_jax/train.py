@@ -16,7 +16,7 @@ import math
 import os
 import resource
 import time
-from typing import Any
+from typing import Any, Sequence
 
 import flax
 import jax
@@ -37,7 +37,6 @@ from gnas_jax import space
 # Adam whose learning rate lives in the optimizer state, so it can differ per
 # architecture (and per candidate of a population) inside one program.
 OPTIMIZER = optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)
-_BPR = space.choice_index('loss', 'bpr')
 
 
 @flax.struct.dataclass
@@ -137,8 +136,10 @@ def init_state(model: models.GNNRecommender, graph: graph_lib.BipartiteGraph,
 
 
 def recommendation_loss(params, arch: jax.Array, reps: jax.Array,
-                        batch: Batch,
-                        num_users: int) -> tuple[jax.Array, dict[str, Any]]:
+                        batch: Batch, num_users: int,
+                        losses: Sequence[str] = ('bpr', 'softmax'),
+                        vectorised: bool = False
+                        ) -> tuple[jax.Array, dict[str, Any]]:
   """The architecture's ranking loss plus L2 on layer-0 embeddings.
 
   BPR uses the first negative: `-log sigmoid(s(u, p) - s(u, n))`. Sampled
@@ -152,26 +153,41 @@ def recommendation_loss(params, arch: jax.Array, reps: jax.Array,
     reps: `[N, D]` node representations from the model.
     batch: the triples.
     num_users: U (items are nodes `U + item`).
+    losses: the losses that can occur (a model shape's); only the
+      architecture's own is computed, unless `vectorised`.
+    vectorised: select rather than branch (see `models.select`).
 
   Returns:
     (total loss, {'loss', 'ranking_loss', 'l2_loss'}).
   """
   users = reps[batch.users]
-  positives = reps[num_users + batch.positives]
-  negatives = reps[num_users + batch.negatives]
-  positive_scores = jnp.sum(users * positives, axis=-1)
-  negative_scores = jnp.einsum('bd,bkd->bk', users, negatives)
-  bpr = -jax.nn.log_sigmoid(positive_scores - negative_scores[:, 0])
-  logits = jnp.concatenate([positive_scores[:, None], negative_scores], 1)
-  softmax = -jax.nn.log_softmax(logits, axis=-1)[:, 0]
-  is_bpr = arch[space.index('loss')] == _BPR
-  ranking = jnp.mean(jnp.where(is_bpr, bpr, softmax))
+  positive_scores = jnp.sum(users * reps[num_users + batch.positives], -1)
 
   def squared(rows):
     return jnp.sum(models.layer0_embeddings(params, arch, rows) ** 2, -1)
 
-  negative_l2 = squared(num_users + batch.negatives)
-  negative_l2 = jnp.where(is_bpr, negative_l2[:, 0], negative_l2.sum(-1))
+  def loss_terms(name):
+    # BPR gathers one negative per example, not the K sampled for softmax.
+    negatives = batch.negatives[:, :1] if name == 'bpr' else batch.negatives
+    negative_scores = jnp.einsum('bd,bkd->bk', users,
+                                 reps[num_users + negatives])
+    if name == 'bpr':
+      per_example = -jax.nn.log_sigmoid(positive_scores -
+                                        negative_scores[:, 0])
+    else:
+      logits = jnp.concatenate([positive_scores[:, None], negative_scores],
+                               1)
+      per_example = -jax.nn.log_softmax(logits, axis=-1)[:, 0]
+    return per_example, squared(num_users + negatives).sum(-1)
+
+  # Rematerialised: a switch under autodiff allocates every branch's
+  # residuals, and sampled softmax's gathered negatives ([B, K, D]) would
+  # be zero-filled for every BPR model at each step.
+  per_example, negative_l2 = models.select(
+      arch[space.index('loss')], tuple(losses),
+      space.DECISION_BY_NAME['loss'].choices,
+      jax.checkpoint(loss_terms, static_argnums=0), vectorised)
+  ranking = jnp.mean(per_example)
   l2 = models.arch_value(arch, 'l2') * 0.5 * jnp.mean(
       squared(batch.users) + squared(num_users + batch.positives) +
       negative_l2)
@@ -193,7 +209,8 @@ def apply_update(model: models.GNNRecommender, state: TrainState,
     reps = model.apply(params, graph, state.arch, train=True,
                        rngs={'dropout': key})
     return recommendation_loss(params, state.arch, reps, batch,
-                               model.num_users)
+                               model.num_users, model.shape.values('loss'),
+                               model.vectorised)
 
   grads, step_metrics = jax.grad(loss_fn, has_aux=True)(state.params)
   updates, opt_state = OPTIMIZER.update(grads, state.opt_state, state.params)

@@ -37,7 +37,8 @@ def random_archs(seed, num):
   return space.sample(np.random.default_rng(seed), num, CHOICES)
 
 
-def train_population(model, graph, batches, archs, keys, learning_rates=None):
+def train_population(model, graph, batches, archs, keys, learning_rates=None,
+                     mode='map'):
   population = population_lib.init_population(
       model, graph, population_lib.encode(archs), keys)
   if learning_rates is not None:
@@ -46,7 +47,7 @@ def train_population(model, graph, batches, archs, keys, learning_rates=None):
   losses = []
   for batch in batches:
     population, step_metrics = population_lib.train_step(
-        model, population, graph, batch, keys)
+        model, population, graph, batch, keys, mode)
     losses.append(step_metrics['loss'])
   return population, np.stack(losses, 1)
 
@@ -55,11 +56,13 @@ def candidate(tree, i):
   return jax.tree.map(lambda x: x[i], tree)
 
 
-def test_population_equals_one_at_a_time(problem):
+@pytest.mark.parametrize('mode', population_lib.MODES)
+def test_population_equals_one_at_a_time(problem, mode):
   graph, batches, model = problem
   archs = random_archs(0, 8)
   keys = jax.random.split(jax.random.PRNGKey(0), 8)
-  population, losses = train_population(model, graph, batches, archs, keys)
+  population, losses = train_population(model, graph, batches, archs, keys,
+                                        mode=mode)
   failed = np.asarray(population.failed)
   assert failed.sum() < len(archs) // 2  # The comparison must mean much.
   initial = population_lib.init_population(
@@ -85,20 +88,22 @@ def test_population_equals_one_at_a_time(problem):
         candidate(population.state.params, i), state.params)
 
 
-def test_a_diverging_candidate_touches_no_other(problem):
+@pytest.mark.parametrize('mode', population_lib.MODES)
+def test_a_diverging_candidate_touches_no_other(problem, mode):
   graph, batches, model = problem
   archs = [space.from_string(f'{name},width=32,layers=2')
            for name in ('lightgcn', 'ngcf', 'gcn', 'gat')]
   keys = jax.random.split(jax.random.PRNGKey(1), 5)
   rates = [a.lr for a in archs]
   base, base_losses = train_population(model, graph, batches, archs,
-                                       keys[:4], rates)
+                                       keys[:4], rates, mode)
   # Learning rate 1e3 on a sum-readout GIN overflows within steps.
   diverging = space.from_string('gin,width=32,layers=2,readout=sum')
   with_bad, losses = train_population(
-      model, graph, batches, archs + [diverging], keys, rates + [1e3])
+      model, graph, batches, archs + [diverging], keys, rates + [1e3], mode)
   assert np.asarray(with_bad.failed).tolist() == [False] * 4 + [True]
   assert np.asarray(with_bad.active).tolist() == [True] * 4 + [False]
+  # Losses are reported as 0 once a candidate no longer trains.
   np.testing.assert_array_equal(losses[:4], base_losses)
   for i in range(4):
     jax.tree.map(np.testing.assert_array_equal,
@@ -128,7 +133,10 @@ def test_population_evaluation_equals_single_evaluation(problem):
   popularity = jnp.ones(NUM_ITEMS)
   together = population_lib.evaluate(model, population, graph, task,
                                      popularity)
+  vectorised = population_lib.evaluate(model, population, graph, task,
+                                       popularity, mode='vmap')
   for i, result in enumerate(together):
+    assert vectorised[i] == pytest.approx(result, rel=1e-5, abs=1e-6)
     alone = train.evaluate(model, candidate(population.state, i), graph,
                            task, popularity)
     assert result == pytest.approx(alone, rel=1e-5, abs=1e-6)
