@@ -11,6 +11,11 @@ on shared mini-batches. It reports, per P:
   per_candidate_step_ms   median time of a population step, divided by P
   one_at_a_time_step_ms   the same architectures, each stepped alone by the
                           same compiled program, per candidate
+  specialised_step_ms     the first (up to 8) architectures each stepped by
+                          a program compiled for it alone (its own
+                          `ModelShape`), per candidate; the compilations
+                          (`specialised_compile_seconds`, all of them) are
+                          what the population saves
   compile_seconds         compiling the population step
   candidates_per_hour     candidates trained for `--fidelity_epochs` epochs
                           per hour at the population's speed (compilation
@@ -55,6 +60,10 @@ _BATCH_SIZE = flags.DEFINE_integer('batch_size', 2048, 'Mini-batch size.')
 _FIDELITY = flags.DEFINE_integer(
     'fidelity_epochs', 5, 'Epochs per candidate for candidates_per_hour.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the architectures.')
+_MODE = flags.DEFINE_enum('mode', population_lib.default_mode(),
+                          population_lib.MODES,
+                          'How the population runs its candidates.')
+_SPECIALISED = 8
 _OUT = flags.DEFINE_string('out', None, 'JSON file for the records.')
 
 
@@ -93,7 +102,7 @@ def measure(dataset: data.Dataset, graph: graph_lib.BipartiteGraph,
 
   start = time.perf_counter()
   step = population_lib.train_step.lower(
-      model, population, graph, batch, keys).compile()
+      model, population, graph, batch, keys, _MODE.value).compile()
   compile_seconds = time.perf_counter() - start
   state = {'population': population}
 
@@ -118,6 +127,23 @@ def measure(dataset: data.Dataset, graph: graph_lib.BipartiteGraph,
 
   one_at_a_time()  # Compiles the single-candidate step once.
   alone = _median_seconds(one_at_a_time, max(1, _STEPS.value // 2)) / size
+
+  specialised, specialised_compile = [], 0.0
+  for arch, key in list(zip(archs, keys))[:_SPECIALISED]:
+    own = models.build_model(dataset.num_users, dataset.num_items, [arch])
+    own_state = train.init_state(own, graph, jnp.asarray(arch.encode()), key)
+    start = time.perf_counter()
+    own_step = train.train_step.lower(own, own_state, graph, batch,
+                                      key).compile()
+    specialised_compile += time.perf_counter() - start
+    cell = {'state': own_state}
+
+    def own_once(own_step=own_step, cell=cell, key=key):
+      cell['state'], metrics = own_step(cell['state'], graph, batch, key)
+      return metrics
+
+    own_once()
+    specialised.append(_median_seconds(own_once, max(1, _STEPS.value // 2)))
   steps_per_epoch = sampler.steps_per_epoch
   return {
       'dataset': dataset.name,
@@ -127,6 +153,10 @@ def measure(dataset: data.Dataset, graph: graph_lib.BipartiteGraph,
       'per_candidate_step_ms': per_candidate * 1e3,
       'one_at_a_time_step_ms': alone * 1e3,
       'speedup': alone / per_candidate,
+      'specialised_step_ms': float(np.mean(specialised)) * 1e3,
+      'specialised_candidates': len(specialised),
+      'specialised_compile_seconds': specialised_compile,
+      'mode': _MODE.value,
       'compile_seconds': compile_seconds,
       'fidelity_epochs': _FIDELITY.value,
       'steps_per_epoch': steps_per_epoch,
@@ -147,15 +177,18 @@ def main(argv):
                                 dataset.num_items, _BACKEND.value)
   records = []
   print('| P | per-candidate step (ms) | one at a time (ms) | speed-up | '
-        'compile (s) | candidates/hour | peak RSS (MiB) |')
-  print('| ---: | ---: | ---: | ---: | ---: | ---: | ---: |')
+        'specialised (ms) | compile (s) | candidates/hour | '
+        'peak RSS (MiB) |')
+  print('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |')
   for size in sizes:
     logging.info('Measuring P=%d on %s.', size, dataset.name)
     record = measure(dataset, graph, size)
     records.append(record)
     print(f'| {size} | {record["per_candidate_step_ms"]:.2f} | '
           f'{record["one_at_a_time_step_ms"]:.2f} | '
-          f'{record["speedup"]:.2f} | {record["compile_seconds"]:.1f} | '
+          f'{record["speedup"]:.2f} | '
+          f'{record["specialised_step_ms"]:.2f} | '
+          f'{record["compile_seconds"]:.1f} | '
           f'{record["candidates_per_hour"]:.0f} | '
           f'{record["peak_rss_mb"]:.0f} |', flush=True)
     if _OUT.value:

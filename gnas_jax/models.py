@@ -122,7 +122,7 @@ class ModelShape:
 
 
 def select(index: jax.Array, names: Sequence[str], choices: Sequence[Any],
-           compute, vectorised: bool = False):
+           compute, vectorised: bool = False, remat: bool = True):
   """`compute(name)` for the choice `index` names, among `names` only.
 
   By default a `lax.switch` over the options in `names`: one model (or each
@@ -147,8 +147,9 @@ def select(index: jax.Array, names: Sequence[str], choices: Sequence[Any],
   table = np.zeros(len(choices), np.int32)
   for position, name in enumerate(names):
     table[choices.index(name)] = position
-  branches = [jax.checkpoint(functools.partial(compute, name))
-              for name in names]
+  branches = [functools.partial(compute, name) for name in names]
+  if remat:
+    branches = [jax.checkpoint(branch) for branch in branches]
   return jax.lax.switch(jnp.asarray(table)[index], branches)
 
 
@@ -190,49 +191,141 @@ class GNNRecommender(nn.Module):
       dot products of a user's and an item's rows.
     """
     shape = self.shape
-    num_nodes, width = self.num_users + self.num_items, shape.max_width
+    num_nodes, max_width = self.num_users + self.num_items, shape.max_width
     num_layers = arch[space.index('layers')]
-    # A shape with one width needs no mask, one depth no pass-through.
-    masked = len(shape.values('width')) > 1
-    mask = width_mask(arch, width) if masked else 1.0
+    widths = shape.values('width')
     varying_depth = len(shape.values('layers')) > 1
-    # Initialise weights for the architecture's own width, so a masked model
-    # starts where a true model of that width would.
+    # Initialise weights for the architecture's own width, so that its block
+    # of the superset starts where a true model of that width would.
     weight_scale = jax.lax.rsqrt(arch_value(arch, 'width'))
 
     def weights(name, *dims):
       return self.param(
           name, lambda k: weight_scale * jax.random.normal(k, dims))
 
-    h = self.param(
-        'embedding',
-        nn.initializers.normal(self.embedding_stddev),
-        (num_nodes, width))
-    if masked:
-      h = h * mask
-    if shape.max_layers == 0:
-      return self._decode(arch, h)
-
+    embedding = self.param(
+        'embedding', nn.initializers.normal(self.embedding_stddev),
+        (num_nodes, max_width))
     depth = shape.max_layers
     # Per-layer weights of the aggregation types the shape includes.
     aggregations = shape.values('agg')
     used = set(aggregations)
-    p = {}
-    if used & {'gcn', 'sage', 'gin', 'ngcf', 'gat'}:
-      p['w1'] = weights('w1', depth, width, width)
-      p['b1'] = self.param('b1', nn.initializers.zeros, (depth, width))
-    if used & {'sage', 'gin', 'ngcf'}:
-      p['w2'] = weights('w2', depth, width, width)
-    if used & {'gin', 'ngcf'}:
-      p['b2'] = self.param('b2', nn.initializers.zeros, (depth, width))
-    if 'gin' in used:
-      p['eps'] = self.param('gin_eps', nn.initializers.zeros, (depth,))
-    if 'gat' in used:
-      p['att_src'] = weights('att_src', depth, width)
-      p['att_dst'] = weights('att_dst', depth, width)
-
-    norms = shape.values('norm')
+    params = {}
+    if depth and used & {'gcn', 'sage', 'gin', 'ngcf', 'gat'}:
+      params['w1'] = weights('w1', depth, max_width, max_width)
+      params['b1'] = self.param('b1', nn.initializers.zeros,
+                                (depth, max_width))
+    if depth and used & {'sage', 'gin', 'ngcf'}:
+      params['w2'] = weights('w2', depth, max_width, max_width)
+    if depth and used & {'gin', 'ngcf'}:
+      params['b2'] = self.param('b2', nn.initializers.zeros,
+                                (depth, max_width))
+    if depth and 'gin' in used:
+      params['eps'] = self.param('gin_eps', nn.initializers.zeros, (depth,))
+    if depth and 'gat' in used:
+      params['att_src'] = weights('att_src', depth, max_width)
+      params['att_dst'] = weights('att_dst', depth, max_width)
+    readout_logits = None
+    if depth and 'weighted' in shape.values('readout'):
+      readout_logits = self.param('readout_logits', nn.initializers.zeros,
+                                  (depth + 1,))
     edge_mask = self._edge_dropout(graph, arch, train)
+
+    def forward(width: int, masked: bool) -> jax.Array:
+      """The representations, computed at a static `width`."""
+      mask = width_mask(arch, width) if masked else 1.0
+      h = embedding[:, :width]
+      if masked:
+        h = h * mask
+      if depth == 0:
+        return self._decode(arch, h)
+      p = {name: value[(slice(None),) + (slice(0, width),) *
+                       (value.ndim - 1)]
+           for name, value in params.items()}
+      propagate = self._propagation(graph, arch, edge_mask)
+
+      def aggregate(name, p, h, a):
+        if name == 'lightgcn':
+          return a
+        if name == 'gcn':
+          return a @ p['w1'] + p['b1']
+        if name == 'sage':
+          return a @ p['w1'] + h @ p['w2'] + p['b1']
+        if name == 'gin':
+          hidden = jax.nn.relu(((1 + p['eps']) * h + a) @ p['w1'] + p['b1'])
+          return (hidden * mask) @ p['w2'] + p['b2']
+        if name == 'ngcf':
+          return (h + a) @ p['w1'] + p['b1'] + (h * a) @ p['w2'] + p['b2']
+        assert name == 'gat', name
+        z = (h @ p['w1']) * mask
+        logits = jax.nn.leaky_relu(
+            (z @ p['att_dst'])[graph.receivers] +
+            (z @ p['att_src'])[graph.senders], _GAT_LEAKY_SLOPE)
+        attention = graph_lib.edge_softmax(graph, logits, edge_mask)
+        return graph_lib.propagate(graph, z, attention) + p['b1']
+
+      needs_propagation = any(a != 'gat' for a in aggregations)
+      residuals = shape.values('residual')
+
+      def layer_output(h, layer_params, agg, act, residual):
+        # One propagation serves every aggregation type but attention.
+        aggregated = propagate(h) if needs_propagation else None
+        pre_activation = select(
+            agg, aggregations, AGGREGATIONS,
+            lambda name: aggregate(name, layer_params, h, aggregated),
+            self.vectorised)
+        out = select(act, shape.values('act'), ACTIVATION_NAMES,
+                     lambda name: ACTIVATIONS[name](pre_activation),
+                     self.vectorised)
+        if residuals == (True,):
+          out = out + h
+        elif True in residuals:
+          out = out + jnp.where(residual == 1, h, 0.0)
+        return out * mask if masked else out
+
+      readout_inputs = [h]
+      for layer in range(depth):
+        layer_params = {name: value[layer] for name, value in p.items()}
+        agg = arch[space.POSITIONS['agg'].start + layer]
+        operands = (h, layer_params, agg,
+                    arch[space.POSITIONS['act'].start + layer],
+                    arch[space.POSITIONS['residual'].start + layer])
+        if varying_depth and self.vectorised:
+          h = jnp.where(layer < num_layers, layer_output(*operands), h)
+        elif varying_depth:
+          # Layers beyond the depth pass their input through unchanged, and
+          # are not computed at all.
+          h = jax.lax.cond(layer < num_layers, layer_output,
+                           lambda h, *_: h, *operands)
+        else:
+          h = layer_output(*operands)
+        if 'ngcf' in used:
+          normalised = h / jnp.maximum(
+              jnp.linalg.norm(h, axis=-1, keepdims=True), 1e-12)
+          readout_inputs.append(jnp.where(agg == _NGCF, normalised, h))
+        else:
+          readout_inputs.append(h)
+      return self._decode(arch, self._readout(arch, readout_inputs,
+                                              num_layers, readout_logits))
+
+    if len(widths) == 1 or self.vectorised:
+      # One width, or every candidate at the widest width with a mask.
+      return forward(max_width, masked=len(widths) > 1)
+
+    def at_width(width):
+      # Each width computes at its own size; the representations are padded
+      # to the superset's, which leaves every dot product unchanged.
+      reps = forward(width, masked=False)
+      blocks = reps.shape[-1] // width
+      return jnp.pad(reps, ((0, 0), (0, blocks * (max_width - width))))
+
+    return select(arch[space.index('width')], widths,
+                  space.DECISION_BY_NAME['width'].choices, at_width,
+                  remat=False)
+
+  def _propagation(self, graph, arch, edge_mask):
+    """`x -> D^-a A_v D^-b x` for the architecture's normalisation."""
+    norms = self.shape.values('norm')
     keep = None
     if edge_mask is not None:
       rate = arch_value(arch, 'edge_dropout')
@@ -245,83 +338,15 @@ class GNNRecommender(nn.Module):
       if keep is not None:
         edge_values, transposed_values = (edge_values * keep,
                                           transposed_values * keep)
-      scale_out = scale_in = None
-    else:
-      # Members differ in normalisation: scale nodes around the 0/1 product
-      # (D^-a A D^-b h = d^-a * (A (d^-b * h))), so that every member's
-      # product has the same matrix and a population can share it.
-      edge_values = transposed_values = keep
-      scale_out, scale_in = graph_lib.normalisation_scales(
-          graph, arch[space.index('norm')])
-
-    def propagate(x):
-      if scale_in is None:
-        return graph_lib.propagate(graph, x, edge_values, transposed_values)
-      return scale_out[:, None] * graph_lib.propagate(
-          graph, scale_in[:, None] * x, edge_values, transposed_values)
-
-    def aggregate(name, p, h, a):
-      if name == 'lightgcn':
-        return a
-      if name == 'gcn':
-        return a @ p['w1'] + p['b1']
-      if name == 'sage':
-        return a @ p['w1'] + h @ p['w2'] + p['b1']
-      if name == 'gin':
-        hidden = jax.nn.relu(((1 + p['eps']) * h + a) @ p['w1'] + p['b1'])
-        return (hidden * mask) @ p['w2'] + p['b2']
-      if name == 'ngcf':
-        return (h + a) @ p['w1'] + p['b1'] + (h * a) @ p['w2'] + p['b2']
-      assert name == 'gat', name
-      z = (h @ p['w1']) * mask
-      logits = jax.nn.leaky_relu(
-          (z @ p['att_dst'])[graph.receivers] +
-          (z @ p['att_src'])[graph.senders], _GAT_LEAKY_SLOPE)
-      attention = graph_lib.edge_softmax(graph, logits, edge_mask)
-      return graph_lib.propagate(graph, z, attention) + p['b1']
-
-    needs_propagation = any(a != 'gat' for a in aggregations)
-    residuals = shape.values('residual')
-    readout_inputs = [h]
-    def layer_output(h, layer_params, agg, act, residual):
-      # One propagation serves every aggregation type but attention.
-      aggregated = propagate(h) if needs_propagation else None
-      pre_activation = select(
-          agg, aggregations, AGGREGATIONS,
-          lambda name: aggregate(name, layer_params, h, aggregated),
-          self.vectorised)
-      out = select(act, shape.values('act'), ACTIVATION_NAMES,
-                   lambda name: ACTIVATIONS[name](pre_activation),
-                   self.vectorised)
-      if residuals == (True,):
-        out = out + h
-      elif True in residuals:
-        out = out + jnp.where(residual == 1, h, 0.0)
-      return out * mask if masked else out
-
-    for layer in range(depth):
-      layer_params = {name: value[layer] for name, value in p.items()}
-      agg = arch[space.POSITIONS['agg'].start + layer]
-      operands = (h, layer_params, agg,
-                  arch[space.POSITIONS['act'].start + layer],
-                  arch[space.POSITIONS['residual'].start + layer])
-      if varying_depth and self.vectorised:
-        h = jnp.where(layer < num_layers, layer_output(*operands), h)
-      elif varying_depth:
-        # Layers beyond the depth pass their input through unchanged, and
-        # are not computed at all.
-        h = jax.lax.cond(layer < num_layers, layer_output,
-                         lambda h, *_: h, *operands)
-      else:
-        h = layer_output(*operands)
-      if 'ngcf' in used:
-        normalised = h / jnp.maximum(
-            jnp.linalg.norm(h, axis=-1, keepdims=True), 1e-12)
-        readout_inputs.append(jnp.where(agg == _NGCF, normalised, h))
-      else:
-        readout_inputs.append(h)
-
-    return self._decode(arch, self._readout(arch, readout_inputs, num_layers))
+      return lambda x: graph_lib.propagate(graph, x, edge_values,
+                                           transposed_values)
+    # Members differ in normalisation: scale nodes around the 0/1 product
+    # (D^-a A D^-b h = d^-a * (A (d^-b * h))), so that every member's product
+    # has the same matrix and a population can share it.
+    scale_out, scale_in = graph_lib.normalisation_scales(
+        graph, arch[space.index('norm')])
+    return lambda x: scale_out[:, None] * graph_lib.propagate(
+        graph, scale_in[:, None] * x, keep, keep)
 
   def _edge_dropout(self, graph, arch, train):
     """`[2E]` bool mask of the edges kept by edge dropout, or None."""
@@ -334,14 +359,12 @@ class GNNRecommender(nn.Module):
         self.make_rng('dropout'), 1.0 - rate, (graph.num_interactions,))
     return keep[graph.edge_interaction]
 
-  def _readout(self, arch, outputs, num_layers):
+  def _readout(self, arch, outputs, num_layers, logits):
     """Combines layer outputs 0..L as the architecture's readout says."""
     depth = len(outputs)
     layer = jnp.arange(depth)
     active = layer <= num_layers
     readouts = self.shape.values('readout')
-    logits = (self.param('readout_logits', nn.initializers.zeros, (depth,))
-              if 'weighted' in readouts else None)
     weights = {
         'last': lambda: (layer == num_layers).astype(jnp.float32),
         'mean': lambda: active / (num_layers + 1.0),
