@@ -121,9 +121,7 @@ def _for_mode(model: models.GNNRecommender,
   return model.clone(vectorised=(mode == 'vmap'))
 
 
-@functools.partial(jax.jit, static_argnames=('model', 'mode'),
-                   donate_argnames=('population',))
-def train_step(model: models.GNNRecommender, population: Population,
+def step_population(model: models.GNNRecommender, population: Population,
                graph: graph_lib.BipartiteGraph, batch: train.Batch,
                keys: jax.Array, mode: str = 'map'
                ) -> tuple[Population, dict[str, jax.Array]]:
@@ -171,6 +169,68 @@ def train_step(model: models.GNNRecommender, population: Population,
   return population.replace(
       state=state, active=keep,
       failed=population.failed | (population.active & ~finite)), step_metrics
+
+
+train_step = jax.jit(step_population, static_argnames=('model', 'mode'),
+                     donate_argnames=('population',))
+train_step.__doc__ = 'Jitted `step_population` on one device.'
+
+
+CANDIDATE_AXIS = 'candidates'
+
+
+def candidate_mesh(devices: Sequence[jax.Device] | None = None
+                   ) -> jax.sharding.Mesh:
+  """A one-axis mesh over `devices` (default: all) for the candidates."""
+  devices = list(devices) if devices is not None else jax.devices()
+  return jax.sharding.Mesh(np.array(devices), (CANDIDATE_AXIS,))
+
+
+def pad_population(population: Population, keys: jax.Array,
+                   multiple: int) -> tuple[Population, jax.Array]:
+  """Pads P up to a multiple with inactive copies of the first candidate.
+
+  Padding candidates never train and are never reported; they let P
+  candidates shard evenly over `multiple` devices.
+  """
+  missing = -population.size % multiple
+  if not missing:
+    return population, keys
+
+  def pad(x):
+    return jnp.concatenate([x, jnp.repeat(x[:1], missing, axis=0)])
+
+  padded = jax.tree.map(pad, population)
+  active = padded.active.at[population.size:].set(False)
+  return padded.replace(active=active), pad(keys)
+
+
+def sharded_train_step(model: models.GNNRecommender,
+                       mesh: jax.sharding.Mesh, mode: str = 'map'):
+  """`train_step` with the candidate axis split over the mesh's devices.
+
+  Each device steps its own candidates (`shard_map`); the graph and the
+  mini-batch are replicated. The population's size must be a multiple of
+  the device count (see `pad_population`). Multi-host: call
+  `jax.distributed.initialize()` first and build the mesh over
+  `jax.devices()`, which then spans every host.
+
+  Returns:
+    A jitted `(population, graph, batch, keys) -> (population, metrics)`.
+  """
+  spec = jax.sharding.PartitionSpec(CANDIDATE_AXIS)
+  replicated = jax.sharding.PartitionSpec()
+
+  def local_step(population, graph, batch, keys):
+    return step_population(model, population, graph, batch, keys, mode)
+
+  # check_vma=False: the CSR product's custom VJP mixes replicated graph
+  # arrays with per-device features, which the varying-axes type check of
+  # shard_map does not follow through custom rules.
+  sharded = jax.shard_map(
+      local_step, mesh=mesh, in_specs=(spec, replicated, replicated, spec),
+      out_specs=(spec, spec), check_vma=False)
+  return jax.jit(sharded, donate_argnums=0)
 
 
 @functools.partial(jax.jit, static_argnames=('model', 'ks', 'mode'))

@@ -1,5 +1,9 @@
 """Tests for the population engine: vmap equivalence, isolation, compiles."""
 
+import os
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -13,6 +17,7 @@ from gnas_jax import population as population_lib
 from gnas_jax import space
 from gnas_jax import train
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_USERS, NUM_ITEMS, STEPS = 40, 50, 50
 # Every aggregation, activation, readout, decoder and loss, at small widths
 # and depths so that the one compilation stays quick.
@@ -140,3 +145,48 @@ def test_population_evaluation_equals_single_evaluation(problem):
     alone = train.evaluate(model, candidate(population.state, i), graph,
                            task, popularity)
     assert result == pytest.approx(alone, rel=1e-5, abs=1e-6)
+
+
+SHARDED_CHECK = r'''
+import jax, jax.numpy as jnp, numpy as np
+from conftest import random_pairs
+from gnas_jax import graph as graph_lib, models, population as population_lib
+from gnas_jax import space, train
+assert jax.device_count() == 4, jax.devices()
+pairs = random_pairs(30, 40, 300, seed=5)
+graph = graph_lib.build_graph(pairs, 30, 40, 'sparse')
+choices = space.subspace(width=(16, 32), layers=(1, 2),
+                         agg=('lightgcn', 'gcn'), act=('identity', 'relu'))
+archs = space.sample(np.random.default_rng(0), 6, choices)
+model = models.GNNRecommender(30, 40, models.ModelShape(tuple(choices.items())))
+keys = jax.random.split(jax.random.PRNGKey(0), 6)
+sampler = train.BatchSampler(pairs, 40, 32, 4, seed=0)
+batches = sampler.epoch(0)
+single = population_lib.init_population(model, graph,
+                                        population_lib.encode(archs), keys)
+mesh = population_lib.candidate_mesh()
+sharded, padded_keys = population_lib.pad_population(single, keys, 4)
+assert sharded.size == 8 and not np.asarray(sharded.active)[6:].any()
+sharded = jax.device_put(sharded, jax.sharding.NamedSharding(
+    mesh, jax.sharding.PartitionSpec(population_lib.CANDIDATE_AXIS)))
+step = population_lib.sharded_train_step(model, mesh)
+for s in range(5):
+  batch = jax.tree.map(lambda x: jnp.asarray(x[s]), batches)
+  single, _ = population_lib.train_step(model, single, graph, batch, keys)
+  sharded, _ = step(sharded, graph, batch, padded_keys)
+assert len(sharded.state.params['params']['embedding'].sharding.device_set) == 4
+jax.tree.map(lambda a, b: np.testing.assert_allclose(a[:6], b, rtol=1e-5,
+                                                     atol=1e-6),
+             sharded.state.params, single.state.params)
+print('sharded population matches')
+'''
+
+
+def test_sharded_over_four_cpu_devices_matches_one_device(tmp_path):
+  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=4',
+             PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, 'tests')]))
+  result = subprocess.run([sys.executable, '-c', SHARDED_CHECK], env=env,
+                          cwd=tmp_path, capture_output=True, text=True,
+                          timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'sharded population matches' in result.stdout
