@@ -20,9 +20,9 @@ on shared mini-batches. It reports, per P:
   candidates_per_hour     candidates trained for `--fidelity_epochs` epochs
                           per hour at the population's speed (compilation
                           and evaluation excluded)
-  peak_rss_mb             the process's peak resident memory so far (sizes
-                          run in increasing order, so it is the largest
-                          size's)
+  peak_rss_mb             peak resident memory of the process once the
+                          population has trained (before the one-at-a-time
+                          runs); each size runs in a process of its own
 
 Timings are medians over `--steps` steps after compilation. They are
 printed as a table and written to `--out` as a list of JSON records.
@@ -30,6 +30,9 @@ printed as a table and written to `--out` as a list of JSON records.
 
 import json
 import os
+import subprocess
+import sys
+import tempfile
 import time
 
 from absl import app
@@ -63,6 +66,9 @@ _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the architectures.')
 _MODE = flags.DEFINE_enum('mode', population_lib.default_mode(),
                           population_lib.MODES,
                           'How the population runs its candidates.')
+_CHILD = flags.DEFINE_bool(
+    'measure_one_size', False,
+    'Internal: measure the single size given and print its JSON record.')
 _SPECIALISED = 8
 _OUT = flags.DEFINE_string('out', None, 'JSON file for the records.')
 
@@ -113,6 +119,7 @@ def measure(dataset: data.Dataset, graph: graph_lib.BipartiteGraph,
 
   population_step()  # Warm-up.
   per_candidate = _median_seconds(population_step, _STEPS.value) / size
+  population_peak_rss = train.peak_rss_mb()
 
   singles = [jax.tree.map(lambda x, i=i: x[i], state['population'].state)
              for i in range(size)]
@@ -163,8 +170,22 @@ def measure(dataset: data.Dataset, graph: graph_lib.BipartiteGraph,
       'candidates_per_hour': 3600.0 / (per_candidate * steps_per_epoch *
                                        _FIDELITY.value),
       'failed': int(np.asarray(state['population'].failed).sum()),
-      'peak_rss_mb': train.peak_rss_mb(),
+      'peak_rss_mb': population_peak_rss,
   }
+
+
+def _measure_in_child(size: int) -> dict:
+  """Runs `measure` for one size in a fresh process (clean peak memory)."""
+  with tempfile.NamedTemporaryFile(suffix='.json') as out:
+    flags_to_pass = [f'--{name}={flags.FLAGS[name].value}' for name in (
+        'dataset', 'data_dir', 'backend', 'steps', 'batch_size',
+        'fidelity_epochs', 'seed', 'mode')]
+    subprocess.run(
+        [sys.executable, '-m', 'experiments.benchmark_population',
+         *flags_to_pass, f'--population_sizes={size}', f'--out={out.name}',
+         '--measure_one_size'], check=True)
+    with open(out.name) as f:
+      return json.load(f)[0]
 
 
 def main(argv):
@@ -172,17 +193,21 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
   common.quiet_library_logs()
   sizes = sorted(int(s) for s in _SIZES.value)
-  dataset = _load(_DATASET.value)
-  graph = graph_lib.build_graph(dataset.train, dataset.num_users,
-                                dataset.num_items, _BACKEND.value)
+  if _CHILD.value:
+    dataset = _load(_DATASET.value)
+    graph = graph_lib.build_graph(dataset.train, dataset.num_users,
+                                  dataset.num_items, _BACKEND.value)
+    with open(_OUT.value, 'w') as f:
+      json.dump([measure(dataset, graph, sizes[0])], f)
+    return
   records = []
   print('| P | per-candidate step (ms) | one at a time (ms) | speed-up | '
         'specialised (ms) | compile (s) | candidates/hour | '
         'peak RSS (MiB) |')
   print('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |')
   for size in sizes:
-    logging.info('Measuring P=%d on %s.', size, dataset.name)
-    record = measure(dataset, graph, size)
+    logging.info('Measuring P=%d on %s.', size, _DATASET.value)
+    record = _measure_in_child(size)
     records.append(record)
     print(f'| {size} | {record["per_candidate_step_ms"]:.2f} | '
           f'{record["one_at_a_time_step_ms"]:.2f} | '

@@ -89,11 +89,10 @@ def init_population(model: models.GNNRecommender,
                     failed=jnp.zeros(size, bool))
 
 
-def _finite_per_candidate(tree) -> jax.Array:
-  """`[P]` bool: every value of the candidate's slice of `tree` is finite."""
-  leaves = jax.tree.leaves(tree)
-  checks = [jnp.all(jnp.isfinite(x), axis=tuple(range(1, x.ndim)))
-            for x in leaves if jnp.issubdtype(x.dtype, jnp.floating)]
+def _all_finite(tree) -> jax.Array:
+  """Scalar bool: every floating value of one candidate's `tree` is finite."""
+  checks = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
+            if jnp.issubdtype(x.dtype, jnp.floating)]
   return functools.reduce(jnp.logical_and, checks)
 
 
@@ -142,32 +141,35 @@ def step_population(model: models.GNNRecommender, population: Population,
   model = _for_mode(model, mode)
 
   def update(state, key, active):
+    """One candidate's step: `(state, metrics, finite)`."""
     def step(state):
-      return train.apply_update(model, state, graph, batch, key)
+      new_state, step_metrics = train.apply_update(model, state, graph,
+                                                   batch, key)
+      finite = (jnp.isfinite(step_metrics['loss']) &
+                _all_finite(new_state.params))
+      # A diverging candidate keeps its last finite state. Selecting here,
+      # per candidate, avoids a second population-sized copy of the state.
+      new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old),
+                               new_state, state)
+      return new_state, step_metrics, finite
 
     def skip(state):
-      zeros = jax.tree.map(jnp.zeros_like, jax.eval_shape(step, state)[1])
-      return state, zeros
+      _, zeros, _ = jax.tree.map(jnp.zeros_like, jax.eval_shape(step, state))
+      return state, zeros, jnp.ones((), bool)
 
     if mode == 'vmap':
-      # Vectorised, an inactive candidate is computed and then discarded by
-      # the selection below.
-      return step(state)
+      # Vectorised, an inactive candidate is computed, then discarded.
+      new_state, step_metrics, finite = step(state)
+      new_state = jax.tree.map(lambda new, old: jnp.where(active, new, old),
+                               new_state, state)
+      return new_state, step_metrics, finite
     # One after the other, an inactive candidate costs nothing.
     return jax.lax.cond(active, step, skip, state)
 
-  updated, step_metrics = _over_candidates(
+  state, step_metrics, finite = _over_candidates(
       update, mode, population.state, keys, population.active)
-  finite = (jnp.isfinite(step_metrics['loss']) &
-            _finite_per_candidate(updated.params))
-  keep = population.active & finite
-
-  def select(new, old):
-    return jnp.where(keep.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
-
-  state = jax.tree.map(select, updated, population.state)
   return population.replace(
-      state=state, active=keep,
+      state=state, active=population.active & finite,
       failed=population.failed | (population.active & ~finite)), step_metrics
 
 
