@@ -319,9 +319,11 @@ class GNNRecommender(nn.Module):
       blocks = reps.shape[-1] // width
       return jnp.pad(reps, ((0, 0), (0, blocks * (max_width - width))))
 
+    # Rematerialised: otherwise the gradient keeps every width branch's
+    # residuals at once (on Gowalla, P=8 peaked at 5.9 GB instead of 4.9).
     return select(arch[space.index('width')], widths,
                   space.DECISION_BY_NAME['width'].choices, at_width,
-                  remat=False)
+                  remat=True)
 
   def _propagation(self, graph, arch, edge_mask):
     """`x -> D^-a A_v D^-b x` for the architecture's normalisation."""
