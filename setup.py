@@ -24,7 +24,8 @@ setuptools.setup(
     packages=setuptools.find_packages(include=['gnas_jax', 'gnas_jax.*']),
     install_requires=_requirements('requirements.txt'),
     extras_require={
-        'test': ['pytest>=8', 'pytest-xdist>=3'],
+        'tpe': ['optuna>=4'],
+        'test': ['pytest>=8', 'pytest-xdist>=3', 'optuna>=4'],
     },
     license='Apache-2.0',
 )

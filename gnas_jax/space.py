@@ -346,6 +346,29 @@ def subspace(**choices: Sequence[Any]) -> dict[str, tuple[Any, ...]]:
   return result
 
 
+def subspace_from_string(text: str) -> dict[str, tuple[Any, ...]]:
+  """`subspace` from `'width=32/64,layers=1/2/3'` ('' is the full space).
+
+  Each comma-separated `name=choices` restricts one decision to the
+  '/'-separated choices; per-layer decisions restrict every layer.
+  """
+  restrictions = {}
+  for part in (p.strip() for p in text.split(',') if p.strip()):
+    name, sep, values = part.partition('=')
+    name = name.strip()
+    if not sep:
+      raise ValueError(f'Expected name=choice/choice/... in a search space '
+                       f'string, got {part!r}.')
+    if name not in DECISION_BY_NAME:
+      raise ValueError(
+          f'Unknown architecture decision {name!r} in search space string; '
+          f'choose from {", ".join(DECISION_BY_NAME)}.')
+    restrictions[name] = tuple(
+        _parse_value(DECISION_BY_NAME[name], v.strip())
+        for v in values.split('/') if v.strip())
+  return subspace(**restrictions)
+
+
 def sample(rng: np.random.Generator, num: int,
            choices: dict[str, tuple[Any, ...]] | None = None
            ) -> list[Architecture]:

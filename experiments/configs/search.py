@@ -1,0 +1,56 @@
+r"""Architecture search: the training protocol of `train.py` plus the search.
+
+  python -m experiments.search --config=experiments/configs/search.py \
+      --workdir=/tmp/gnas_search --config.dataset=ml-100k \
+      --config.data_dir=../shared/datasets [--config.strategy=random]
+
+Candidates train at low fidelity (`fidelity`); the finalists and the
+reference preset are retrained with the full protocol (`epochs`,
+`patience`, ...) inherited from `train.py`, once per `final.seeds`.
+"""
+
+import ml_collections
+
+from experiments.configs import train as train_config
+from gnas_jax.search import strategies
+
+
+def get_config() -> ml_collections.ConfigDict:
+  """Returns the search configuration."""
+  config = train_config.get_config()
+
+  # 'adversarial' | 'random' | 'evolution' | 'reinforce' | 'tpe'.
+  config.strategy = 'adversarial'
+  # Evaluations (rounded up to whole populations) and an optional wall-time
+  # limit in seconds (0: none).
+  config.budget = 208
+  config.max_wall_seconds = 0
+  # Candidates trained at once per round.
+  config.population_size = 16
+  # '' for the whole space, or restrictions such as 'width=32/64,layers=1/2'.
+  config.space = ''
+  # 'map' or 'vmap' ('' picks from the platform, see gnas_jax.population).
+  config.population_mode = ''
+
+  # Low fidelity for the search's evaluations. Larger batches than the
+  # final protocol make an epoch cheap; a candidate stops after `patience`
+  # evaluations without a better validation NDCG@20.
+  config.fidelity = ml_collections.ConfigDict()
+  config.fidelity.epochs = 12
+  config.fidelity.eval_every = 2
+  config.fidelity.patience = 2
+  config.fidelity.batch_size = 8192
+
+  # Every strategy's options, with their defaults (see its class in
+  # gnas_jax/search/strategies.py).
+  config.strategies = ml_collections.ConfigDict(
+      {name: strategies.default_options(name)
+       for name in strategies.STRATEGIES})
+
+  # Retraining at full fidelity: the best `top_k` distinct architectures
+  # and the reference preset, each with every seed.
+  config.final = ml_collections.ConfigDict()
+  config.final.top_k = 3
+  config.final.seeds = (0, 1, 2)
+  config.final.reference = 'lightgcn'
+  return config

@@ -1,0 +1,340 @@
+"""The search loop: rounds of ask, population training, validation, tell.
+
+    run_search(config, workdir)
+
+Each round asks the strategy for `population_size` new architectures,
+trains them together as one population (`gnas_jax.population`) for
+`config.fidelity.epochs` epochs with per-candidate early stopping, scores
+each by its best validation NDCG@20 (the fitness), writes them to the
+trial store and tells the strategy. Rounds continue until
+`config.budget` evaluations (rounded up to whole rounds) or
+`config.max_wall_seconds`. Then the `config.final.top_k` best distinct
+architectures and the reference preset are retrained at full fidelity
+(the training protocol of `config`) with each of `config.final.seeds`,
+and the architecture with the best mean validation NDCG@20 is tested.
+
+Nothing is lost when a run stops: after every round the trial store holds
+its candidates and orbax holds the strategy's state; a restarted run
+(`config.resume`) discards the unfinished round's rows, restores the state
+and continues. Round r's randomness is `fold_in(seed, r)`, so the resumed
+search makes the decisions an uninterrupted one makes. Final retraining
+runs are themselves resumable `train_and_evaluate` workdirs.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import time
+from typing import Any
+
+from absl import logging
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+import scipy.stats
+import tqdm
+
+from gnas_jax import data as data_lib
+from gnas_jax import graph as graph_lib
+from gnas_jax import metrics as metrics_lib
+from gnas_jax import models
+from gnas_jax import population as population_lib
+from gnas_jax import space
+from gnas_jax import train
+from gnas_jax.search import store as store_lib
+from gnas_jax.search import strategies as strategies_lib
+
+FITNESS = 'ndcg@20'
+
+
+def build_strategy(config: ml_collections.ConfigDict
+                   ) -> strategies_lib.Strategy:
+  """`config.strategy` with its options `config.strategies[name]`."""
+  choices = space.subspace_from_string(config.space)
+  options = config.strategies.get(config.strategy) or {}
+  return strategies_lib.make_strategy(config.strategy, choices,
+                                      **dict(options))
+
+
+class PopulationEvaluator:
+  """Trains a round's candidates together and scores them on validation."""
+
+  def __init__(self, config: ml_collections.ConfigDict,
+               dataset: data_lib.Dataset, choices):
+    if not len(dataset.valid):
+      raise ValueError('The search scores candidates on a validation split; '
+                       f'dataset {dataset.name!r} has none (set '
+                       'config.data.given_valid_ratio > 0 or a random split).')
+    self.config = config
+    self.fidelity = config.fidelity
+    self.graph = graph_lib.build_graph(dataset.train, dataset.num_users,
+                                       dataset.num_items, config.backend)
+    self.model = models.GNNRecommender(
+        dataset.num_users, dataset.num_items,
+        models.ModelShape(tuple(choices.items())))
+    self.mode = config.population_mode or population_lib.default_mode()
+    self.sampler = train.BatchSampler(
+        dataset.train, dataset.num_items, self.fidelity.batch_size,
+        config.num_negatives, config.seed)
+    self.valid_task = metrics_lib.build_ranking_task(
+        dataset.num_users, dataset.num_items, [dataset.train], dataset.valid,
+        config.eval_batch_size)
+    self.popularity = jnp.asarray(dataset.item_popularity(), jnp.float32)
+
+  def __call__(self, archs, key: jax.Array) -> dict[str, np.ndarray]:
+    """Trains `archs` at low fidelity.
+
+    Returns:
+      `[P]` arrays: best validation 'ndcg' and 'recall' at 20, 'failed',
+      and 'epochs' trained.
+    """
+    size = len(archs)
+    init_key, train_key = jax.random.split(key)
+    population = population_lib.init_population(
+        self.model, self.graph, population_lib.encode(archs),
+        jax.random.split(init_key, size))
+    train_keys = jax.random.split(train_key, size)
+    best_ndcg = np.full(size, -np.inf)
+    best_recall = np.zeros(size)
+    stale = np.zeros(size, int)
+    epochs = np.zeros(size, int)
+    for epoch in range(self.fidelity.epochs):
+      batches = jax.device_put(self.sampler.epoch(epoch))
+      epochs += np.asarray(population.active)
+      for step in range(self.sampler.steps_per_epoch):
+        batch = jax.tree.map(lambda x, s=step: x[s], batches)
+        population, _ = population_lib.train_step(
+            self.model, population, self.graph, batch, train_keys, self.mode)
+      last = epoch + 1 == self.fidelity.epochs
+      if (epoch + 1) % self.fidelity.eval_every and not last:
+        continue
+      valid = population_lib.evaluate(
+          self.model, population, self.graph, self.valid_task,
+          self.popularity, ks=(20,), mode=self.mode)
+      ndcg = np.array([v['ndcg@20'] for v in valid])
+      recall = np.array([v['recall@20'] for v in valid])
+      active = np.asarray(population.active)
+      improved = active & (ndcg > best_ndcg)
+      best_ndcg = np.where(improved, ndcg, best_ndcg)
+      best_recall = np.where(improved, recall, best_recall)
+      stale = np.where(improved, 0, stale + active)
+      keep = active & (stale < self.fidelity.patience)
+      if not keep.any():
+        break
+      population = population.replace(active=jnp.asarray(keep))
+    failed = np.asarray(population.failed)
+    best_ndcg = np.where(failed | ~np.isfinite(best_ndcg), 0.0, best_ndcg)
+    return {'ndcg': best_ndcg, 'recall': best_recall, 'failed': failed,
+            'epochs': epochs}
+
+
+class _StateCheckpoints:
+  """The strategy's state and the loop's progress, saved after each round."""
+
+  def __init__(self, directory: str):
+    self.manager = ocp.CheckpointManager(
+        os.path.abspath(directory),
+        options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
+
+  def save(self, rounds_done: int, state, meta: dict[str, Any]) -> None:
+    self.manager.save(rounds_done, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(flax.serialization.to_state_dict(state)),
+        meta=ocp.args.JsonSave(meta)))
+    self.manager.wait_until_finished()
+
+  def restore(self, template):
+    """`(state, meta)` of the latest round, or None."""
+    step = self.manager.latest_step()
+    if step is None:
+      return None
+    restored = self.manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(),
+        meta=ocp.args.JsonRestore()))
+    state = flax.serialization.from_state_dict(
+        template, jax.tree.map(np.asarray, restored.state))
+    return state, restored.meta
+
+  def close(self):
+    self.manager.close()
+
+
+def _kendall_tau(scores, fitness) -> float:
+  if scores is None or len(set(np.round(fitness, 12))) < 2:
+    return float('nan')
+  return float(scipy.stats.kendalltau(scores, fitness).statistic)
+
+
+def search(config: ml_collections.ConfigDict, workdir: str,
+           dataset: data_lib.Dataset | None = None) -> dict[str, Any]:
+  """The search rounds (no final retraining); resumable.
+
+  Returns:
+    Search facts: 'evaluations', 'rounds', 'wall_seconds', 'best_arch',
+    'best_valid_ndcg@20'.
+  """
+  from tensorboardX import SummaryWriter  # Heavy import, only for searches.
+
+  choices = space.subspace_from_string(config.space)
+  strategy = build_strategy(config)
+  dataset = dataset or data_lib.load_dataset(config)
+  os.makedirs(workdir, exist_ok=True)
+  evaluator = PopulationEvaluator(config, dataset, choices)
+  size = config.population_size
+  rounds = math.ceil(config.budget / size)
+  init_key, rounds_key = jax.random.split(jax.random.PRNGKey(config.seed))
+  state = strategy.init(init_key)
+  trials = store_lib.TrialStore(os.path.join(workdir, 'trials.sqlite'))
+  checkpoints = _StateCheckpoints(os.path.join(workdir, 'search_state'))
+  meta = {'rounds_done': 0, 'wall_seconds': 0.0, 'strategy': strategy.name}
+  if config.resume:
+    restored = checkpoints.restore(state)
+    if restored is not None:
+      state, meta = restored
+      if meta['strategy'] != strategy.name:
+        raise ValueError(
+            f'{workdir} holds a {meta["strategy"]!r} search; resume it with '
+            f'--config.strategy={meta["strategy"]} or use a new workdir.')
+      logging.info('Resumed after round %d from %s.', meta['rounds_done'],
+                   workdir)
+  discarded = trials.discard_from(meta['rounds_done'])
+  if discarded:
+    logging.info('Discarded %d trials of the unfinished round %d.',
+                 discarded, meta['rounds_done'])
+  writer = SummaryWriter(os.path.join(workdir, 'tensorboard'))
+  history = [t['valid_ndcg'] for t in trials.trials()]
+  started = time.perf_counter() - meta['wall_seconds']
+  progress = tqdm.trange(meta['rounds_done'], rounds, desc=strategy.name,
+                         initial=meta['rounds_done'], total=rounds,
+                         disable=not config.progress)
+  for round_index in progress:
+    if (config.max_wall_seconds and
+        time.perf_counter() - started > config.max_wall_seconds):
+      logging.info('Wall-time budget of %d s reached.',
+                   config.max_wall_seconds)
+      break
+    round_key = jax.random.fold_in(rounds_key, round_index)
+    ask_key, train_key, log_key = jax.random.split(round_key, 3)
+    archs = strategy.ask(state, ask_key, size)
+    scores = strategy.score(state, archs)
+    round_start = time.perf_counter()
+    result = evaluator(archs, train_key)
+    seconds = (time.perf_counter() - round_start) / size
+    trials.add_round([{
+        'round': round_index, 'slot': slot, 'arch': arch.to_string(),
+        'valid_ndcg': float(result['ndcg'][slot]),
+        'valid_recall': float(result['recall'][slot]),
+        'failed': int(result['failed'][slot]),
+        'epochs': int(result['epochs'][slot]),
+        'fidelity_epochs': config.fidelity.epochs, 'seed': config.seed,
+        'train_seconds': seconds,
+        'strategy_score': None if scores is None else float(scores[slot]),
+    } for slot, arch in enumerate(archs)])
+    state = strategy.tell(state, archs, result['ndcg'])
+    history.extend(result['ndcg'].tolist())
+    meta = {'rounds_done': round_index + 1, 'strategy': strategy.name,
+            'wall_seconds': time.perf_counter() - started}
+    checkpoints.save(round_index + 1, state, meta)
+
+    evaluations = len(history)
+    logged = {'search/best_ndcg@20': max(history),
+              'round/median_ndcg@20': float(np.median(result['ndcg'])),
+              'round/best_ndcg@20': float(np.max(result['ndcg'])),
+              'round/failed': int(result['failed'].sum()),
+              'round/kendall_tau': _kendall_tau(scores, result['ndcg'])}
+    logged.update({f'strategy/{k}': v for k, v in
+                   strategy.diagnostics(state, log_key).items()})
+    for name, value in logged.items():
+      if np.isfinite(value):
+        writer.add_scalar(name.replace('@', '_'), value, evaluations)
+    writer.flush()
+    progress.set_postfix(best=f'{max(history):.4f}', evals=evaluations)
+    logging.info('round %d: %s', round_index + 1, ', '.join(
+        f'{k} {v:.4f}' for k, v in logged.items()))
+  writer.close()
+  checkpoints.close()
+  best = trials.best(1)
+  facts = {'evaluations': len(trials.trials()),
+           'rounds': meta['rounds_done'],
+           'wall_seconds': meta['wall_seconds'],
+           'best_arch': best[0]['arch'] if best else None,
+           'best_valid_ndcg@20': best[0]['valid_ndcg'] if best else None}
+  trials.close()
+  return facts
+
+
+def retrain(config: ml_collections.ConfigDict, workdir: str, arch: str,
+            label: str) -> list[dict[str, Any]]:
+  """`arch` trained at full fidelity with each of `config.final.seeds`
+  (resumable: finished seeds are read back from their results.json)."""
+  results = []
+  for seed in config.final.seeds:
+    run_dir = os.path.join(workdir, 'final', label, f'seed_{seed}')
+    path = os.path.join(run_dir, 'results.json')
+    if os.path.exists(path):
+      with open(path) as f:
+        results.append(json.load(f))
+      continue
+    run_config = copy.deepcopy(config)
+    with run_config.unlocked():
+      run_config.arch = arch
+      run_config.seed = seed
+      run_config.progress = False
+    results.append(train.train_and_evaluate(run_config, run_dir))
+  return results
+
+
+def _mean_std(results, key) -> tuple[float, float]:
+  values = [r[key] for r in results]
+  return (float(np.mean(values)),
+          float(np.std(values, ddof=1)) if len(values) > 1 else 0.0)
+
+
+def run_search(config: ml_collections.ConfigDict,
+               workdir: str) -> dict[str, Any]:
+  """Search, retrain the best, test; writes `workdir/search_summary.json`."""
+  dataset = data_lib.load_dataset(config)
+  start = time.perf_counter()
+  facts = search(config, workdir, dataset)
+  trials = store_lib.TrialStore(os.path.join(workdir, 'trials.sqlite'))
+  finalists = trials.best(config.final.top_k)
+  trials.close()
+  candidates = []
+  for rank, finalist in enumerate(finalists):
+    results = retrain(config, workdir, finalist['arch'], f'rank_{rank}')
+    candidates.append({
+        'arch': finalist['arch'], 'search_valid_ndcg@20':
+        finalist['valid_ndcg'],
+        'valid_ndcg@20': _mean_std(results, 'valid/ndcg@20'),
+        'test_recall@20': _mean_std(results, 'test/recall@20'),
+        'test_ndcg@20': _mean_std(results, 'test/ndcg@20')})
+  summary = dict(facts, strategy=config.strategy, dataset=dataset.name,
+                 seed=config.seed, population_size=config.population_size,
+                 fidelity_epochs=config.fidelity.epochs,
+                 final_seeds=list(config.final.seeds), finalists=candidates)
+  if candidates:
+    # The finalists are compared on validation; the test split decides
+    # nothing.
+    chosen = max(candidates, key=lambda c: c['valid_ndcg@20'][0])
+    summary.update(best_arch=chosen['arch'],
+                   test_recall_mean=chosen['test_recall@20'][0],
+                   test_recall_std=chosen['test_recall@20'][1],
+                   test_ndcg_mean=chosen['test_ndcg@20'][0],
+                   test_ndcg_std=chosen['test_ndcg@20'][1])
+  if config.final.reference and candidates:
+    reference_arch = space.from_string(config.final.reference).to_string()
+    results = retrain(config, workdir, reference_arch,
+                      f'reference_{config.final.reference}')
+    summary['reference'] = {
+        'arch': config.final.reference,
+        'test_recall@20': _mean_std(results, 'test/recall@20'),
+        'test_ndcg@20': _mean_std(results, 'test/ndcg@20')}
+  summary['total_wall_seconds'] = time.perf_counter() - start
+  with open(os.path.join(workdir, 'search_summary.json'), 'w') as f:
+    json.dump(summary, f, indent=2)
+  return summary

@@ -1,0 +1,131 @@
+"""Architectures as token arrays: what the search networks read and write.
+
+A token array is `[..., space.NUM_DECISIONS]` int32 choice indices into the
+full space's choices (`Architecture.encode`). A search may restrict the
+space; `choice_mask` then marks the allowed choices per position. The
+helpers take numpy arrays, or jnp arrays inside compiled code (`xp=jnp`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Sequence
+
+import numpy as np
+
+from gnas_jax import space
+
+NUM_POSITIONS = space.NUM_DECISIONS
+VOCAB = max(len(d.choices) for d in space.DECISIONS)
+
+
+def _layer_of_position() -> np.ndarray:
+  """`[K]`: the layer a per-layer position belongs to, -1 for the others."""
+  layer = np.full(NUM_POSITIONS, -1, np.int32)
+  for decision in space.DECISIONS:
+    if decision.per_layer:
+      where = space.POSITIONS[decision.name]
+      layer[where] = np.arange(where.stop - where.start)
+  return layer
+
+
+LAYER_OF_POSITION = _layer_of_position()
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(space.Architecture)}
+
+
+def _default_index(name: str) -> int:
+  return space.choice_index(name, _DEFAULTS[name])
+
+
+def choice_mask(choices: dict[str, tuple[Any, ...]] | None = None
+                ) -> np.ndarray:
+  """`[K, VOCAB]` bool: the choices a (sub)space allows at each position."""
+  choices = choices or space.subspace()
+  mask = np.zeros((NUM_POSITIONS, VOCAB), bool)
+  for decision in space.DECISIONS:
+    allowed = [decision.choices.index(c) for c in choices[decision.name]]
+    where = space.POSITIONS[decision.name]
+    for position in range(where.start, where.stop):
+      mask[position, allowed] = True
+  return mask
+
+
+def depth(tokens, xp=np):
+  """`[...]` propagation layers of each token array (numpy or `xp=jnp`)."""
+  table = xp.asarray(space.value_table('layers'))
+  return table[tokens[..., space.index('layers')]]
+
+
+def relevance(tokens, xp=np):
+  """`[..., K]` bool: positions that matter (per-layer ones within depth)."""
+  layer = xp.asarray(LAYER_OF_POSITION)
+  return (layer < 0) | (layer < depth(tokens, xp)[..., None])
+
+
+def canonical(tokens, xp=np):
+  """`Architecture.canonical` on token arrays, vectorised (numpy, or jnp
+  inside compiled code with `xp=jnp`).
+
+  Equals `decode(t).canonical().encode()` row by row (a test checks it);
+  the search canonicalises thousands of samples per round, which the
+  dataclass path would make slow.
+  """
+  tokens = xp.where(relevance(tokens, xp), tokens, 0)
+  columns = [tokens[..., k] for k in range(NUM_POSITIONS)]
+
+  def column(name):
+    return columns[space.index(name)]
+
+  def index(name, value):
+    return space.choice_index(name, value)
+
+  cosine = column('decoder') == index('decoder', 'cosine')
+  no_layers = depth(tokens, xp) == 0
+  agg = tokens[..., space.POSITIONS['agg']]
+  in_depth = relevance(tokens, xp)[..., space.POSITIONS['agg']]
+  all_attention = ~no_layers & xp.all(
+      ~in_depth | (agg == index('agg', 'gat')), axis=-1)
+  temperature = xp.where(cosine, column('temperature'),
+                         _default_index('temperature'))
+  # Under cosine, a sum of layer outputs scores like their mean.
+  readout = xp.where(cosine & (column('readout') == index('readout', 'sum')),
+                     index('readout', 'mean'), column('readout'))
+  readout = xp.where(no_layers, _default_index('readout'), readout)
+  dropout = xp.where(no_layers, _default_index('edge_dropout'),
+                     column('edge_dropout'))
+  norm = xp.where(no_layers | all_attention, _default_index('norm'),
+                  column('norm'))
+  for name, value in (('temperature', temperature), ('readout', readout),
+                      ('edge_dropout', dropout), ('norm', norm)):
+    columns[space.index(name)] = value
+  return xp.stack(columns, axis=-1).astype(xp.int32)
+
+
+def features(tokens, xp=np):
+  """`[..., K * VOCAB]` float32 one-hot of the relevant positions."""
+  one_hot = xp.eye(VOCAB, dtype=xp.float32)[tokens]
+  one_hot = one_hot * relevance(tokens, xp)[..., None]
+  return one_hot.reshape(*tokens.shape[:-1], NUM_POSITIONS * VOCAB)
+
+
+def uniform(rng: np.random.Generator, num: int,
+            mask: np.ndarray) -> np.ndarray:
+  """`[num, K]` canonical tokens, each allowed choice equally likely."""
+  counts = mask.sum(-1)
+  picks = (rng.random((num, NUM_POSITIONS)) * counts).astype(np.int32)
+  allowed = np.argsort(~mask, axis=-1, kind='stable')  # allowed first
+  return canonical(allowed[np.arange(NUM_POSITIONS), picks])
+
+
+def to_architectures(tokens: np.ndarray) -> list[space.Architecture]:
+  return [space.decode(row) for row in tokens]
+
+
+def from_architectures(archs: Sequence[space.Architecture]) -> np.ndarray:
+  """`[N, K]` canonical tokens."""
+  return canonical(np.stack([a.encode() for a in archs]))
+
+
+def keys(tokens: np.ndarray) -> list[bytes]:
+  """Hashable identities of canonical token rows."""
+  return [row.tobytes() for row in np.ascontiguousarray(tokens, np.int32)]

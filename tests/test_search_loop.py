@@ -1,0 +1,93 @@
+"""End-to-end tests of the search loop: resume after SIGKILL, summary."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from experiments.configs import search_test
+from gnas_jax.search import loop
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_DETERMINISTIC = ('round', 'slot', 'arch', 'valid_ndcg', 'valid_recall',
+                  'failed', 'epochs')
+
+
+def _rows(workdir):
+  with sqlite3.connect(os.path.join(workdir, 'trials.sqlite')) as db:
+    return db.execute(f'SELECT {", ".join(_DETERMINISTIC)} FROM trials '
+                      'ORDER BY round, slot').fetchall()
+
+
+def _checkpointed_rounds(workdir):
+  directory = os.path.join(workdir, 'search_state')
+  if not os.path.isdir(directory):
+    return 0
+  return max([int(n) for n in os.listdir(directory) if n.isdigit()],
+             default=0)
+
+
+def _finished_at(workdir, rounds):
+  with sqlite3.connect(os.path.join(workdir, 'trials.sqlite')) as db:
+    return db.execute('SELECT round, slot, finished_at FROM trials WHERE '
+                      'round < ? ORDER BY round, slot', (rounds,)).fetchall()
+
+
+@pytest.fixture(scope='module')
+def uninterrupted(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp('uninterrupted'))
+  summary = loop.run_search(search_test.get_config(), workdir)
+  return workdir, summary
+
+
+def test_summary_reports_search_finalists_and_reference(uninterrupted):
+  workdir, summary = uninterrupted
+  with open(os.path.join(workdir, 'search_summary.json')) as f:
+    assert json.load(f) == json.loads(json.dumps(summary))
+  assert summary['evaluations'] == 16 and summary['rounds'] == 4
+  assert len(_rows(workdir)) == 16
+  best = max(_rows(workdir), key=lambda row: row[3])
+  assert summary['best_arch'] == best[2]
+  assert summary['finalists'][0]['search_valid_ndcg@20'] == best[3]
+  assert 0 < summary['test_ndcg_mean'] < 1
+  assert summary['reference']['arch'] == 'lightgcn'
+  assert os.path.exists(os.path.join(workdir, 'final', 'rank_0', 'seed_0',
+                                     'results.json'))
+
+
+def test_killed_search_resumes_to_the_uninterrupted_result(
+    uninterrupted, tmp_path):
+  reference_dir, reference = uninterrupted
+  workdir = str(tmp_path / 'killed')
+  command = [sys.executable, '-m', 'experiments.search',
+             '--config=experiments/configs/search_test.py',
+             f'--workdir={workdir}']
+  process = subprocess.Popen(command, cwd=_ROOT, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+  deadline = time.time() + 300
+  # Kill it once the first round is checkpointed: the second is in flight.
+  while time.time() < deadline and process.poll() is None:
+    if _checkpointed_rounds(workdir):
+      break
+    time.sleep(0.1)
+  process.send_signal(signal.SIGKILL)
+  process.wait()
+  checkpointed = _checkpointed_rounds(workdir)
+  assert 1 <= checkpointed < 4, checkpointed
+  kept = _finished_at(workdir, checkpointed)
+  assert len(kept) == 4 * checkpointed
+
+  summary = loop.run_search(search_test.get_config(), workdir)
+  rows = _rows(workdir)
+  assert rows == _rows(reference_dir)
+  assert len({(r[0], r[1]) for r in rows}) == 16
+  # Rounds finished before the kill were not run again.
+  assert _finished_at(workdir, checkpointed) == kept
+  for key in ('best_arch', 'evaluations', 'test_ndcg_mean',
+              'test_recall_mean'):
+    assert summary[key] == reference[key], key
