@@ -32,6 +32,7 @@ from gnas_jax import data as data_lib
 from gnas_jax import graph as graph_lib
 from gnas_jax import metrics as metrics_lib
 from gnas_jax import models
+from gnas_jax import recommend
 from gnas_jax import space
 
 # Adam whose learning rate lives in the optimizer state, so it can differ per
@@ -288,13 +289,16 @@ class _Checkpoints:
     self.best.close()
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict,
-                       workdir: str) -> dict[str, Any]:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       dataset: data_lib.Dataset | None = None
+                       ) -> dict[str, Any]:
   """Trains `config.arch` on `config.dataset`, tests the best state.
 
-  Writes `workdir/results.json`, TensorBoard logs under `workdir/tensorboard`
-  and orbax checkpoints under `workdir/checkpoints`; a run restarted on the
-  same workdir continues from its latest checkpoint (`config.resume`).
+  Writes `workdir/results.json`, TensorBoard logs under `workdir/tensorboard`,
+  orbax checkpoints under `workdir/checkpoints` and the best state as an
+  exported model (`gnas_jax.recommend`) under `workdir/model`; a run
+  restarted on the same workdir continues from its latest checkpoint
+  (`config.resume`). `dataset` replaces loading `config.dataset`.
 
   Returns:
     The flat results dictionary (also written as `results.json`).
@@ -308,7 +312,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     raise ValueError(
         f'config.early_stopping_metric={stop_metric!r} is not computed; '
         f'choose from {", ".join(_metric_names(ks))}.')
-  dataset = data_lib.load_dataset(config)
+  dataset = dataset or data_lib.load_dataset(config)
   os.makedirs(workdir, exist_ok=True)
   logging.info('Dataset %s: %s', dataset.name, dataset.statistics())
   logging.info('Architecture: %s', arch.to_string())
@@ -398,6 +402,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
 
   state, _ = checkpoints.restore(checkpoints.best, state)
   checkpoints.close()
+  recommend.export_model(os.path.join(workdir, 'model'), arch, state.params,
+                         dataset, config.to_dict())
   test_task = metrics_lib.build_ranking_task(
       dataset.num_users, dataset.num_items, [dataset.train, dataset.valid],
       dataset.test, config.eval_batch_size)

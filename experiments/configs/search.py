@@ -36,7 +36,7 @@ def get_config() -> ml_collections.ConfigDict:
   # final protocol make an epoch cheap; a candidate stops after `patience`
   # evaluations without a better validation NDCG@20.
   config.fidelity = ml_collections.ConfigDict()
-  config.fidelity.epochs = 12
+  config.fidelity.epochs = 8
   config.fidelity.eval_every = 2
   config.fidelity.patience = 2
   config.fidelity.batch_size = 8192
