@@ -15,15 +15,19 @@ dataset nor the training code path.
 Cold start by fold-in: a user absent from training, with a few
 interactions, is added to the training graph as a new node whose layer-0
 embedding is the mean of its items' layer-0 embeddings; the trained model's
-propagation then computes its representation (the GNN's inductive step),
-with no parameter updated. Item representations are recomputed on the
-augmented graph, so degrees include the new edges.
+propagation over the augmented graph (degrees include the new edges) then
+computes its representation (the GNN's inductive step), with no parameter
+updated. Recommendations score it against the trained item
+representations, as for every other user. Users folded in by one call
+join the graph together, so with two or more layers those who share items
+influence each other slightly; fold in one at a time to avoid it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from typing import Any, Sequence
 
 import jax
@@ -65,12 +69,16 @@ def export_model(directory: str, arch: space.Architecture, params,
     config: the training configuration, stored for the record.
   """
   directory = os.path.abspath(directory)
+  # Written beside the target, then swapped in: a reader never finds
+  # arrays and metadata of two different exports.
+  staging = f'{directory}.partial'
+  shutil.rmtree(staging, ignore_errors=True)
   seen = np.concatenate([dataset.train, dataset.valid, dataset.test])
   arrays = {'params': jax.device_get(params),
             'train': np.asarray(dataset.train, np.int32),
             'seen': np.unique(seen, axis=0).astype(np.int32)}
   checkpointer = ocp.StandardCheckpointer()
-  checkpointer.save(os.path.join(directory, _ARRAYS), arrays, force=True)
+  checkpointer.save(os.path.join(staging, _ARRAYS), arrays)
   checkpointer.wait_until_finished()
   meta = {'format_version': FORMAT_VERSION, 'arch': arch.to_string(),
           'dataset': dataset.name, 'num_users': int(dataset.num_users),
@@ -78,8 +86,10 @@ def export_model(directory: str, arch: space.Architecture, params,
           'raw_user_ids': [str(u) for u in dataset.raw_user_ids],
           'raw_item_ids': [str(i) for i in dataset.raw_item_ids],
           'config': config or {}}
-  with open(os.path.join(directory, _META), 'w') as f:
+  with open(os.path.join(staging, _META), 'w') as f:
     json.dump(meta, f)
+  shutil.rmtree(directory, ignore_errors=True)
+  os.replace(staging, directory)
 
 
 @jax.jit
@@ -241,7 +251,9 @@ class Recommender:
   def similar_items(self, raw_item: str, k: int = 10
                     ) -> list[tuple[str, float]]:
     """The k items whose representations are closest in cosine."""
-    k = self._check_k(k)
+    if not 1 <= k < self.num_items:
+      raise ValueError(f'k={k} is out of range: choose 1 <= k <= '
+                       f'{self.num_items - 1} (the other items).')
     item = self._item_ids([raw_item])[0]
     reps = self.item_reps / jnp.maximum(
         jnp.linalg.norm(self.item_reps, axis=-1, keepdims=True), 1e-12)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from gnas_jax import space
+from gnas_jax.search import loop
 from gnas_jax.search import networks
 from gnas_jax.search import store as store_lib
 from gnas_jax.search import strategies
@@ -49,9 +50,16 @@ def test_subspace_string_errors_name_the_decision():
     space.subspace_from_string('width=17')
 
 
+# Excludes the defaults that canonical forms fall back to (temperature 0.1,
+# mean readout, LightGCN aggregation), which strategies must not trip on.
+_RESTRICTED = ('width=16/32,layers=0/1/2,temperature=0.5,readout=sum/last,'
+               'agg=gcn/sage,residual=1')
+
+
 @pytest.mark.parametrize('name', sorted(strategies.STRATEGIES))
 def test_strategies_propose_distinct_unseen_architectures(name):
-  choices = space.subspace_from_string('width=16/32,layers=1/2')
+  choices = space.subspace_from_string(_RESTRICTED)
+  shape = loop.search_shape(choices)
   strategy = strategies.make_strategy(
       name, choices, **({'population': 8, 'sample_size': 4}
                         if name == 'evolution' else {}))
@@ -59,17 +67,55 @@ def test_strategies_propose_distinct_unseen_architectures(name):
   key = jax.random.PRNGKey(0)
   state = strategy.init(key)
   seen = set()
-  for round_index in range(3):
+  for round_index in range(4):
     archs = strategy.ask(state, jax.random.fold_in(key, round_index), 8)
     strings = {a.to_string() for a in archs}
     assert len(strings) == 8 and not strings & seen
-    assert all(a == a.canonical() and a.width in (16, 32) for a in archs)
+    for arch in archs:
+      assert arch == arch.canonical() and shape.covers(arch)
+      assert set(arch.agg) <= {'gcn', 'sage'} and all(arch.residual)
     seen |= strings
     state = strategy.tell(state, archs, objective(archs))
-  assert strategy.archive(state).size == 24
+    for value in strategy.diagnostics(state, key).values():
+      assert np.isfinite(value) and abs(value) < 1e6
+  assert strategy.archive(state).size == 32
   # `ask` is a pure function of the state and the key.
   again = strategy.ask(state, jax.random.PRNGKey(7), 8)
   assert again == strategy.ask(state, jax.random.PRNGKey(7), 8)
+
+
+def test_an_exhausted_space_repeats_instead_of_failing():
+  choices = space.subspace_from_string(
+      'width=16,layers=0,decoder=dot,loss=bpr,lr=0.001,l2=0.0')
+  strategy = strategies.make_strategy('random', choices)
+  state = strategy.init(jax.random.PRNGKey(0))
+  first = strategy.ask(state, jax.random.PRNGKey(1), 1)
+  state = strategy.tell(state, first, [0.5])
+  assert strategy.ask(state, jax.random.PRNGKey(2), 2) == first * 2
+
+
+def test_sampling_imposes_what_canonical_form_would():
+  """Sampled tokens differ from their canonical form only where the
+  canonical form decides nothing, and scoring the canonical form gives
+  finite log-probabilities even where its defaults are outside the mask."""
+  choices = space.subspace_from_string(_RESTRICTED)
+  mask = jnp.asarray(tokens_lib.choice_mask(choices))
+  generator = networks.ArchitectureGenerator(16)
+  params = networks.init_generator(generator, jax.random.PRNGKey(0))
+  params = jax.tree.map(lambda x: x + jax.random.normal(
+      jax.random.PRNGKey(1), x.shape), params)
+  sampled, log_probs, _ = networks.generate(generator, params, mask,
+                                            jax.random.PRNGKey(2), 256)
+  sampled = np.asarray(sampled)
+  canonical = tokens_lib.canonical(sampled)
+  changed = sampled != canonical
+  assert not (changed & tokens_lib.decided(canonical)).any()
+  _, rescored, _ = networks._rollout(generator, params, mask, 256,
+                                     given=jnp.asarray(canonical))
+  assert np.all(np.asarray(rescored) > -100)
+  same = ~changed.any(-1)
+  np.testing.assert_allclose(np.asarray(rescored)[same],
+                             np.asarray(log_probs)[same], rtol=1e-5)
 
 
 def test_evolution_children_differ_from_a_parent_in_one_decision():
@@ -164,12 +210,13 @@ def test_generator_log_probs_match_its_samples():
                                      given=sampled)
   np.testing.assert_allclose(rescored, log_probs, rtol=1e-5, atol=1e-5)
   # An untrained generator is uniform: log p is minus the sum of
-  # log(choices) over the positions that matter.
+  # log(choices) over the positions the architecture decides.
   zero = networks.init_generator(generator, jax.random.PRNGKey(0))
   sampled, log_probs, _ = networks.generate(generator, zero, mask,
                                             jax.random.PRNGKey(3), 64)
   counts = np.log(tokens_lib.choice_mask().sum(-1))
-  expected = -(tokens_lib.relevance(np.asarray(sampled)) * counts).sum(-1)
+  decided = tokens_lib.decided(tokens_lib.canonical(np.asarray(sampled)))
+  expected = -(decided * counts).sum(-1)
   np.testing.assert_allclose(log_probs, expected, rtol=1e-5)
 
 

@@ -56,8 +56,11 @@ def test_summary_reports_search_finalists_and_reference(uninterrupted):
   assert summary['finalists'][0]['search_valid_ndcg@20'] == best[3]
   assert 0 < summary['test_ndcg_mean'] < 1
   assert summary['reference']['arch'] == 'lightgcn'
-  assert os.path.exists(os.path.join(workdir, 'final', 'rank_0', 'seed_0',
-                                     'results.json'))
+  run_dir = summary['finalists'][0]['run_dir']
+  with open(os.path.join(run_dir, 'results.json')) as f:
+    assert json.load(f)['arch'] == summary['best_arch']
+  # Each finalist's run exports a model for `experiments.recommend`.
+  assert os.path.exists(os.path.join(run_dir, 'model', 'model.json'))
 
 
 def test_killed_search_resumes_to_the_uninterrupted_result(
@@ -91,3 +94,17 @@ def test_killed_search_resumes_to_the_uninterrupted_result(
   for key in ('best_arch', 'evaluations', 'test_ndcg_mean',
               'test_recall_mean'):
     assert summary[key] == reference[key], key
+
+
+def test_a_workdir_holds_one_search(uninterrupted):
+  workdir, _ = uninterrupted
+  config = search_test.get_config()
+  config.resume = False
+  with pytest.raises(ValueError, match='holds a search already'):
+    loop.search(config, workdir)
+  config = search_test.get_config()
+  config.seed = 1
+  config.population_size = 8
+  with pytest.raises(ValueError,
+                     match='other settings of population_size, seed'):
+    loop.search(config, workdir)

@@ -24,6 +24,8 @@ runs are themselves resumable `train_and_evaluate` workdirs.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -62,6 +64,34 @@ def build_strategy(config: ml_collections.ConfigDict
                                       **dict(options))
 
 
+def search_shape(choices) -> models.ModelShape:
+  """The model shape of a (sub)space: its choices plus the defaults that
+  canonical forms may fall back to (a cosine-free architecture's
+  temperature, the readout of a depth-0 one, ...), so the model covers
+  every canonical architecture of the space."""
+  defaults = {f.name: f.default
+              for f in dataclasses.fields(space.Architecture)}
+  shape = []
+  for decision in space.DECISIONS:
+    values = set(choices[decision.name])
+    if decision.name in ('temperature', 'readout', 'norm', 'edge_dropout'):
+      values.add(defaults[decision.name])
+    shape.append((decision.name, tuple(c for c in decision.choices
+                                       if c in values)))
+  return models.ModelShape(tuple(shape))
+
+
+def fingerprint(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """What a resumed search must share with the one it continues."""
+  return json.loads(json.dumps({
+      'strategy': config.strategy, 'space': config.space,
+      'options': config.strategies.get(config.strategy, {}),
+      'population_size': config.population_size, 'seed': config.seed,
+      'fidelity': config.fidelity.to_dict(), 'dataset': config.dataset,
+      'data': config.data.to_dict(), 'num_negatives': config.num_negatives,
+  }, default=str))
+
+
 class PopulationEvaluator:
   """Trains a round's candidates together and scores them on validation."""
 
@@ -76,8 +106,7 @@ class PopulationEvaluator:
     self.graph = graph_lib.build_graph(dataset.train, dataset.num_users,
                                        dataset.num_items, config.backend)
     self.model = models.GNNRecommender(
-        dataset.num_users, dataset.num_items,
-        models.ModelShape(tuple(choices.items())))
+        dataset.num_users, dataset.num_items, search_shape(choices))
     self.mode = config.population_mode or population_lib.default_mode()
     self.sampler = train.BatchSampler(
         dataset.train, dataset.num_items, self.fidelity.batch_size,
@@ -94,6 +123,10 @@ class PopulationEvaluator:
       `[P]` arrays: best validation 'ndcg' and 'recall' at 20, 'failed',
       and 'epochs' trained.
     """
+    uncovered = [a for a in archs if not self.model.shape.covers(a)]
+    if uncovered:
+      raise ValueError(f'Architecture {uncovered[0]} is outside the search '
+                       f'space {self.config.space!r}.')
     size = len(archs)
     init_key, train_key = jax.random.split(key)
     population = population_lib.init_population(
@@ -129,7 +162,9 @@ class PopulationEvaluator:
         break
       population = population.replace(active=jnp.asarray(keep))
     failed = np.asarray(population.failed)
+    # A candidate that diverged scores zero, whatever it reached before.
     best_ndcg = np.where(failed | ~np.isfinite(best_ndcg), 0.0, best_ndcg)
+    best_recall = np.where(failed, 0.0, best_recall)
     return {'ndcg': best_ndcg, 'recall': best_recall, 'failed': failed,
             'epochs': epochs}
 
@@ -191,17 +226,25 @@ def search(config: ml_collections.ConfigDict, workdir: str,
   state = strategy.init(init_key)
   trials = store_lib.TrialStore(os.path.join(workdir, 'trials.sqlite'))
   checkpoints = _StateCheckpoints(os.path.join(workdir, 'search_state'))
-  meta = {'rounds_done': 0, 'wall_seconds': 0.0, 'strategy': strategy.name}
-  if config.resume:
-    restored = checkpoints.restore(state)
-    if restored is not None:
-      state, meta = restored
-      if meta['strategy'] != strategy.name:
-        raise ValueError(
-            f'{workdir} holds a {meta["strategy"]!r} search; resume it with '
-            f'--config.strategy={meta["strategy"]} or use a new workdir.')
-      logging.info('Resumed after round %d from %s.', meta['rounds_done'],
-                   workdir)
+  meta = {'rounds_done': 0, 'wall_seconds': 0.0,
+          'fingerprint': fingerprint(config)}
+  restored = checkpoints.restore(state)
+  if restored is not None and not config.resume:
+    raise ValueError(
+        f'{workdir} holds a search already; resume it (config.resume=True) '
+        'or choose a new workdir.')
+  if restored is not None:
+    state, meta = restored
+    changed = sorted(k for k, v in fingerprint(config).items()
+                     if meta['fingerprint'].get(k) != v)
+    if changed:
+      raise ValueError(
+          f'{workdir} holds a search with other settings of '
+          f'{", ".join(changed)}; resume it with the same ones (only the '
+          'budget, wall time and final retraining may change) or choose a '
+          'new workdir.')
+    logging.info('Resumed after round %d from %s.', meta['rounds_done'],
+                 workdir)
   discarded = trials.discard_from(meta['rounds_done'])
   if discarded:
     logging.info('Discarded %d trials of the unfinished round %d.',
@@ -237,8 +280,8 @@ def search(config: ml_collections.ConfigDict, workdir: str,
     } for slot, arch in enumerate(archs)])
     state = strategy.tell(state, archs, result['ndcg'])
     history.extend(result['ndcg'].tolist())
-    meta = {'rounds_done': round_index + 1, 'strategy': strategy.name,
-            'wall_seconds': time.perf_counter() - started}
+    meta = dict(meta, rounds_done=round_index + 1,
+                wall_seconds=time.perf_counter() - started)
     checkpoints.save(round_index + 1, state, meta)
 
     evaluations = len(history)
@@ -268,10 +311,15 @@ def search(config: ml_collections.ConfigDict, workdir: str,
   return facts
 
 
-def retrain(config: ml_collections.ConfigDict, workdir: str, arch: str,
-            label: str) -> list[dict[str, Any]]:
+def retrain(config: ml_collections.ConfigDict, workdir: str,
+            arch: str) -> list[dict[str, Any]]:
   """`arch` trained at full fidelity with each of `config.final.seeds`
-  (resumable: finished seeds are read back from their results.json)."""
+  (resumable: finished seeds are read back from their results.json).
+
+  Runs go to `workdir/final/<architecture hash>/seed_<seed>`, so a run is
+  found again whatever rank its architecture has."""
+  arch = space.from_string(arch).to_string()
+  label = hashlib.sha1(arch.encode()).hexdigest()[:12]
   results = []
   for seed in config.final.seeds:
     run_dir = os.path.join(workdir, 'final', label, f'seed_{seed}')
@@ -286,7 +334,9 @@ def retrain(config: ml_collections.ConfigDict, workdir: str, arch: str,
       run_config.seed = seed
       run_config.progress = False
     results.append(train.train_and_evaluate(run_config, run_dir))
-  return results
+  return [dict(r, workdir=os.path.join(workdir, 'final', label,
+                                       f'seed_{seed}'))
+          for r, seed in zip(results, config.final.seeds)]
 
 
 def _mean_std(results, key) -> tuple[float, float]:
@@ -306,8 +356,9 @@ def run_search(config: ml_collections.ConfigDict,
   trials.close()
   candidates = []
   for rank, finalist in enumerate(finalists):
-    results = retrain(config, workdir, finalist['arch'], f'rank_{rank}')
+    results = retrain(config, workdir, finalist['arch'])
     candidates.append({
+        'rank': rank, 'run_dir': results[0]['workdir'],
         'arch': finalist['arch'], 'search_valid_ndcg@20':
         finalist['valid_ndcg'],
         'valid_ndcg@20': _mean_std(results, 'valid/ndcg@20'),
@@ -328,10 +379,9 @@ def run_search(config: ml_collections.ConfigDict,
                    test_ndcg_std=chosen['test_ndcg@20'][1])
   if config.final.reference and candidates:
     reference_arch = space.from_string(config.final.reference).to_string()
-    results = retrain(config, workdir, reference_arch,
-                      f'reference_{config.final.reference}')
+    results = retrain(config, workdir, reference_arch)
     summary['reference'] = {
-        'arch': config.final.reference,
+        'arch': config.final.reference, 'run_dir': results[0]['workdir'],
         'test_recall@20': _mean_std(results, 'test/recall@20'),
         'test_ndcg@20': _mean_std(results, 'test/ndcg@20')}
   summary['total_wall_seconds'] = time.perf_counter() - start

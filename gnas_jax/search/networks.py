@@ -63,33 +63,43 @@ def _masked_log_softmax(logits, allowed):
 def _rollout(model, params, mask, num, key=None, given=None):
   """Samples (`key`) or scores (`given` `[N, K]`) token arrays.
 
+  Sampling imposes what canonical form would (`tokens.forced`): positions
+  beyond the sampled depth read 0, and defaults fill the choices that the
+  depth or the decoder make irrelevant, so the generator reads the same
+  inputs whether it samples an architecture or scores its canonical form.
+
   Returns:
-    tokens `[N, K]`, log-probabilities `[N]` and entropies `[N]`, both
-    summed over the positions that matter.
+    tokens `[N, K]`, and log-probabilities and entropies `[N]`, summed over
+    the positions the canonical architecture really chose
+    (`tokens.decided`).
   """
   mask = jnp.asarray(mask)
 
   def body(state, position):
-    carry, previous = state
+    carry, tokens = state
+    previous = jnp.where(position > 0, tokens[:, position - 1], VOCAB)
     carry, logits = model.apply(params, carry, previous, position)
     log_probs = _masked_log_softmax(logits, mask[position])
     if given is None:
       token = jax.random.categorical(jax.random.fold_in(key, position),
                                      log_probs)
+      is_forced, forced_token = tokens_lib.forced(position, tokens, jnp)
+      token = jnp.where(is_forced, forced_token, token)
     else:
       token = given[:, position]
+    tokens = tokens.at[:, position].set(token.astype(jnp.int32))
     chosen = jnp.take_along_axis(log_probs, token[:, None], axis=1)[:, 0]
     entropy = -jnp.sum(jnp.exp(log_probs) * log_probs, axis=-1)
-    return (carry, token), (token, chosen, entropy)
+    return (carry, tokens), (chosen, entropy)
 
   start = (jnp.zeros((num, model.hidden)),
-           jnp.full((num,), VOCAB, jnp.int32))
-  _, (tokens, chosen, entropy) = jax.lax.scan(
+           jnp.zeros((num, NUM_POSITIONS), jnp.int32))
+  (_, tokens), (chosen, entropy) = jax.lax.scan(
       body, start, jnp.arange(NUM_POSITIONS))
-  tokens, chosen, entropy = tokens.T, chosen.T, entropy.T
-  relevant = tokens_lib.relevance(tokens, jnp)
-  return (tokens.astype(jnp.int32), jnp.sum(chosen * relevant, -1),
-          jnp.sum(entropy * relevant, -1))
+  decided = tokens_lib.decided(tokens_lib.canonical(tokens, jnp), jnp)
+  # Undecided positions may hold a default outside the mask (-1e9).
+  chosen = jnp.where(decided, chosen.T, 0.0)
+  return tokens, jnp.sum(chosen, -1), jnp.sum(entropy.T * decided, -1)
 
 
 @functools.partial(jax.jit, static_argnames=('model', 'num'))

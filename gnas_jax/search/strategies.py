@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from absl import logging
 import flax
 import jax
 import jax.numpy as jnp
@@ -133,9 +134,11 @@ class Strategy:
               return np.stack(chosen)
       pools = [tokens_lib.uniform(rng, 4 * num, self.mask)]
     # A space smaller than the budget: repeat architectures.
+    logging.warning('Found %d of %d unseen architectures; the space is '
+                    'nearly exhausted, so some repeat.', len(chosen), num)
     extra = tokens_lib.uniform(rng, num - len(chosen), self.mask)
-    return np.concatenate([np.stack(chosen).reshape(-1, extra.shape[1]),
-                           extra])
+    chosen = np.stack(chosen) if chosen else extra[:0]
+    return np.concatenate([chosen, extra])
 
 
 class RandomSearch(Strategy):
@@ -156,6 +159,9 @@ class RegularizedEvolution(Strategy):
   def __init__(self, choices=None, population: int = 32,
                sample_size: int = 8):
     super().__init__(choices)
+    if not 1 <= sample_size <= population:
+      raise ValueError(f'Evolution needs 1 <= sample_size <= population; got '
+                       f'sample_size={sample_size}, population={population}.')
     self.population = population
     self.sample_size = sample_size
 
@@ -163,8 +169,10 @@ class RegularizedEvolution(Strategy):
               ) -> np.ndarray:
     """`parent` with one decision changed so that the canonical form
     changes (a change that canonicalisation erases is no mutation)."""
-    relevant = np.flatnonzero(tokens_lib.relevance(parent) &
+    relevant = np.flatnonzero(tokens_lib.decided(parent) &
                               (self.mask.sum(-1) > 1))
+    if not relevant.size:
+      return tokens_lib.uniform(rng, 1, self.mask)[0]
     for _ in range(100):
       child = parent.copy()
       position = rng.choice(relevant)
@@ -172,7 +180,7 @@ class RegularizedEvolution(Strategy):
       child[position] = rng.choice(options[options != parent[position]])
       if position == space.index('layers'):
         # New layers get random choices; dropped ones are ignored.
-        fresh = tokens_lib.uniform(rng, 1, self.mask)[0]
+        fresh = tokens_lib.uniform(rng, 1, self.mask, canonicalise=False)[0]
         new = tokens_lib.LAYER_OF_POSITION >= tokens_lib.depth(parent)
         child = np.where(new & (tokens_lib.LAYER_OF_POSITION >= 0), fresh,
                          child)
@@ -255,6 +263,9 @@ class ReinforceController(_GeneratorStrategy):
                oversample: int = 4):
     super().__init__(choices, hidden, learning_rate, entropy_weight,
                      oversample)
+    if steps_per_round < 1:
+      raise ValueError(f'REINFORCE needs steps_per_round >= 1; got '
+                       f'{steps_per_round}.')
     self.baseline_decay = baseline_decay
     self.steps_per_round = steps_per_round
 
@@ -328,6 +339,14 @@ class AdversarialSearch(_GeneratorStrategy):
                entropy_weight: float = 1e-2):
     super().__init__(choices, hidden, generator_learning_rate,
                      entropy_weight, ranking_factor)
+    for name, value in (('truth_size', truth_size),
+                        ('ranking_factor', ranking_factor),
+                        ('batch_size', batch_size),
+                        ('discriminator_steps', discriminator_steps),
+                        ('generator_steps', generator_steps)):
+      if value < 1:
+        raise ValueError(f'The adversarial strategy needs {name} >= 1; got '
+                         f'{value}.')
     self.discriminator = networks.Discriminator(hidden)
     self.discriminator_optimizer = optax.adam(discriminator_learning_rate)
     self.truth_size = truth_size
@@ -416,44 +435,42 @@ class TPESearch(Strategy):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     self.startup_trials = startup_trials
 
-  def _names(self, tokens_row) -> list[tuple[str, int]]:
-    """(parameter name, position) pairs that matter for one row."""
-    relevant = tokens_lib.relevance(tokens_row)
-    names = []
+  @staticmethod
+  def _name(position: int) -> str:
     for decision in space.DECISIONS:
       where = space.POSITIONS[decision.name]
-      for offset, position in enumerate(range(where.start, where.stop)):
-        if relevant[position]:
-          name = (f'{decision.name}_{offset}' if decision.per_layer
-                  else decision.name)
-          names.append((name, position))
-    return names
+      if where.start <= position < where.stop:
+        return (f'{decision.name}_{position - where.start}'
+                if decision.per_layer else decision.name)
+    raise ValueError(position)
 
   def _ask(self, state, key, num):
     optuna = self.optuna
     rng = _rng(key)
-    seed = int(rng.integers(2 ** 31))
     study = optuna.create_study(
         direction='maximize', sampler=optuna.samplers.TPESampler(
-            seed=seed, n_startup_trials=self.startup_trials,
-            constant_liar=True))
-    distribution = {position: optuna.distributions.CategoricalDistribution(
+            seed=int(rng.integers(2 ** 31)),
+            n_startup_trials=self.startup_trials, constant_liar=True))
+    distribution = [optuna.distributions.CategoricalDistribution(
         np.flatnonzero(self.mask[position]).tolist())
-                    for position in range(tokens_lib.NUM_POSITIONS)}
-    study.add_trials([optuna.trial.create_trial(
-        params={name: int(row[p]) for name, p in self._names(row)},
-        distributions={name: distribution[p] for name, p in self._names(row)},
-        value=float(value))
-                      for row, value in zip(state.tokens, state.fitness)])
+                    for position in range(tokens_lib.NUM_POSITIONS)]
+    trials = []
+    for row, value in zip(state.tokens, state.fitness):
+      # Only the choices the canonical architecture really made.
+      positions = np.flatnonzero(tokens_lib.decided(row))
+      trials.append(optuna.trial.create_trial(
+          params={self._name(p): int(row[p]) for p in positions},
+          distributions={self._name(p): distribution[p] for p in positions},
+          value=float(value)))
+    study.add_trials(trials)
     proposals = []
     for _ in range(num):
       trial = study.ask()
       row = np.zeros(tokens_lib.NUM_POSITIONS, np.int32)
-      row[space.index('layers')] = trial.suggest_categorical(
-          'layers', distribution[space.index('layers')].choices)
-      for name, position in self._names(row):
-        row[position] = trial.suggest_categorical(
-            name, distribution[position].choices)
+      for position in range(tokens_lib.NUM_POSITIONS):
+        is_forced, token = tokens_lib.forced(position, row)
+        row[position] = token if is_forced else trial.suggest_categorical(
+            self._name(position), distribution[position].choices)
       proposals.append(row)
     return self._unseen(state, tokens_lib.canonical(np.stack(proposals)),
                         rng, num)

@@ -101,6 +101,64 @@ def canonical(tokens, xp=np):
   return xp.stack(columns, axis=-1).astype(xp.int32)
 
 
+def decided(tokens, xp=np):
+  """`[..., K]` bool: positions whose value canonical `tokens` really chose.
+
+  False for positions beyond the depth and for those `canonical` sets to a
+  default: the temperature without the cosine decoder, the normalisation,
+  readout and edge dropout without layers, the normalisation when every
+  layer attends, and a mean readout under the cosine decoder (which a sum
+  readout also becomes).
+  """
+  decided = relevance(tokens, xp)
+  column = {name: space.index(name) for name in
+            ('temperature', 'decoder', 'readout', 'norm', 'edge_dropout')}
+  cosine = tokens[..., column['decoder']] == space.choice_index('decoder',
+                                                                'cosine')
+  no_layers = depth(tokens, xp) == 0
+  agg = tokens[..., space.POSITIONS['agg']]
+  in_depth = relevance(tokens, xp)[..., space.POSITIONS['agg']]
+  all_attention = ~no_layers & xp.all(
+      ~in_depth | (agg == space.choice_index('agg', 'gat')), axis=-1)
+  mean_readout = tokens[..., column['readout']] == space.choice_index(
+      'readout', 'mean')
+  undecided = {'temperature': ~cosine,
+               'norm': no_layers | all_attention,
+               'readout': no_layers | (cosine & mean_readout),
+               'edge_dropout': no_layers}
+  position = xp.arange(NUM_POSITIONS)
+  for name, mask in undecided.items():
+    decided = decided & ~((position == column[name]) & mask[..., None])
+  return decided
+
+
+def forced(position, tokens, xp=np):
+  """While sampling position `position` left to right: `(is_forced,
+  token)`, `[N]` each, for the values `canonical` would impose given the
+  earlier positions of `tokens` (`[N, K]`; later ones are ignored).
+
+  Positions beyond the depth take 0; normalisation, readout and edge
+  dropout take their defaults without layers, and the temperature its
+  default without the cosine decoder. (The depth and the decoder come
+  before every position they govern.)
+  """
+  layer = xp.asarray(LAYER_OF_POSITION)[position]
+  layers = depth(tokens, xp)
+  dot = tokens[..., space.index('decoder')] != space.choice_index(
+      'decoder', 'cosine')
+  beyond = (layer >= 0) & (layer >= layers)
+  token = xp.zeros(xp.shape(layers), xp.int32)
+  is_forced = beyond
+  for name in ('norm', 'readout', 'edge_dropout'):
+    here = (position == space.index(name)) & (layers == 0)
+    is_forced = is_forced | here
+    token = xp.where(here, _default_index(name), token)
+  here = (position == space.index('temperature')) & dot
+  is_forced = is_forced | here
+  token = xp.where(here, _default_index('temperature'), token)
+  return is_forced, token.astype(xp.int32)
+
+
 def features(tokens, xp=np):
   """`[..., K * VOCAB]` float32 one-hot of the relevant positions."""
   one_hot = xp.eye(VOCAB, dtype=xp.float32)[tokens]
@@ -108,13 +166,15 @@ def features(tokens, xp=np):
   return one_hot.reshape(*tokens.shape[:-1], NUM_POSITIONS * VOCAB)
 
 
-def uniform(rng: np.random.Generator, num: int,
-            mask: np.ndarray) -> np.ndarray:
-  """`[num, K]` canonical tokens, each allowed choice equally likely."""
+def uniform(rng: np.random.Generator, num: int, mask: np.ndarray,
+            canonicalise: bool = True) -> np.ndarray:
+  """`[num, K]` tokens, each allowed choice equally likely at every
+  position (canonical unless `canonicalise=False`)."""
   counts = mask.sum(-1)
   picks = (rng.random((num, NUM_POSITIONS)) * counts).astype(np.int32)
   allowed = np.argsort(~mask, axis=-1, kind='stable')  # allowed first
-  return canonical(allowed[np.arange(NUM_POSITIONS), picks])
+  tokens = allowed[np.arange(NUM_POSITIONS), picks].astype(np.int32)
+  return canonical(tokens) if canonicalise else tokens
 
 
 def to_architectures(tokens: np.ndarray) -> list[space.Architecture]:
