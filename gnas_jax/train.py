@@ -349,6 +349,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                        disable=not config.progress, initial=progress.epoch,
                        total=config.epochs)
   for epoch in epochs:
+    if progress.evaluations_without_improvement >= config.patience:
+      # A run that stopped early and is started again stays stopped.
+      break
     # Epoch time counts sampling too, as other libraries' epochs do.
     start = time.perf_counter()
     batches = jax.device_put(sampler.epoch(epoch))

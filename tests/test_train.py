@@ -155,6 +155,14 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, four_epoch_run):
       assert resumed[key] == pytest.approx(value, rel=1e-6), key
 
 
+def test_an_early_stopped_run_started_again_stays_stopped(tmp_path):
+  first = run_training(tmp_path, epochs=40, patience=1)
+  assert first['epochs_run'] < 40
+  again = run_training(tmp_path, epochs=40, patience=1)
+  assert again['epochs_run'] == first['epochs_run']
+  assert again['test/ndcg@20'] == first['test/ndcg@20']
+
+
 def test_wrong_override_type_fails_before_any_work(tmp_path):
   workdir = tmp_path / 'never'
   result = subprocess.run(
