@@ -121,6 +121,19 @@ class ModelShape:
                for name, values in needed.choices)
 
 
+def l2_normalise(x: jax.Array) -> jax.Array:
+  """Rows of `x` divided by their L2 norm (zero rows stay zero).
+
+  The gradient is finite at zero rows too. `jnp.linalg.norm`'s is NaN
+  there, and when the normalised value is an option that a `jnp.where`
+  leaves unselected, the NaN still reaches the selected option's gradient
+  (0 * NaN): a GCN layer with ELU in the full-space model diverged on its
+  first step wherever an item had no training interactions.
+  """
+  squared = jnp.sum(x * x, axis=-1, keepdims=True)
+  return x * jax.lax.rsqrt(jnp.maximum(squared, 1e-24))
+
+
 def select(index: jax.Array, names: Sequence[str], choices: Sequence[Any],
            compute, vectorised: bool = False, remat: bool = True):
   """`compute(name)` for the choice `index` names, among `names` only.
@@ -300,8 +313,7 @@ class GNNRecommender(nn.Module):
         else:
           h = layer_output(*operands)
         if 'ngcf' in used:
-          normalised = h / jnp.maximum(
-              jnp.linalg.norm(h, axis=-1, keepdims=True), 1e-12)
+          normalised = l2_normalise(h)
           readout_inputs.append(jnp.where(agg == _NGCF, normalised, h))
         else:
           readout_inputs.append(h)
@@ -399,9 +411,9 @@ class GNNRecommender(nn.Module):
       return reps
     is_cosine = arch[space.index('decoder')] == space.choice_index(
         'decoder', 'cosine')
-    norm = jnp.maximum(jnp.linalg.norm(reps, axis=-1, keepdims=True), 1e-12)
     temperature = arch_value(arch, 'temperature')
-    return jnp.where(is_cosine, reps / (norm * jnp.sqrt(temperature)), reps)
+    return jnp.where(is_cosine, l2_normalise(reps) / jnp.sqrt(temperature),
+                     reps)
 
 
 def build_model(num_users: int, num_items: int,

@@ -235,3 +235,26 @@ def test_parameter_count():
   assert models.count_parameters(space.preset('lightgcn'), 10, 20) == 30 * 64
   assert models.count_parameters(space.preset('gcn'), 10, 20) == (
       30 * 64 + 2 * (64 * 64 + 64))
+
+
+def test_full_space_gradients_are_finite_with_an_isolated_item():
+  """An item without training interactions has a zero representation;
+  normalising it, in NGCF's readout or the cosine decoder (options the
+  architectures below do not all take), must not turn gradients into NaN."""
+  pairs = np.array([[0, 0], [0, 1], [1, 1], [2, 0], [2, 2]])  # item 3 alone
+  graph = graph_lib.build_graph(pairs, 3, 4, 'sparse')
+  model = models.GNNRecommender(3, 4, models.ModelShape.full())
+
+  @jax.jit
+  def grads(params, arch):
+    def loss(params):
+      reps = model.apply(params, graph, arch)
+      return jnp.sum(reps[:3] @ reps[3:].T)
+    return jax.grad(loss)(params)
+
+  for text in ('gcn,layers=1,act=elu', 'gcn,layers=1,act=elu,decoder=cosine'):
+    arch = jnp.asarray(space.from_string(text).encode())
+    params = model.init(jax.random.PRNGKey(0), graph, arch)
+    result = grads(params, arch)
+    assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(result)), text
+    assert np.any(np.asarray(result['params']['w1']) != 0), text
