@@ -31,7 +31,8 @@ def main(argv):
   print(f'best epoch {results["best_epoch"]}, '
         f'{results["train_seconds_per_epoch"]:.3f} s per training epoch, '
         f'peak RSS {results["peak_rss_mb"]:.0f} MiB; '
-        f'results in {_WORKDIR.value}/results.json')
+        f'results in {_WORKDIR.value}/results.json, model in '
+        f'{_WORKDIR.value}/model')
 
 
 if __name__ == '__main__':
