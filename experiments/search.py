@@ -8,8 +8,8 @@ r"""Searches architectures, retrains the best and tests them.
 Writes `WORKDIR/trials.sqlite` (every evaluated candidate), TensorBoard
 logs, the strategy's checkpoints and `WORKDIR/search_summary.json`; run the
 same command again to resume an interrupted search. Any architecture
-string it prints retrains with `python -m experiments.train
---config.arch='<string>'`.
+string it prints retrains with `python -m experiments.train --workdir=DIR
+--config.arch='<string>'` (and the same dataset flags).
 """
 
 from absl import app

@@ -120,9 +120,14 @@ def _for_mode(model: models.GNNRecommender,
   return model.clone(vectorised=(mode == 'vmap'))
 
 
+def _resolve(mode: str | None) -> str:
+  """`mode`, or the platform's default (`default_mode`)."""
+  return mode or default_mode()
+
+
 def step_population(model: models.GNNRecommender, population: Population,
                graph: graph_lib.BipartiteGraph, batch: train.Batch,
-               keys: jax.Array, mode: str = 'map'
+               keys: jax.Array, mode: str | None = None
                ) -> tuple[Population, dict[str, jax.Array]]:
   """One step of every active candidate on the shared mini-batch.
 
@@ -132,12 +137,14 @@ def step_population(model: models.GNNRecommender, population: Population,
     graph: the training graph.
     batch: one mini-batch, shared by every candidate.
     keys: `[P]` per-candidate training keys (each folded with its step).
-    mode: 'map' or 'vmap' (see the module docstring).
+    mode: 'map' or 'vmap' (see the module docstring); None picks the
+      platform's default.
 
   Returns:
     The updated population and `{name: [P]}` step metrics (zeros for
     candidates that were inactive).
   """
+  mode = _resolve(mode)
   model = _for_mode(model, mode)
 
   def update(state, key, active):
@@ -208,7 +215,7 @@ def pad_population(population: Population, keys: jax.Array,
 
 
 def sharded_train_step(model: models.GNNRecommender,
-                       mesh: jax.sharding.Mesh, mode: str = 'map'):
+                       mesh: jax.sharding.Mesh, mode: str | None = None):
   """`train_step` with the candidate axis split over the mesh's devices.
 
   Each device steps its own candidates (`shard_map`); the graph and the
@@ -222,6 +229,8 @@ def sharded_train_step(model: models.GNNRecommender,
   """
   spec = jax.sharding.PartitionSpec(CANDIDATE_AXIS)
   replicated = jax.sharding.PartitionSpec()
+
+  mode = _resolve(mode)
 
   def local_step(population, graph, batch, keys):
     return step_population(model, population, graph, batch, keys, mode)
@@ -251,13 +260,14 @@ def _per_user_metrics(model, params, archs, graph, task, popularity, ks,
 def evaluate(model: models.GNNRecommender, population: Population,
              graph: graph_lib.BipartiteGraph, task: metrics_lib.RankingTask,
              popularity: jax.Array, ks: Sequence[int] = (10, 20),
-             mode: str = 'map') -> list[dict[str, float]]:
+             mode: str | None = None) -> list[dict[str, float]]:
   """Each candidate's full-ranking metrics (as `train.evaluate` gives).
 
   Under 'vmap', memory grows with `P * task batch size * I` scores: build
   the task with a batch size that fits.
   """
   ks = metrics_lib.check_cutoffs(ks, task.num_items)
+  mode = _resolve(mode)
   per_user, coverage = _per_user_metrics(
       model, population.state.params, population.state.arch, graph, task,
       jnp.asarray(popularity, jnp.float32), ks, mode)
