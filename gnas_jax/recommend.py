@@ -25,6 +25,7 @@ influence each other slightly; fold in one at a time to avoid it.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -92,12 +93,12 @@ def export_model(directory: str, arch: space.Architecture, params,
   os.replace(staging, directory)
 
 
-@jax.jit
-def _top_k(user_reps, item_reps, excluded, k_mask):
+@functools.partial(jax.jit, static_argnames='k')
+def _top_k(user_reps, item_reps, excluded, k):
   """Top items per row: `[B, D] x [I, D]`, `[B, I]` bool excluded."""
   scores = user_reps @ item_reps.T
   scores = jnp.where(excluded, -jnp.inf, scores)
-  return jax.lax.top_k(scores, k_mask.shape[0])
+  return jax.lax.top_k(scores, k)
 
 
 class Recommender:
@@ -198,7 +199,7 @@ class Recommender:
         excluded[r, items] = True
       padded = jnp.zeros((size, block.shape[1])).at[:count].set(block)
       scores, items = jax.device_get(_top_k(
-          padded, self.item_reps, jnp.asarray(excluded), jnp.zeros(k)))
+          padded, self.item_reps, jnp.asarray(excluded), k))
       for r in range(count):
         valid = np.isfinite(scores[r])
         results.append([(str(self.raw_item_ids[i]), float(s)) for i, s in
@@ -255,11 +256,7 @@ class Recommender:
       raise ValueError(f'k={k} is out of range: choose 1 <= k <= '
                        f'{self.num_items - 1} (the other items).')
     item = self._item_ids([raw_item])[0]
-    reps = self.item_reps / jnp.maximum(
-        jnp.linalg.norm(self.item_reps, axis=-1, keepdims=True), 1e-12)
-    return self._rank_items(reps, item, k)
-
-  def _rank_items(self, reps, item, k):
+    reps = models.l2_normalise(self.item_reps)
     scores = np.array(reps @ reps[item])
     scores[item] = -np.inf
     order = np.argsort(-scores, kind='stable')[:k]

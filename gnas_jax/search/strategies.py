@@ -95,7 +95,7 @@ class Strategy:
     return tokens_lib.to_architectures(self._ask(state, key, num))
 
   def _ask(self, state, key, num) -> np.ndarray:
-    return self._unseen(self.archive(state), np.zeros((0, 1)), _rng(key),
+    return self._unseen(self.archive(state), None, _rng(key),
                         num)
 
   def tell(self, state, archs: Sequence[space.Architecture], fitness):
@@ -116,14 +116,13 @@ class Strategy:
     del state, key
     return {}
 
-  def _unseen(self, archive: Archive, candidates: np.ndarray,
+  def _unseen(self, archive: Archive, candidates: np.ndarray | None,
               rng: np.random.Generator, num: int) -> np.ndarray:
-    """The first `num` unseen distinct rows of canonical `candidates`,
-    topped up with uniform samples."""
+    """The first `num` unseen distinct rows of canonical `candidates`
+    (if any), topped up with uniform samples."""
     seen = set(tokens_lib.keys(archive.tokens))
     chosen = []
-    pools = [candidates] if candidates.shape[-1] == tokens_lib.NUM_POSITIONS \
-        else []
+    pools = [] if candidates is None else [candidates]
     for attempt in range(100):
       for pool in pools:
         for row, key in zip(pool, tokens_lib.keys(pool)):
@@ -192,7 +191,7 @@ class RegularizedEvolution(Strategy):
   def _ask(self, state, key, num):
     archive, rng = state, _rng(key)
     if archive.size < self.population:
-      return self._unseen(archive, np.zeros((0, 1)), rng, num)
+      return self._unseen(archive, None, rng, num)
     members = archive.tokens[-self.population:]
     fitness = archive.fitness[-self.population:]
     children = []
@@ -382,7 +381,7 @@ class AdversarialSearch(_GeneratorStrategy):
   def _ask(self, state, key, num):
     rng = _rng(key)
     if state.archive.size < self.warmup:
-      return self._unseen(state.archive, np.zeros((0, 1)), rng, num)
+      return self._unseen(state.archive, None, rng, num)
     sampled, _ = self._sample(state.generator, key, self.oversample * num)
     candidates = tokens_lib.canonical(sampled)
     # Drop the evaluated ones first, so the ranking fills every slot.

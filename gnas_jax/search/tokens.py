@@ -62,6 +62,20 @@ def relevance(tokens, xp=np):
   return (layer < 0) | (layer < depth(tokens, xp)[..., None])
 
 
+def _collapses(tokens, xp):
+  """`[...]` bool masks of the rules of `Architecture.canonical`."""
+  def column(name):
+    return tokens[..., space.index(name)]
+
+  cosine = column('decoder') == space.choice_index('decoder', 'cosine')
+  no_layers = depth(tokens, xp) == 0
+  agg = tokens[..., space.POSITIONS['agg']]
+  in_depth = relevance(tokens, xp)[..., space.POSITIONS['agg']]
+  all_attention = ~no_layers & xp.all(
+      ~in_depth | (agg == space.choice_index('agg', 'gat')), axis=-1)
+  return cosine, no_layers, all_attention
+
+
 def canonical(tokens, xp=np):
   """`Architecture.canonical` on token arrays, vectorised (numpy, or jnp
   inside compiled code with `xp=jnp`).
@@ -71,33 +85,20 @@ def canonical(tokens, xp=np):
   dataclass path would make slow.
   """
   tokens = xp.where(relevance(tokens, xp), tokens, 0)
+  cosine, no_layers, all_attention = _collapses(tokens, xp)
   columns = [tokens[..., k] for k in range(NUM_POSITIONS)]
-
-  def column(name):
-    return columns[space.index(name)]
-
-  def index(name, value):
-    return space.choice_index(name, value)
-
-  cosine = column('decoder') == index('decoder', 'cosine')
-  no_layers = depth(tokens, xp) == 0
-  agg = tokens[..., space.POSITIONS['agg']]
-  in_depth = relevance(tokens, xp)[..., space.POSITIONS['agg']]
-  all_attention = ~no_layers & xp.all(
-      ~in_depth | (agg == index('agg', 'gat')), axis=-1)
-  temperature = xp.where(cosine, column('temperature'),
-                         _default_index('temperature'))
+  readout = columns[space.index('readout')]
   # Under cosine, a sum of layer outputs scores like their mean.
-  readout = xp.where(cosine & (column('readout') == index('readout', 'sum')),
-                     index('readout', 'mean'), column('readout'))
-  readout = xp.where(no_layers, _default_index('readout'), readout)
-  dropout = xp.where(no_layers, _default_index('edge_dropout'),
-                     column('edge_dropout'))
-  norm = xp.where(no_layers | all_attention, _default_index('norm'),
-                  column('norm'))
-  for name, value in (('temperature', temperature), ('readout', readout),
-                      ('edge_dropout', dropout), ('norm', norm)):
-    columns[space.index(name)] = value
+  readout = xp.where(cosine & (readout == space.choice_index('readout',
+                                                             'sum')),
+                     space.choice_index('readout', 'mean'), readout)
+  defaults_where = {'temperature': ~cosine, 'readout': no_layers,
+                    'edge_dropout': no_layers,
+                    'norm': no_layers | all_attention}
+  columns[space.index('readout')] = readout
+  for name, mask in defaults_where.items():
+    columns[space.index(name)] = xp.where(mask, _default_index(name),
+                                          columns[space.index(name)])
   return xp.stack(columns, axis=-1).astype(xp.int32)
 
 
@@ -110,26 +111,18 @@ def decided(tokens, xp=np):
   layer attends, and a mean readout under the cosine decoder (which a sum
   readout also becomes).
   """
-  decided = relevance(tokens, xp)
-  column = {name: space.index(name) for name in
-            ('temperature', 'decoder', 'readout', 'norm', 'edge_dropout')}
-  cosine = tokens[..., column['decoder']] == space.choice_index('decoder',
-                                                                'cosine')
-  no_layers = depth(tokens, xp) == 0
-  agg = tokens[..., space.POSITIONS['agg']]
-  in_depth = relevance(tokens, xp)[..., space.POSITIONS['agg']]
-  all_attention = ~no_layers & xp.all(
-      ~in_depth | (agg == space.choice_index('agg', 'gat')), axis=-1)
-  mean_readout = tokens[..., column['readout']] == space.choice_index(
+  cosine, no_layers, all_attention = _collapses(tokens, xp)
+  mean_readout = tokens[..., space.index('readout')] == space.choice_index(
       'readout', 'mean')
   undecided = {'temperature': ~cosine,
                'norm': no_layers | all_attention,
                'readout': no_layers | (cosine & mean_readout),
                'edge_dropout': no_layers}
   position = xp.arange(NUM_POSITIONS)
+  result = relevance(tokens, xp)
   for name, mask in undecided.items():
-    decided = decided & ~((position == column[name]) & mask[..., None])
-  return decided
+    result = result & ~((position == space.index(name)) & mask[..., None])
+  return result
 
 
 def forced(position, tokens, xp=np):
