@@ -25,7 +25,9 @@ setuptools.setup(
     install_requires=_requirements('requirements.txt'),
     extras_require={
         'tpe': ['optuna>=4'],
-        'test': ['pytest>=8', 'pytest-xdist>=3', 'optuna>=4'],
+        # The notebook runs in the tests through a Jupyter kernel.
+        'test': ['pytest>=8', 'pytest-xdist>=3', 'optuna>=4',
+                 'nbclient>=0.10', 'nbformat>=5.10', 'ipykernel>=6'],
     },
     license='Apache-2.0',
 )

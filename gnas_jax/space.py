@@ -39,6 +39,7 @@ every layer.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from typing import Any, Sequence
 
 import numpy as np
@@ -395,6 +396,31 @@ def sample(rng: np.random.Generator, num: int,
         fields[decision.name] = options[rng.integers(len(options))]
     archs.append(Architecture(**fields).canonical())
   return archs
+
+
+def enumerate_canonical(choices: dict[str, tuple[Any, ...]] | None = None
+                        ) -> list[Architecture]:
+  """Every distinct canonical architecture of a (sub)space, sorted by string.
+
+  By brute force over the product of choices, so for small subspaces only
+  (`count_canonical` says how many there are).
+  """
+  choices = choices or subspace()
+  found = set()
+  for layers in choices['layers']:
+    axes = []
+    for decision in DECISIONS:
+      if decision.name == 'layers':
+        axes.append([layers])
+      elif decision.per_layer:
+        axes.append(list(itertools.product(choices[decision.name],
+                                           repeat=layers)))
+      else:
+        axes.append(list(choices[decision.name]))
+    for values in itertools.product(*axes):
+      fields = {d.name: v for d, v in zip(DECISIONS, values)}
+      found.add(Architecture(**fields).canonical())
+  return sorted(found, key=Architecture.to_string)
 
 
 def count_canonical(choices: dict[str, tuple[Any, ...]] | None = None) -> int:

@@ -33,6 +33,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.data = ml_collections.ConfigDict()
   # Interactions with rating >= threshold are positives; 0 keeps them all.
   config.data.rating_threshold = 0.0
+  # Share of users kept (drawn with data.split_seed), for smaller versions
+  # of large datasets; filters and splits apply to the kept users.
+  config.data.user_fraction = 1.0
   # Repeatedly drop users and items with fewer interactions (0 disables).
   config.data.kcore = 0
   # 'random' | 'temporal' | 'leave_one_out' | 'given'

@@ -18,6 +18,7 @@ from gnas_jax.data.preprocessing import index_pairs
 from gnas_jax.data.preprocessing import kcore_mask
 from gnas_jax.data.preprocessing import lookup_ids
 from gnas_jax.data.preprocessing import preprocess
+from gnas_jax.data.preprocessing import sample_users
 from gnas_jax.data.preprocessing import UNSEEN_ID_RULES
 from gnas_jax.data.readers import COLUMNS
 from gnas_jax.data.readers import DELIMITERS

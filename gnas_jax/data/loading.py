@@ -65,7 +65,8 @@ def load_dataset(config: ml_collections.ConfigDict) -> dataset.Dataset:
   """Reads, preprocesses and splits the dataset the config names.
 
   Uses config.dataset, config.dataset_format, config.data_dir and
-  config.data (data.split_seed seeds the random splits; see
+  config.data (data.split_seed seeds the random splits and the users kept
+  by data.user_fraction; see
   experiments/configs/train.py). With data.split='given' (LightGCN files)
   the rating threshold and k-core apply to train.txt; test pairs whose user
   or item is then absent from training follow data.unseen_test_ids ('drop'
@@ -110,7 +111,12 @@ def load_dataset(config: ml_collections.ConfigDict) -> dataset.Dataset:
     raw = readers.read_interactions(path, fmt, delimiter=data.delimiter,
                                     header=data.header, columns=data.columns)
 
+  # Its own stream, so the split of the kept users does not depend on it.
+  user_rng = np.random.default_rng([data.split_seed, 1])
+  fraction = data.get('user_fraction', 1.0)
   if raw is None:
+    train_raw, test_raw = preprocessing.sample_users(
+        [train_raw, test_raw], fraction, user_rng)
     indexed = preprocessing.preprocess(train_raw, **preprocess_options)
     test = preprocessing.index_pairs(
         test_raw, indexed.raw_user_ids, indexed.raw_item_ids,
@@ -119,6 +125,7 @@ def load_dataset(config: ml_collections.ConfigDict) -> dataset.Dataset:
     train, valid, test = splits.split_given(
         indexed.pairs, test, data.given_valid_ratio, rng)
   else:
+    raw, = preprocessing.sample_users([raw], fraction, user_rng)
     indexed = preprocessing.preprocess(raw, **preprocess_options)
     if split == 'random':
       assignment = splits.split_random_ratio(indexed.pairs, data.split_ratios,

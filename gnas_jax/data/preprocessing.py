@@ -163,6 +163,34 @@ def kcore_mask(users: np.ndarray, items: np.ndarray, k: int) -> np.ndarray:
   return keep
 
 
+def sample_users(parts: list[dataset.Interactions], fraction: float,
+                 rng: np.random.Generator) -> list[dataset.Interactions]:
+  """Keeps a random `fraction` of the users of `parts[0]`, in every part.
+
+  For smaller versions of large datasets (a train and test file keep the
+  same users). The users are drawn without replacement from the sorted
+  distinct raw ids, so a seed gives the same users on any machine.
+  """
+  if not 0 < fraction <= 1:
+    raise ValueError(f'data.user_fraction={fraction} must be in (0, 1].')
+  if fraction == 1:
+    return parts
+  users = np.unique(parts[0].users)
+  count = max(1, round(fraction * len(users)))
+  chosen = np.sort(rng.choice(users, size=count, replace=False))
+
+  def keep(part: dataset.Interactions) -> dataset.Interactions:
+    rows = np.isin(part.users, chosen)
+    optional = {name: None if getattr(part, name) is None
+                else getattr(part, name)[rows]
+                for name in ('ratings', 'timestamps')}
+    return dataset.Interactions(users=part.users[rows],
+                                items=part.items[rows], source=part.source,
+                                **optional)
+
+  return [keep(part) for part in parts]
+
+
 def preprocess(interactions: dataset.Interactions, *,
                rating_threshold: float = 0.0,
                kcore: int = 0) -> dataset.IndexedInteractions:

@@ -311,9 +311,10 @@ def search(config: ml_collections.ConfigDict, workdir: str,
   return facts
 
 
-def retrain(config: ml_collections.ConfigDict, workdir: str,
-            arch: str) -> list[dict[str, Any]]:
-  """`arch` trained at full fidelity with each of `config.final.seeds`
+def retrain(config: ml_collections.ConfigDict, workdir: str, arch: str,
+            seeds, dataset: data_lib.Dataset | None = None
+            ) -> list[dict[str, Any]]:
+  """`arch` trained with the protocol of `config` once per seed of `seeds`
   (resumable: finished seeds are read back from their results.json).
 
   Runs go to `workdir/final/<architecture hash>/seed_<seed>`, so a run is
@@ -321,7 +322,7 @@ def retrain(config: ml_collections.ConfigDict, workdir: str,
   arch = space.from_string(arch).to_string()
   label = hashlib.sha1(arch.encode()).hexdigest()[:12]
   results = []
-  for seed in config.final.seeds:
+  for seed in seeds:
     run_dir = os.path.join(workdir, 'final', label, f'seed_{seed}')
     path = os.path.join(run_dir, 'results.json')
     if os.path.exists(path):
@@ -333,10 +334,10 @@ def retrain(config: ml_collections.ConfigDict, workdir: str,
       run_config.arch = arch
       run_config.seed = seed
       run_config.progress = False
-    results.append(train.train_and_evaluate(run_config, run_dir))
+    results.append(train.train_and_evaluate(run_config, run_dir, dataset))
   return [dict(r, workdir=os.path.join(workdir, 'final', label,
                                        f'seed_{seed}'))
-          for r, seed in zip(results, config.final.seeds)]
+          for r, seed in zip(results, seeds)]
 
 
 def _mean_std(results, key) -> tuple[float, float]:
@@ -356,7 +357,8 @@ def run_search(config: ml_collections.ConfigDict,
   trials.close()
   candidates = []
   for rank, finalist in enumerate(finalists):
-    results = retrain(config, workdir, finalist['arch'])
+    results = retrain(config, workdir, finalist['arch'],
+                      config.final.seeds, dataset)
     candidates.append({
         'rank': rank, 'run_dir': results[0]['workdir'],
         'arch': finalist['arch'], 'search_valid_ndcg@20':
@@ -379,7 +381,8 @@ def run_search(config: ml_collections.ConfigDict,
                    test_ndcg_std=chosen['test_ndcg@20'][1])
   if config.final.reference and candidates:
     reference_arch = space.from_string(config.final.reference).to_string()
-    results = retrain(config, workdir, reference_arch)
+    results = retrain(config, workdir, reference_arch,
+                      config.final.seeds, dataset)
     summary['reference'] = {
         'arch': config.final.reference, 'run_dir': results[0]['workdir'],
         'test_recall@20': _mean_std(results, 'test/recall@20'),

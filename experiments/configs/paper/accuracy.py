@@ -1,0 +1,60 @@
+r"""Accuracy: hand-designed models against the searched ones, one protocol.
+
+  python -m experiments.reproduce --table=accuracy --scale=small \
+      --workdir=/tmp/gnas_paper --data_dir=../shared/datasets
+
+MF-BPR, NGCF, LightGCN, GCN, GraphSAGE, GAT and GIN (the presets of
+`gnas_jax.space`) and the best architecture found by each strategy (its
+seed-0 search of `search_efficiency.py`, on ML-100K, reused as found on
+Gowalla), each trained with every seed under one protocol and tested by
+full ranking: mean ± standard deviation of Recall@20 and NDCG@20.
+
+Data: ML-100K, all ratings as implicit feedback, random 80/10/10 split;
+Gowalla, the LightGCN split with 10% of each user's training items held
+out for validation, at small scale with a seeded 10% of the users (2,986
+users, 29,960 items with training interactions).
+
+small: 2 seeds, at most 60 epochs at batch 2048, patience 10 evaluations
+  (every 2 epochs); about 25 minutes on 2 CPU cores. Models that need
+  hundreds of epochs (LightGCN at learning rate 1e-3) are not converged.
+full: 5 seeds, the protocol of experiments/configs/train.py (300 epochs,
+  patience 30), all Gowalla users; several hours per model on 2 CPU cores,
+  meant for a GPU.
+"""
+
+import ml_collections
+
+from experiments.configs import train
+from experiments.configs.paper import search_efficiency
+
+HAND_DESIGNED = ('mf', 'ngcf', 'lightgcn', 'gcn', 'graphsage', 'gat', 'gin')
+
+
+def _protocol(scale: str) -> ml_collections.ConfigDict:
+  config = train.get_config()
+  config.progress = False
+  if scale == 'small':
+    config.epochs = 60
+    config.eval_every = 2
+    config.patience = 10
+  return config
+
+
+def get_config(scale: str = 'small') -> ml_collections.ConfigDict:
+  """Returns the accuracy configuration at `scale`."""
+  config = ml_collections.ConfigDict()
+  config.search = search_efficiency.get_config(scale)
+  config.hand_designed = HAND_DESIGNED
+  config.seeds = (0, 1) if scale == 'small' else (0, 1, 2, 3, 4)
+
+  ml100k = _protocol(scale)
+  ml100k.dataset = 'ml-100k'
+  ml100k.data.split = 'random'
+  ml100k.data.split_ratios = (0.8, 0.1, 0.1)
+  gowalla = _protocol(scale)
+  gowalla.dataset = 'gowalla'
+  gowalla.data.split = 'given'
+  gowalla.data.user_fraction = 0.1 if scale == 'small' else 1.0
+  config.datasets = ml_collections.ConfigDict(
+      {'ml-100k': ml100k, 'gowalla': gowalla})
+  return config

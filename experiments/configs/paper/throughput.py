@@ -1,0 +1,32 @@
+r"""Throughput: population training speed against population size.
+
+  python -m experiments.reproduce --table=throughput --scale=small \
+      --workdir=/tmp/gnas_paper --data_dir=../shared/datasets
+
+Runs `experiments.benchmark_population` (each size in its own process) on
+the machine at hand and keeps its records per platform in the workdir, so
+running the same command on a GPU (or TPU) with the same workdir adds that
+platform's columns to the table. Random architectures of the whole space,
+batch 2048; candidates per hour assume `fidelity_epochs` epochs each.
+
+small: ML-100K, P = 1, 4, 16; about 5 minutes on 2 CPU cores.
+full: ML-100K and Gowalla, P = 1, 4, 16, 64 (256 on ML-100K); meant for a
+  GPU, where it takes minutes (Gowalla at P=64 needs about 40 GB).
+"""
+
+import ml_collections
+
+
+def get_config(scale: str = 'small') -> ml_collections.ConfigDict:
+  """Returns the throughput configuration at `scale`."""
+  config = ml_collections.ConfigDict()
+  if scale == 'small':
+    config.population_sizes = ml_collections.ConfigDict(
+        {'ml-100k': (1, 4, 16)})
+  else:
+    config.population_sizes = ml_collections.ConfigDict(
+        {'ml-100k': (1, 4, 16, 64, 256), 'gowalla': (1, 4, 16, 64)})
+  config.steps = 5 if scale == 'small' else 20
+  config.batch_size = 2048
+  config.fidelity_epochs = 5
+  return config

@@ -1,0 +1,182 @@
+"""A tabular benchmark: every architecture of a subspace trained once.
+
+Comparing search strategies over many seeds costs many searches. As in
+NAS-Bench-101/201, the architectures of a small subspace are each trained
+once, at the search's fidelity, and stored; a search then replays against
+the table: "evaluating" an architecture reads its validation NDCG@20 and
+the training time it took. Strategies see exactly what a live search
+would show them, at the cost of one pass over the subspace.
+
+    table = build_table(config, dataset, path)   # trains; resumable
+    trace = replay(strategy, table, seed=0, batch_size=8, budget=96)
+
+Wall time in a trace is the recorded training time of the architectures
+evaluated (each one's share of its population's time) plus the
+strategy's own time to propose and learn, measured during the replay.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from typing import Any
+
+from absl import logging
+import jax
+import ml_collections
+import numpy as np
+import tqdm
+
+from gnas_jax import data as data_lib
+from gnas_jax import space
+from gnas_jax.search import loop
+from gnas_jax.search import strategies as strategies_lib
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+  """Validation NDCG@20 and training seconds of every architecture.
+
+  Attributes:
+    space: the subspace string the table covers.
+    records: canonical architecture string -> its record ('valid_ndcg',
+      'valid_recall', 'train_seconds', 'epochs', 'failed').
+  """
+  space: str
+  records: dict[str, dict[str, Any]]
+
+  def fitness(self, archs) -> np.ndarray:
+    """`[N]` validation NDCG@20 of `archs` (canonical forms looked up)."""
+    return np.array([self.record(a)['valid_ndcg'] for a in archs])
+
+  def record(self, arch: space.Architecture) -> dict[str, Any]:
+    key = arch.canonical().to_string()
+    if key not in self.records:
+      raise KeyError(f'Architecture {key} is not in the table of space '
+                     f'{self.space!r}.')
+    return self.records[key]
+
+  def scores(self) -> np.ndarray:
+    """Every architecture's validation NDCG@20."""
+    return np.array([r['valid_ndcg'] for r in self.records.values()])
+
+
+def _read_records(path: str) -> dict[str, dict[str, Any]]:
+  records = {}
+  if os.path.exists(path):
+    with open(path) as f:
+      for line in f:
+        # A run killed mid-write leaves at most one partial last line.
+        if line.endswith('\n'):
+          record = json.loads(line)
+          records[record['arch']] = record
+  return records
+
+
+def build_table(config: ml_collections.ConfigDict,
+                dataset: data_lib.Dataset, path: str) -> Table:
+  """Trains every canonical architecture of `config.space` (resumable).
+
+  Architectures are shuffled with `config.seed` and trained in populations
+  of `config.population_size` at `config.fidelity`, exactly as a search
+  evaluates them. Each population's records are appended to the JSON-lines
+  file `path` when it finishes, so a restarted build trains only what is
+  missing.
+  """
+  choices = space.subspace_from_string(config.space)
+  archs = space.enumerate_canonical(choices)
+  order = np.random.default_rng(config.seed).permutation(len(archs))
+  archs = [archs[i] for i in order]
+  records = _read_records(path)
+  # Drop a partial last line so appends start on a fresh one.
+  with open(path, 'a+') as f:
+    f.seek(0)
+    text = f.read()
+  if text and not text.endswith('\n'):
+    with open(path, 'w') as f:
+      f.write(text[:text.rfind('\n') + 1])
+  size = config.population_size
+  chunks = [archs[i:i + size] for i in range(0, len(archs), size)]
+  missing = [(i, chunk) for i, chunk in enumerate(chunks)
+             if any(a.to_string() not in records for a in chunk)]
+  if missing:
+    logging.info('Tabular benchmark: training %d of %d architectures of %r.',
+                 sum(len(c) for _, c in missing), len(archs), config.space)
+    evaluator = loop.PopulationEvaluator(config, dataset, choices)
+    key = jax.random.PRNGKey(config.seed)
+    for index, chunk in tqdm.tqdm(missing, desc='tabular benchmark',
+                                  disable=not config.progress):
+      start = time.perf_counter()
+      result = evaluator(chunk, jax.random.fold_in(key, index))
+      seconds = (time.perf_counter() - start) / len(chunk)
+      lines = []
+      for slot, arch in enumerate(chunk):
+        record = {'arch': arch.to_string(),
+                  'valid_ndcg': float(result['ndcg'][slot]),
+                  'valid_recall': float(result['recall'][slot]),
+                  'train_seconds': seconds,
+                  'epochs': int(result['epochs'][slot]),
+                  'failed': bool(result['failed'][slot])}
+        records[record['arch']] = record
+        lines.append(json.dumps(record) + '\n')
+      with open(path, 'a') as f:
+        f.write(''.join(lines))
+  return Table(config.space, {a.to_string(): records[a.to_string()]
+                              for a in archs})
+
+
+@dataclasses.dataclass(frozen=True)
+class Trace:
+  """One replayed search, in evaluation order.
+
+  Attributes:
+    archs: `[N]` architecture strings.
+    fitness: `[N]` validation NDCG@20.
+    rounds: `[N]` the round each was proposed in.
+    seconds: `[N]` wall time when each round's evaluations were known:
+      the recorded training of everything evaluated so far plus the
+      strategy's own time.
+  """
+  archs: list[str]
+  fitness: np.ndarray
+  rounds: np.ndarray
+  seconds: np.ndarray
+
+  def best_so_far(self) -> np.ndarray:
+    return np.maximum.accumulate(self.fitness)
+
+  def evaluations_to_reach(self, threshold: float) -> float:
+    """1-based count of evaluations until one reaches `threshold` (inf if
+    none does)."""
+    hits = np.flatnonzero(self.fitness >= threshold)
+    return float(hits[0] + 1) if hits.size else float('inf')
+
+
+def replay(strategy: strategies_lib.Strategy, table: Table, seed: int,
+           batch_size: int, budget: int) -> Trace:
+  """Runs `strategy` against `table` for `budget` evaluations."""
+  init_key, rounds_key = jax.random.split(jax.random.PRNGKey(seed))
+  start = time.perf_counter()
+  state = strategy.init(init_key)
+  strategy_seconds = time.perf_counter() - start
+  archs, fitness, rounds, seconds = [], [], [], []
+  train_seconds = 0.0
+  for round_index in range(-(-budget // batch_size)):
+    start = time.perf_counter()
+    proposed = strategy.ask(state, jax.random.fold_in(rounds_key,
+                                                      round_index),
+                            batch_size)
+    strategy_seconds += time.perf_counter() - start
+    scores = table.fitness(proposed)
+    train_seconds += sum(table.record(a)['train_seconds'] for a in proposed)
+    start = time.perf_counter()
+    state = strategy.tell(state, proposed, scores)
+    strategy_seconds += time.perf_counter() - start
+    archs.extend(a.to_string() for a in proposed)
+    fitness.extend(scores.tolist())
+    rounds.extend([round_index] * len(proposed))
+    seconds.extend([train_seconds + strategy_seconds] * len(proposed))
+  return Trace(archs[:budget], np.array(fitness[:budget]),
+               np.array(rounds[:budget]), np.array(seconds[:budget]))

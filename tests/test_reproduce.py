@@ -1,0 +1,245 @@
+"""The tabular benchmark, replayed searches and `experiments.reproduce`."""
+
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+
+from experiments import reproduce
+from experiments.configs import search_test
+from experiments.configs import test as test_config
+from experiments.configs.paper import ablations
+from experiments.configs.paper import accuracy
+from experiments.configs.paper import search_efficiency
+from gnas_jax import data
+from gnas_jax import space
+from gnas_jax.search import strategies
+from gnas_jax.search import tabular
+
+TINY_SPACE = ('width=16,layers=0/1,norm=sym,readout=last/mean,'
+              'edge_dropout=0,decoder=dot,loss=bpr,lr=0.001/0.01,l2=0.0001,'
+              'agg=lightgcn/gcn,act=identity/relu,residual=0')
+
+
+def test_enumerate_canonical_lists_each_canonical_architecture_once():
+  for text in (TINY_SPACE, search_efficiency.SPACES['small'],
+               'width=16,layers=0/1/2,agg=lightgcn/gat,act=relu/elu,'
+               'decoder=dot/cosine,readout=sum/mean/concat,'
+               'temperature=0.1/0.5,norm=sym/none,loss=bpr,lr=0.001,l2=0.0'):
+    choices = space.subspace_from_string(text)
+    archs = space.enumerate_canonical(choices)
+    assert len(archs) == space.count_canonical(choices)
+    assert all(a == a.canonical() for a in archs)
+    assert len({a.to_string() for a in archs}) == len(archs)
+  # Hand count: 2 lr for MF, and 2 lr x 2 readouts x 2 agg x 2 act.
+  assert len(space.enumerate_canonical(
+      space.subspace_from_string(TINY_SPACE))) == 2 + 16
+
+
+def test_user_fraction_keeps_the_same_users_in_train_and_test():
+  rng = np.random.default_rng(0)
+  users = np.repeat(np.arange(100), 5)
+  train = data.Interactions(users=users, items=rng.integers(0, 50, 500))
+  test = data.Interactions(users=users[::5], items=np.arange(100) % 50)
+  kept_train, kept_test = data.sample_users(
+      [train, test], 0.2, np.random.default_rng(1))
+  chosen = np.unique(kept_train.users)
+  assert len(chosen) == 20 and len(kept_train) == 100
+  np.testing.assert_array_equal(np.unique(kept_test.users), chosen)
+  again, _ = data.sample_users(
+      [train, test], 0.2, np.random.default_rng(1))
+  np.testing.assert_array_equal(again.users, kept_train.users)
+  assert data.sample_users([train], 1.0, rng)[0] is train
+  with pytest.raises(ValueError, match=r'data.user_fraction=1.5'):
+    data.sample_users([train], 1.5, rng)
+
+
+def test_user_fraction_from_the_config():
+  config = test_config.get_config()
+  full = data.load_dataset(config)
+  config.data.user_fraction = 0.5
+  half = data.load_dataset(config)
+  assert half.num_users == full.num_users // 2
+  assert len(half.train) < len(full.train)
+
+
+def _fake_table():
+  """A table over TINY_SPACE with known scores: lr=0.01 and relu help."""
+  archs = space.enumerate_canonical(space.subspace_from_string(TINY_SPACE))
+  records = {}
+  for index, arch in enumerate(archs):
+    score = 0.1 + 0.05 * (arch.lr == 0.01) + 0.02 * ('relu' in arch.act)
+    records[arch.to_string()] = {
+        'arch': arch.to_string(), 'valid_ndcg': score + 1e-4 * index,
+        'train_seconds': 2.0, 'epochs': 1, 'failed': False}
+  return tabular.Table(TINY_SPACE, records)
+
+
+def test_replay_reads_the_table_and_accounts_time():
+  table = _fake_table()
+  strategy = strategies.make_strategy(
+      'random', space.subspace_from_string(TINY_SPACE))
+  trace = tabular.replay(strategy, table, seed=0, batch_size=4, budget=18)
+  # Random search without repeats visits all 18 architectures.
+  assert sorted(trace.archs) == sorted(table.records)
+  np.testing.assert_allclose(
+      trace.fitness, [table.records[a]['valid_ndcg'] for a in trace.archs])
+  np.testing.assert_array_equal(trace.rounds, np.arange(18) // 4)
+  # Each round adds its four trainings (2 s each) plus strategy time.
+  per_round = trace.seconds[::4]
+  assert np.all(np.diff(per_round) >= 8.0) and per_round[0] >= 8.0
+  best = table.scores().max()
+  reached = trace.evaluations_to_reach(best)
+  assert trace.fitness[int(reached) - 1] == best
+  assert trace.best_so_far()[-1] == best
+  assert trace.evaluations_to_reach(best + 1) == float('inf')
+  with pytest.raises(KeyError, match='not in the table'):
+    table.fitness([space.preset('lightgcn')])
+
+
+def _benchmark_config():
+  config = search_test.get_config()
+  config.space = TINY_SPACE
+  config.population_size = 6
+  config.fidelity.epochs = 1
+  return config
+
+
+def test_build_table_trains_every_architecture_once_and_resumes(
+    tmp_path, monkeypatch):
+  config = _benchmark_config()
+  dataset = data.load_dataset(config)
+  path = str(tmp_path / 'table.jsonl')
+  table = tabular.build_table(config, dataset, path)
+  assert len(table.records) == 18
+  assert all(np.isfinite(r['valid_ndcg']) and r['train_seconds'] > 0
+             for r in table.records.values())
+  # A run killed while writing: two whole records and half a line lost.
+  with open(path) as f:
+    lines = f.readlines()
+  with open(path, 'w') as f:
+    f.writelines(lines[:-8])
+    f.write(lines[-8][:20])
+  trained = []
+  original = tabular.loop.PopulationEvaluator.__call__
+
+  def counting(self, archs, key):
+    trained.extend(a.to_string() for a in archs)
+    return original(self, archs, key)
+
+  monkeypatch.setattr(tabular.loop.PopulationEvaluator, '__call__', counting)
+  resumed = tabular.build_table(config, dataset, path)
+  # Only the populations with a lost record are trained again.
+  lost = {json.loads(line)['arch'] for line in lines[-8:]}
+  assert lost <= set(trained) and len(trained) == 12
+  assert set(resumed.records) == set(table.records)
+  for arch in set(table.records) - set(trained):
+    assert resumed.records[arch] == table.records[arch]
+  with open(path) as f:
+    assert len(f.readlines()) == 18 + 12 - 8
+
+
+def _tiny_paper_config(table, scale):
+  assert scale == 'small'
+  if table in ('search_efficiency', 'ablations'):
+    config = (search_efficiency.get_config(scale) if table ==
+              'search_efficiency' else ablations.get_config(scale))
+    config.benchmark = _benchmark_config()
+    config.strategies = ('random', 'adversarial')
+    config.seeds = (0, 1)
+    config.batch_size = 4
+    config.budget = 8
+    if table == 'ablations':
+      for name in list(config.variants):
+        if name not in ('adversarial (defaults)', 'no R1 penalty'):
+          del config.variants[name]
+    return config
+  config = accuracy.get_config(scale)
+  config.search = _tiny_paper_config('search_efficiency', scale)
+  config.hand_designed = ('mf', 'lightgcn')
+  config.seeds = (0,)
+  small = test_config.get_config()
+  small.epochs = 2
+  config.datasets = {'synthetic': small}
+  return config
+
+
+@pytest.fixture(scope='module')
+def reproduced(tmp_path_factory):
+  """The search, ablation and accuracy tables on tiny configurations."""
+  run = reproduce.Run(str(tmp_path_factory.mktemp('paper')))
+  outputs = {}
+  for name in ('search_efficiency', 'ablations', 'accuracy'):
+    output = reproduce.RUNNERS[name](_tiny_paper_config(name, 'small'), run)
+    output.write(run, name, 1.0)
+    outputs[name] = output
+  return run.workdir, outputs
+
+
+def test_search_tables_agree_with_their_searches(reproduced):
+  workdir, outputs = reproduced
+  output = outputs['search_efficiency']
+  assert [row[0] for row in output.rows] == ['random', 'adversarial']
+  with open(os.path.join(workdir, 'search_efficiency_curves.csv')) as f:
+    curves = list(csv.DictReader(f))
+  assert len(curves) == 2 * 2 * 8
+  for row in output.rows:
+    best = [max(float(c['valid_ndcg@20']) for c in curves
+                if c['strategy'] == row[0] and c['seed'] == str(seed))
+            for seed in (0, 1)]
+    assert row[-2] == f'{np.median(best):.4f}'
+  for name in ('search_efficiency', 'choice_frequency', 'ablations'):
+    assert os.path.getsize(os.path.join(workdir, f'{name}.png')) > 10_000
+  assert [r[0] for r in outputs['ablations'].rows] == [
+      'adversarial (defaults)', 'no R1 penalty']
+  # The default variant is the adversarial search of search_efficiency.
+  assert outputs['ablations'].rows[0][1:] == output.rows[1][1:]
+
+
+def test_accuracy_table_trains_presets_and_the_searched(reproduced):
+  workdir, outputs = reproduced
+  rows = outputs['accuracy'].rows
+  assert [r[1] for r in rows] == ['mf', 'lightgcn', 'searched: random',
+                                  'searched: adversarial']
+  for row in rows:
+    mean, std = row[4].split(' ± ')
+    assert 0 < float(mean) <= 1 and float(std) == 0.0  # One seed.
+  with open(os.path.join(workdir, 'accuracy.md')) as f:
+    text = f.read()
+  assert 'python -m experiments.reproduce --table=accuracy --scale=small' in (
+      text)
+  assert '| synthetic | lightgcn |' in text
+  with open(os.path.join(workdir, 'accuracy.csv')) as f:
+    assert len(list(csv.reader(f))) == len(rows) + 1
+
+
+def test_throughput_table_merges_platforms(tmp_path):
+  folder = tmp_path / 'throughput'
+  folder.mkdir()
+  for platform, step in (('cpu', 80.0), ('gpu', 2.0)):
+    records = [{'population_size': p, 'per_candidate_step_ms': step / p,
+                'one_at_a_time_step_ms': step, 'candidates_per_hour':
+                1000.0 * p, 'device': platform} for p in (1, 4)]
+    with open(folder / f'{platform}_ml-100k_small.json', 'w') as f:
+      json.dump(records, f)
+  config = reproduce.paper_config('throughput', 'small')
+  config.population_sizes = {'ml-100k': (1, 4, 16)}
+  output = reproduce.run_throughput(config, reproduce.Run(str(tmp_path)))
+  assert output.header[2:5] == ['CPU step / candidate (ms)',
+                                'CPU one at a time (ms)',
+                                'CPU candidates / hour']
+  assert output.rows[1] == ['ml-100k', 4, '20.0', '80.0', '4000', '0.5',
+                            '2.0', '4000']
+  assert output.rows[2][2:] == ['—'] * 6  # P=16 measured nowhere.
+
+
+def test_reproduce_command_rejects_an_unknown_table():
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  result = subprocess.run(
+      [sys.executable, '-m', 'experiments.reproduce', '--table=speed',
+       '--workdir=/tmp/unused'], capture_output=True, text=True)
+  assert result.returncode != 0
+  assert "flag --table=speed" in result.stderr
