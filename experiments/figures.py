@@ -43,13 +43,13 @@ def search_curves(traces: dict[str, Sequence[tabular.Trace]],
     _band(by_evals, evaluations, best, label, colors(index))
     # Each seed's curve on a common grid of minutes, as a step function.
     minutes = np.stack([t.seconds for t in runs]) / 60
-    grid = np.linspace(minutes[:, 0].min(), np.median(minutes[:, -1]), 200)
+    # From the first time every seed has a result, so that each grid point
+    # is a median over all seeds (monotone, as each seed's curve is).
+    grid = np.linspace(minutes[:, 0].max(), np.median(minutes[:, -1]), 200)
     on_grid = np.stack([
-        np.where(grid >= m[0],
-                 b[np.clip(np.searchsorted(m, grid, side='right') - 1, 0,
-                           None)], np.nan)
+        b[np.searchsorted(m, grid, side='right') - 1]
         for m, b in zip(minutes, best)])
-    q1, median, q3 = np.nanpercentile(on_grid, [25, 50, 75], axis=0)
+    q1, median, q3 = np.percentile(on_grid, [25, 50, 75], axis=0)
     by_time.plot(grid, median, color=colors(index), linewidth=1.8)
     by_time.fill_between(grid, q1, q3, color=colors(index), alpha=0.18,
                          linewidth=0)
@@ -96,7 +96,17 @@ def choice_frequency(traces: dict[str, tabular.Trace],
   Columns are strategies (one seed each); a decision narrowing to one
   choice early is convergence or mode collapse, a flat one is exploration.
   """
-  decisions = [d for d in space.DECISIONS if len(choices[d.name]) > 1]
+  # Decisions the proposals actually vary (a restricted space may leave a
+  # decision with choices that cannot matter, such as a dot decoder's
+  # temperature).
+  proposed = [space.from_string(a) for t in traces.values() for a in t.archs]
+
+  def values(arch, decision):
+    value = getattr(arch, decision.name)
+    return value if decision.per_layer else (value,)
+
+  decisions = [d for d in space.DECISIONS
+               if len({v for a in proposed for v in values(a, d)}) > 1]
   fig, axes = plt.subplots(len(decisions), len(traces), squeeze=False,
                            figsize=(4.2 * len(traces), 1.6 * len(decisions)),
                            sharex=True)

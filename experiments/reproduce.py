@@ -160,9 +160,8 @@ def searches(config: ml_collections.ConfigDict, table: tabular.Table,
   os.makedirs(folder, exist_ok=True)
   traces = []
   for seed in config.seeds:
-    label = _digest([table.space, config.benchmark.fidelity.to_dict(),
-                     strategy, options, seed, config.batch_size,
-                     config.budget])
+    label = _digest([loop.fingerprint(config.benchmark), strategy, options,
+                     seed, config.batch_size, config.budget])
     path = os.path.join(folder, f'{strategy}_{seed}_{label}.json')
     if os.path.exists(path):
       with open(path) as f:

@@ -1,5 +1,6 @@
 """Tests for the population engine: vmap equivalence, isolation, compiles."""
 
+import json
 import os
 import subprocess
 import sys
@@ -190,3 +191,38 @@ def test_sharded_over_four_cpu_devices_matches_one_device(tmp_path):
                           timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   assert 'sharded population matches' in result.stdout
+
+
+EVALUATOR_RUN = r'''
+import json, sys
+import jax, numpy as np
+from experiments.configs import search_test
+from gnas_jax import data, space
+from gnas_jax.search import loop
+config = search_test.get_config()
+choices = space.subspace_from_string(config.space)
+archs = space.sample(np.random.default_rng(3), 3, choices)
+evaluator = loop.PopulationEvaluator(config, data.load_dataset(config),
+                                     choices)
+result = evaluator(archs, jax.random.PRNGKey(7))
+print(json.dumps({'devices': jax.device_count(),
+                  **{k: np.asarray(v).tolist() for k, v in result.items()}}))
+'''
+
+
+def test_search_rounds_shard_over_four_devices_as_on_one():
+  """A round of 3 candidates, padded to 4 and split over 4 devices, scores
+  as on one device."""
+  results = []
+  for flags in ('', '--xla_force_host_platform_device_count=4'):
+    env = dict(os.environ, XLA_FLAGS=flags, PYTHONPATH=ROOT)
+    run = subprocess.run([sys.executable, '-c', EVALUATOR_RUN], env=env,
+                         cwd=ROOT, capture_output=True, text=True,
+                         timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    results.append(json.loads(run.stdout.strip().splitlines()[-1]))
+  one, four = results
+  assert (one['devices'], four['devices']) == (1, 4)
+  assert len(four['ndcg']) == 3
+  np.testing.assert_allclose(four['ndcg'], one['ndcg'], rtol=1e-4)
+  assert four['epochs'] == one['epochs'] and four['failed'] == one['failed']

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -243,3 +244,18 @@ def test_reproduce_command_rejects_an_unknown_table():
        '--workdir=/tmp/unused'], capture_output=True, text=True)
   assert result.returncode != 0
   assert "flag --table=speed" in result.stderr
+
+
+def test_readme_shows_the_committed_tables():
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  with open(os.path.join(root, 'README.md')) as f:
+    readme = f.read()
+  results = os.path.join(root, 'results')
+  for name in reproduce.TABLES:
+    with open(os.path.join(results, f'{name}.md')) as f:
+      table = '\n'.join(line for line in f.read().splitlines()
+                        if line.startswith('|'))
+    assert table in readme, f'README.md does not show results/{name}.md'
+    with open(os.path.join(results, f'{name}.md')) as f:
+      for figure in re.findall(r'\]\((\w+\.png)\)', f.read()):
+        assert os.path.exists(os.path.join(results, figure))

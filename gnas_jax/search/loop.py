@@ -115,6 +115,17 @@ class PopulationEvaluator:
         dataset.num_users, dataset.num_items, [dataset.train], dataset.valid,
         config.eval_batch_size)
     self.popularity = jnp.asarray(dataset.item_popularity(), jnp.float32)
+    # With several devices, each round's candidates are split over all of
+    # them (padded to a multiple of the device count).
+    self.devices = jax.device_count()
+    if self.devices > 1:
+      sharded_step = population_lib.sharded_train_step(
+          self.model, population_lib.candidate_mesh(), self.mode)
+      self._step = lambda population, batch, keys: sharded_step(
+          population, self.graph, batch, keys)
+    else:
+      self._step = lambda population, batch, keys: population_lib.train_step(
+          self.model, population, self.graph, batch, keys, self.mode)
 
   def __call__(self, archs, key: jax.Array) -> dict[str, np.ndarray]:
     """Trains `archs` at low fidelity.
@@ -133,26 +144,29 @@ class PopulationEvaluator:
         self.model, self.graph, population_lib.encode(archs),
         jax.random.split(init_key, size))
     train_keys = jax.random.split(train_key, size)
+    # Padding candidates are inactive: they neither train nor count.
+    population, train_keys = population_lib.pad_population(
+        population, train_keys, self.devices)
+    padding = np.zeros(population.size - size, bool)
     best_ndcg = np.full(size, -np.inf)
     best_recall = np.zeros(size)
     stale = np.zeros(size, int)
     epochs = np.zeros(size, int)
     for epoch in range(self.fidelity.epochs):
       batches = jax.device_put(self.sampler.epoch(epoch))
-      epochs += np.asarray(population.active)
+      epochs += np.asarray(population.active)[:size]
       for step in range(self.sampler.steps_per_epoch):
         batch = jax.tree.map(lambda x, s=step: x[s], batches)
-        population, _ = population_lib.train_step(
-            self.model, population, self.graph, batch, train_keys, self.mode)
+        population, _ = self._step(population, batch, train_keys)
       last = epoch + 1 == self.fidelity.epochs
       if (epoch + 1) % self.fidelity.eval_every and not last:
         continue
       valid = population_lib.evaluate(
           self.model, population, self.graph, self.valid_task,
-          self.popularity, ks=(20,), mode=self.mode)
+          self.popularity, ks=(20,), mode=self.mode)[:size]
       ndcg = np.array([v['ndcg@20'] for v in valid])
       recall = np.array([v['recall@20'] for v in valid])
-      active = np.asarray(population.active)
+      active = np.asarray(population.active)[:size]
       improved = active & (ndcg > best_ndcg)
       best_ndcg = np.where(improved, ndcg, best_ndcg)
       best_recall = np.where(improved, recall, best_recall)
@@ -160,8 +174,9 @@ class PopulationEvaluator:
       keep = active & (stale < self.fidelity.patience)
       if not keep.any():
         break
-      population = population.replace(active=jnp.asarray(keep))
-    failed = np.asarray(population.failed)
+      population = population.replace(
+          active=jnp.asarray(np.concatenate([keep, padding])))
+    failed = np.asarray(population.failed)[:size]
     # A candidate that diverged scores zero, whatever it reached before.
     best_ndcg = np.where(failed | ~np.isfinite(best_ndcg), 0.0, best_ndcg)
     best_recall = np.where(failed, 0.0, best_recall)
