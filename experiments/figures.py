@@ -63,9 +63,11 @@ def search_curves(traces: dict[str, Sequence[tabular.Trace]],
   by_evals.set_ylabel('best validation NDCG@20 so far')
   by_time.set_xlabel('wall time (minutes: training + strategy)')
   by_evals.legend(loc='lower right', fontsize=8)
-  low = min(np.percentile(np.stack([t.best_so_far() for t in runs])[:, 0],
-                          10) for runs in traces.values())
-  by_evals.set_ylim(bottom=low)
+  if thresholds:
+    # Zoom on where the strategies differ: around the thresholds.
+    values = list(thresholds.values())
+    spread = max(values) - min(values) or 0.1 * max(values)
+    by_evals.set_ylim(min(values) - 0.6 * spread, max(values) + 0.15 * spread)
   fig.suptitle(title + ' (median, interquartile band over seeds)',
                fontsize=11)
   fig.tight_layout()

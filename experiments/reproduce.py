@@ -189,26 +189,28 @@ def _thresholds(config, table: tabular.Table) -> dict[str, float]:
           float(np.quantile(scores, q)) for q in config.quantiles}
 
 
-def _evaluations_cell(traces, threshold: float) -> str:
+def _evaluations_cell(traces, threshold: float, budget: int) -> str:
   """Median (interquartile range) evaluations to reach `threshold`; a
-  search that never reaches it counts as infinite."""
-  counts = np.array([t.evaluations_to_reach(threshold) for t in traces])
-  q1, median, q3 = np.percentile(counts, [25, 50, 75])
-  missed = int(np.isinf(counts).sum())
+  search that never reaches it counts as more than the budget."""
+  counts = np.array([min(t.evaluations_to_reach(threshold), budget + 1)
+                     for t in traces])
+  q1, median, q3 = np.percentile(counts, [25, 50, 75], method='nearest')
+  missed = int((counts > budget).sum())
 
   def show(x):
-    return '∞' if np.isinf(x) else f'{x:g}'
+    return f'>{budget}' if x > budget else f'{x:g}'
 
   cell = f'{show(median)} ({show(q1)}–{show(q3)})'
-  return cell + (f', {missed} missed' if missed else '')
+  return cell + (f', {missed} of {len(counts)} missed' if missed else '')
 
 
-def _search_rows(traces_by_label, thresholds) -> list[list[Any]]:
+def _search_rows(traces_by_label, thresholds, budget: int
+                 ) -> list[list[Any]]:
   rows = []
   for label, traces in traces_by_label.items():
     best = np.array([t.fitness.max() for t in traces])
     minutes = np.array([t.seconds[-1] for t in traces]) / 60
-    rows.append([label, *(_evaluations_cell(traces, v)
+    rows.append([label, *(_evaluations_cell(traces, v, budget)
                           for v in thresholds.values()),
                  f'{np.median(best):.4f}', f'{np.median(minutes):.1f}'])
   return rows
@@ -266,7 +268,7 @@ def run_search_efficiency(config, run: Run) -> Output:
           writer.writerow([name, seed, i + 1, r, arch, f'{fit:.6f}',
                            f'{best:.6f}', f'{s:.2f}'])
   return Output(_search_header(config, thresholds),
-                _search_rows(traces, thresholds),
+                _search_rows(traces, thresholds, config.budget),
                 notes=[_table_note(config, table),
                        'Every evaluation of every search is in '
                        '`search_efficiency_curves.csv` (workdir).'],
@@ -285,7 +287,7 @@ def run_ablations(config, run: Run) -> Output:
       'Ablations of the adversarial strategy')
   header = _search_header(config, thresholds)
   header[0] = 'variant'
-  return Output(header, _search_rows(traces, thresholds),
+  return Output(header, _search_rows(traces, thresholds, config.budget),
                 notes=[_table_note(config, table)],
                 figures=['ablations.png'])
 
@@ -339,6 +341,8 @@ def run_accuracy(config, run: Run) -> Output:
   protocol = next(iter(config.datasets.values()))
   subsampled = ', '.join(
       f'{name} keeps a seeded {p.data.user_fraction:.0%} of its users'
+      + (f', then the {p.data.kcore}-core of their training pairs'
+         if p.data.kcore > 1 else '')
       for name, p in config.datasets.items() if p.data.user_fraction < 1)
   return Output(
       ['dataset', 'model', 'parameters', 'test Recall@20', 'test NDCG@20',

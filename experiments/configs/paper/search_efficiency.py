@@ -11,12 +11,13 @@ evaluations and against wall time (median and interquartile band over
 seeds), the evaluations needed to reach fixed thresholds, and the
 frequency of each choice over the rounds of the adversarial search.
 
-small: 580 architectures, 6 epochs each (about 20 minutes on 2 CPU cores),
-  5 seeds, 96 evaluations per search.
+small: 580 architectures, 6 epochs each (measured: 25 minutes on 2 CPU
+  cores, 2.5 s per architecture), then 5 seeds of 96 evaluations per
+  strategy (about a minute in all).
 full: 4,624 architectures (two widths and normalisations, both decoders),
-  8 epochs each, 20 seeds, 256 evaluations per search; about 3 hours of
-  training on 2 CPU cores (from the time per candidate at small scale),
-  meant for a GPU.
+  8 epochs each, 20 seeds, 256 evaluations per search; about 4 hours of
+  training on 2 CPU cores by the time per architecture above, meant for a
+  GPU (not measured there).
 """
 
 import ml_collections

@@ -11,7 +11,8 @@ batch 2048; candidates per hour assume `fidelity_epochs` epochs each.
 
 small: ML-100K, P = 1, 4, 16; about 5 minutes on 2 CPU cores.
 full: ML-100K and Gowalla, P = 1, 4, 16, 64 (256 on ML-100K); meant for a
-  GPU, where it takes minutes (Gowalla at P=64 needs about 40 GB).
+  GPU or TPU (not timed there). Memory grows with P: Gowalla at P=8 peaks
+  at 4.9 GB on a CPU, so P=64 needs an accelerator with tens of GB.
 """
 
 import ml_collections
