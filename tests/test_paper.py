@@ -1,4 +1,4 @@
-"""The tabular benchmark, replayed searches and `experiments.reproduce`."""
+"""The tabular benchmark, replayed searches and the paper tables."""
 
 import csv
 import json
@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from experiments import reproduce
+from experiments import paper
 from experiments.configs import search_test
 from experiments.configs import test as test_config
 from experiments.configs.paper import ablations
@@ -170,10 +170,10 @@ def _tiny_paper_config(table, scale):
 @pytest.fixture(scope='module')
 def reproduced(tmp_path_factory):
   """The search, ablation and accuracy tables on tiny configurations."""
-  run = reproduce.Run(str(tmp_path_factory.mktemp('paper')))
+  run = paper.Run(str(tmp_path_factory.mktemp('paper')))
   outputs = {}
   for name in ('search_efficiency', 'ablations', 'accuracy'):
-    output = reproduce.RUNNERS[name](_tiny_paper_config(name, 'small'), run)
+    output = paper.RUNNERS[name](_tiny_paper_config(name, 'small'), run)
     output.write(run, name, 1.0)
     outputs[name] = output
   return run.workdir, outputs
@@ -225,9 +225,9 @@ def test_throughput_table_merges_platforms(tmp_path):
                 1000.0 * p, 'device': platform} for p in (1, 4)]
     with open(folder / f'{platform}_ml-100k_small.json', 'w') as f:
       json.dump(records, f)
-  config = reproduce.paper_config('throughput', 'small')
+  config = paper.paper_config('throughput', 'small')
   config.population_sizes = {'ml-100k': (1, 4, 16)}
-  output = reproduce.run_throughput(config, reproduce.Run(str(tmp_path)))
+  output = paper.run_throughput(config, paper.Run(str(tmp_path)))
   assert output.header[2:5] == ['CPU step / candidate (ms)',
                                 'CPU one at a time (ms)',
                                 'CPU candidates / hour']
@@ -251,7 +251,7 @@ def test_readme_shows_the_committed_tables():
   with open(os.path.join(root, 'README.md')) as f:
     readme = f.read()
   results = os.path.join(root, 'results')
-  for name in reproduce.TABLES:
+  for name in paper.TABLES:
     with open(os.path.join(results, f'{name}.md')) as f:
       table = '\n'.join(line for line in f.read().splitlines()
                         if line.startswith('|'))

@@ -1,0 +1,405 @@
+"""The tables and figures of `experiments.reproduce`, as functions.
+
+Each `run_<table>(config, run)` makes one table from its configuration
+(`experiments/configs/paper/<table>.py`) and returns its `Output`, which
+writes `NAME.md` and `NAME.csv`; figures are written by the runner.
+Everything expensive is kept under `run.workdir` as it finishes.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import importlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from typing import Any, Callable
+
+from absl import logging
+import jax
+import ml_collections
+import numpy as np
+
+from experiments import figures
+from gnas_jax import data as data_lib
+from gnas_jax import models
+from gnas_jax import space
+from gnas_jax.search import loop
+from gnas_jax.search import strategies as strategies_lib
+from gnas_jax.search import tabular
+
+# In running order: accuracy uses the searches of search_efficiency.
+TABLES = ('search_efficiency', 'ablations', 'accuracy', 'throughput')
+
+
+def paper_config(table: str, scale: str) -> ml_collections.ConfigDict:
+  """`experiments/configs/paper/<table>.py` at `scale`."""
+  module = importlib.import_module(f'experiments.configs.paper.{table}')
+  return module.get_config(scale)
+
+
+def machine() -> str:
+  """What ran the table, for its heading."""
+  device = jax.devices()[0]
+  where = (f'{os.cpu_count()}-core {platform.machine()} CPU'
+           if device.platform == 'cpu' else
+           f'{device.device_kind} ({device.platform})')
+  return f'{where}, JAX {jax.__version__}'
+
+
+def _digest(value: Any) -> str:
+  text = json.dumps(value, sort_keys=True, default=str)
+  return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def _mean_std(values) -> str:
+  values = np.asarray(values, float)
+  spread = values.std(ddof=1) if len(values) > 1 else 0.0
+  return f'{values.mean():.4f} ± {spread:.4f}'
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """Where a table is written, at which scale, and where the data is."""
+  workdir: str
+  scale: str = 'small'
+  data_dir: str = ''
+
+
+@dataclasses.dataclass
+class Output:
+  """A table's rows, written as Markdown and CSV."""
+  header: list[str]
+  rows: list[list[Any]]
+  notes: list[str] = dataclasses.field(default_factory=list)
+  figures: list[str] = dataclasses.field(default_factory=list)
+
+  def write(self, run: Run, name: str, seconds: float) -> str:
+    workdir = run.workdir
+    command = (f'python -m experiments.reproduce --table={name} '
+               f'--scale={run.scale}')
+    lines = [f'<!-- {name}.md: written by `{command}`; edit the code, not '
+             'this file. -->',
+             f'Produced by `{command}` on a {machine()}; wall time '
+             f'{seconds / 60:.1f} min.', '',
+             '| ' + ' | '.join(self.header) + ' |',
+             '|' + '|'.join(' --- ' if i == 0 else ' ---: '
+                            for i in range(len(self.header))) + '|']
+    lines += ['| ' + ' | '.join(str(c) for c in row) + ' |'
+              for row in self.rows]
+    if self.notes:
+      lines += [''] + self.notes
+    if self.figures:
+      lines += [''] + [f'![{os.path.splitext(f)[0]}]({f})'
+                       for f in self.figures]
+    text = '\n'.join(lines) + '\n'
+    with open(os.path.join(workdir, f'{name}.md'), 'w') as f:
+      f.write(text)
+    with open(os.path.join(workdir, f'{name}.csv'), 'w', newline='') as f:
+      writer = csv.writer(f)
+      writer.writerow(self.header)
+      writer.writerows(self.rows)
+    return text
+
+
+# --- The tabular benchmark and the searches over it -----------------------
+
+
+def benchmark(config: ml_collections.ConfigDict, run: Run) -> tabular.Table:
+  """The trained table of `config.benchmark` (built once per workdir)."""
+  bench = config.benchmark.copy_and_resolve_references()
+  bench.data_dir = run.data_dir
+  folder = os.path.join(run.workdir, 'tabular')
+  os.makedirs(folder, exist_ok=True)
+  path = os.path.join(folder, f'{_digest(loop.fingerprint(bench))}.jsonl')
+  return tabular.build_table(bench, data_lib.load_dataset(bench), path)
+
+
+def searches(config: ml_collections.ConfigDict, table: tabular.Table,
+             strategy: str, options: dict[str, Any], run: Run
+             ) -> list[tabular.Trace]:
+  """One replayed search per seed of `config.seeds` (each kept on disk)."""
+  options = dict(config.benchmark.strategies[strategy], **options)
+  choices = space.subspace_from_string(table.space)
+  folder = os.path.join(run.workdir, 'searches')
+  os.makedirs(folder, exist_ok=True)
+  traces = []
+  for seed in config.seeds:
+    label = _digest([loop.fingerprint(config.benchmark), strategy, options,
+                     seed, config.batch_size, config.budget])
+    path = os.path.join(folder, f'{strategy}_{seed}_{label}.json')
+    if os.path.exists(path):
+      with open(path) as f:
+        saved = json.load(f)
+      traces.append(tabular.Trace(
+          saved['archs'], np.array(saved['fitness']),
+          np.array(saved['rounds']), np.array(saved['seconds'])))
+      continue
+    trace = tabular.replay(
+        strategies_lib.make_strategy(strategy, choices, **options), table,
+        seed, config.batch_size, config.budget)
+    with open(path + '.partial', 'w') as f:
+      json.dump({'strategy': strategy, 'options': options, 'seed': seed,
+                 'archs': trace.archs, 'fitness': trace.fitness.tolist(),
+                 'rounds': trace.rounds.tolist(),
+                 'seconds': trace.seconds.tolist()}, f)
+    os.replace(path + '.partial', path)
+    traces.append(trace)
+  return traces
+
+
+def _thresholds(config, table: tabular.Table) -> dict[str, float]:
+  scores = table.scores()
+  return {('best' if q == 1 else f'top {100 * (1 - q):g}%'):
+          float(np.quantile(scores, q)) for q in config.quantiles}
+
+
+def _evaluations_cell(traces, threshold: float, budget: int) -> str:
+  """Median (interquartile range) evaluations to reach `threshold`; a
+  search that never reaches it counts as more than the budget."""
+  counts = np.array([min(t.evaluations_to_reach(threshold), budget + 1)
+                     for t in traces])
+  q1, median, q3 = np.percentile(counts, [25, 50, 75], method='nearest')
+  missed = int((counts > budget).sum())
+
+  def show(x):
+    return f'>{budget}' if x > budget else f'{x:g}'
+
+  cell = f'{show(median)} ({show(q1)}–{show(q3)})'
+  return cell + (f', {missed} of {len(counts)} missed' if missed else '')
+
+
+def _search_rows(traces_by_label, thresholds, budget: int
+                 ) -> list[list[Any]]:
+  rows = []
+  for label, traces in traces_by_label.items():
+    best = np.array([t.fitness.max() for t in traces])
+    minutes = np.array([t.seconds[-1] for t in traces]) / 60
+    rows.append([label, *(_evaluations_cell(traces, v, budget)
+                          for v in thresholds.values()),
+                 f'{np.median(best):.4f}', f'{np.median(minutes):.1f}'])
+  return rows
+
+
+def _search_header(config, thresholds) -> list[str]:
+  return ['strategy', *(f'evaluations to {name} (≥ {value:.4f})'
+                        for name, value in thresholds.items()),
+          f'best after {config.budget} (median)',
+          'minutes for the budget (median)']
+
+
+def _table_note(config, table: tabular.Table) -> str:
+  scores = table.scores()
+  bench = config.benchmark
+  return (f'Tabular benchmark: the {len(scores)} canonical architectures of '
+          f'`{table.space}`, each trained once on {bench.dataset} for '
+          f'{bench.fidelity.epochs} epochs at batch '
+          f'{bench.fidelity.batch_size} (validation NDCG@20 from '
+          f'{scores.min():.4f} to {scores.max():.4f}, median '
+          f'{np.median(scores):.4f}). Each strategy searches it with seeds '
+          f'{", ".join(map(str, config.seeds))}, {config.batch_size} '
+          f'proposals per round, {config.budget} evaluations. Evaluations: '
+          'median (interquartile range) over seeds. Wall time: the '
+          'recorded training time of the architectures evaluated plus the '
+          "strategy's own time.")
+
+
+def run_search_efficiency(config, run: Run) -> Output:
+  workdir = run.workdir
+  table = benchmark(config, run)
+  traces = {name: searches(config, table, name, {}, run)
+            for name in config.strategies}
+  thresholds = _thresholds(config, table)
+  figures.search_curves(
+      traces, thresholds, os.path.join(workdir, 'search_efficiency.png'),
+      f'Search efficiency on the {config.benchmark.dataset} tabular '
+      'benchmark')
+  shown = {name: traces[name][0] for name in ('random', 'adversarial')
+           if name in traces}
+  figures.choice_frequency(
+      shown, space.subspace_from_string(table.space),
+      os.path.join(workdir, 'choice_frequency.png'),
+      'Share of each choice among the proposals of each round (seed 0)')
+  with open(os.path.join(workdir, 'search_efficiency_curves.csv'), 'w',
+            newline='') as f:
+    writer = csv.writer(f)
+    writer.writerow(['strategy', 'seed', 'evaluation', 'round', 'arch',
+                     'valid_ndcg@20', 'best_so_far', 'wall_seconds'])
+    for name, runs in traces.items():
+      for seed, trace in zip(config.seeds, runs):
+        for i, (arch, fit, best, r, s) in enumerate(zip(
+            trace.archs, trace.fitness, trace.best_so_far(), trace.rounds,
+            trace.seconds)):
+          writer.writerow([name, seed, i + 1, r, arch, f'{fit:.6f}',
+                           f'{best:.6f}', f'{s:.2f}'])
+  return Output(_search_header(config, thresholds),
+                _search_rows(traces, thresholds, config.budget),
+                notes=[_table_note(config, table),
+                       'Every evaluation of every search is in '
+                       '`search_efficiency_curves.csv` (workdir).'],
+                figures=['search_efficiency.png', 'choice_frequency.png'])
+
+
+def run_ablations(config, run: Run) -> Output:
+  workdir = run.workdir
+  table = benchmark(config, run)
+  traces = {name: searches(config, table, 'adversarial', options.to_dict(),
+                           run)
+            for name, options in config.variants.items()}
+  thresholds = _thresholds(config, table)
+  figures.search_curves(
+      traces, thresholds, os.path.join(workdir, 'ablations.png'),
+      'Ablations of the adversarial strategy')
+  header = _search_header(config, thresholds)
+  header[0] = 'variant'
+  return Output(header, _search_rows(traces, thresholds, config.budget),
+                notes=[_table_note(config, table)],
+                figures=['ablations.png'])
+
+
+# --- Accuracy ---------------------------------------------------------------
+
+
+def searched_architectures(config, run: Run) -> dict[str, str]:
+  """Strategy -> the best architecture of its first seed's search."""
+  search_config = config.search
+  table = benchmark(search_config, run)
+  found = {}
+  for name in search_config.strategies:
+    trace = searches(search_config, table, name, {}, run)[0]
+    found[name] = trace.archs[int(np.argmax(trace.fitness))]
+  return found
+
+
+def run_accuracy(config, run: Run) -> Output:
+  workdir = run.workdir
+  models_to_train = {name: space.preset(name).to_string()
+                     for name in config.hand_designed}
+  searched = searched_architectures(config, run)
+  models_to_train.update({f'searched: {name}': arch
+                          for name, arch in searched.items()})
+  rows, points = [], {}
+  for dataset_name, protocol in config.datasets.items():
+    protocol = protocol.copy_and_resolve_references()
+    protocol.data_dir = run.data_dir
+    dataset = data_lib.load_dataset(protocol)
+    folder = os.path.join(workdir, 'accuracy', dataset_name)
+    points[dataset_name] = []
+    for label, arch in models_to_train.items():
+      logging.info('accuracy: %s on %s', label, dataset_name)
+      results = loop.retrain(protocol, folder, arch, config.seeds, dataset)
+      parameters = models.count_parameters(
+          space.from_string(arch), dataset.num_users, dataset.num_items)
+      ndcg = [r['test/ndcg@20'] for r in results]
+      rows.append([dataset_name, label, f'{parameters:,}',
+                   _mean_std([r['test/recall@20'] for r in results]),
+                   _mean_std(ndcg),
+                   f'{np.mean([r["best_epoch"] for r in results]):.0f}',
+                   f'{np.mean([r["train_seconds_per_epoch"] for r in results]):.2f}',
+                   '' if label in config.hand_designed else f'`{arch}`'])
+      same = [p for p in points[dataset_name] if p['arch'] == arch]
+      if same:  # Strategies that found one architecture share a point.
+        same[0]['label'] += ', ' + label.replace('searched: ', '')
+        continue
+      points[dataset_name].append({
+          'label': label.replace('searched: ', ''), 'arch': arch,
+          'parameters': parameters, 'ndcg': float(np.mean(ndcg)),
+          'ndcg_std': float(np.std(ndcg, ddof=1)) if len(ndcg) > 1 else 0.0,
+          'searched': label not in config.hand_designed})
+  figures.pareto(points, os.path.join(workdir, 'accuracy_pareto.png'))
+  protocol = next(iter(config.datasets.values()))
+  subsampled = ', '.join(
+      f'{name} keeps a seeded {p.data.user_fraction:.0%} of its users'
+      + (f', then the {p.data.kcore}-core of their training pairs'
+         if p.data.kcore > 1 else '')
+      for name, p in config.datasets.items() if p.data.user_fraction < 1)
+  return Output(
+      ['dataset', 'model', 'parameters', 'test Recall@20', 'test NDCG@20',
+       'best epoch', 's / epoch', 'architecture'], rows,
+      notes=[f'Mean ± standard deviation over seeds '
+             f'{", ".join(map(str, config.seeds))}, one protocol for every '
+             f'model: at most {protocol.epochs} epochs at batch '
+             f'{protocol.batch_size}, early stopping on validation NDCG@20 '
+             f'after {protocol.patience} evaluations (every '
+             f'{protocol.eval_every} epochs) without improvement, full '
+             'ranking. "searched: X" is the best architecture of strategy '
+             "X's first search in `search_efficiency` (found on "
+             f'{config.search.benchmark.dataset}, used as found on the other '
+             'datasets). ' + (f'Subsampled: {subsampled}.' if subsampled
+                              else '')],
+      figures=['accuracy_pareto.png'])
+
+
+# --- Throughput -------------------------------------------------------------
+
+
+def run_throughput(config, run: Run) -> Output:
+  workdir, scale = run.workdir, run.scale
+  folder = os.path.join(workdir, 'throughput')
+  os.makedirs(folder, exist_ok=True)
+  here = jax.default_backend()
+  for dataset_name, sizes in config.population_sizes.items():
+    path = os.path.join(folder, f'{here}_{dataset_name}_{scale}.json')
+    if os.path.exists(path):
+      continue
+    subprocess.run(
+        [sys.executable, '-m', 'experiments.benchmark_population',
+         f'--dataset={dataset_name}', f'--data_dir={run.data_dir}',
+         f'--population_sizes={",".join(map(str, sizes))}',
+         f'--steps={config.steps}', f'--batch_size={config.batch_size}',
+         f'--fidelity_epochs={config.fidelity_epochs}',
+         f'--out={path}.partial'], check=True)
+    os.replace(path + '.partial', path)
+  records = {}
+  for name in sorted(os.listdir(folder)):
+    if name.endswith(f'_{scale}.json'):
+      platform_name, dataset_name = name.split('_')[:2]
+      with open(os.path.join(folder, name)) as f:
+        records[(platform_name, dataset_name)] = json.load(f)
+  platforms = sorted({p for p, _ in records} | {'cpu', 'gpu'},
+                     key=lambda p: ('cpu', 'gpu', 'tpu').index(p))
+  header = ['dataset', 'P']
+  for p in platforms:
+    header += [f'{p.upper()} step / candidate (ms)',
+               f'{p.upper()} one at a time (ms)',
+               f'{p.upper()} candidates / hour']
+  rows = []
+  for dataset_name, sizes in config.population_sizes.items():
+    for size in sizes:
+      row = [dataset_name, size]
+      for p in platforms:
+        found = [r for r in records.get((p, dataset_name), [])
+                 if r['population_size'] == size]
+        row += ([f'{found[0]["per_candidate_step_ms"]:.1f}',
+                 f'{found[0]["one_at_a_time_step_ms"]:.1f}',
+                 f'{found[0]["candidates_per_hour"]:.0f}'] if found
+                else ['—'] * 3)
+      rows.append(row)
+  figures.throughput({f'{p} / {d}': r for (p, d), r in records.items()},
+                     os.path.join(workdir, 'throughput.png'))
+  accelerators = {p: r[0]['device'] for (p, _), r in records.items()
+                  if p != 'cpu'}
+  return Output(header, rows, notes=[
+      'One training step of P random architectures of the whole space '
+      f'(batch {config.batch_size}, shared mini-batches), median of '
+      f'{config.steps} steps, divided by P; "one at a time" steps the same '
+      'architectures alone with the same compiled program. Candidates per '
+      f'hour: {config.fidelity_epochs} epochs each at the population\'s '
+      'speed. ' + ''.join(f'{p.upper()} columns: {d}. '
+                          for p, d in accelerators.items())
+      + 'A column of dashes has not been measured: run this command on '
+      'that platform with the same workdir to fill it.'],
+      figures=['throughput.png'])
+
+
+RUNNERS: dict[str, Callable[..., Output]] = {
+    'search_efficiency': run_search_efficiency,
+    'ablations': run_ablations,
+    'accuracy': run_accuracy,
+    'throughput': run_throughput,
+}
