@@ -63,16 +63,19 @@ class Table:
     return np.array([r['valid_ndcg'] for r in self.records.values()])
 
 
-def _read_records(path: str) -> dict[str, dict[str, Any]]:
-  records = {}
-  if os.path.exists(path):
-    with open(path) as f:
-      for line in f:
-        # A run killed mid-write leaves at most one partial last line.
-        if line.endswith('\n'):
-          record = json.loads(line)
-          records[record['arch']] = record
-  return records
+def _load_records(path: str) -> dict[str, dict[str, Any]]:
+  """The records already in `path`. A run killed mid-write leaves a
+  partial last line: it is dropped, so that appends start on a new line."""
+  if not os.path.exists(path):
+    return {}
+  with open(path) as f:
+    text = f.read()
+  whole = text[:text.rfind('\n') + 1]
+  if whole != text:
+    with open(path, 'w') as f:
+      f.write(whole)
+  records = (json.loads(line) for line in whole.splitlines())
+  return {record['arch']: record for record in records}
 
 
 def build_table(config: ml_collections.ConfigDict,
@@ -89,14 +92,7 @@ def build_table(config: ml_collections.ConfigDict,
   archs = space.enumerate_canonical(choices)
   order = np.random.default_rng(config.seed).permutation(len(archs))
   archs = [archs[i] for i in order]
-  records = _read_records(path)
-  # Drop a partial last line so appends start on a fresh one.
-  with open(path, 'a+') as f:
-    f.seek(0)
-    text = f.read()
-  if text and not text.endswith('\n'):
-    with open(path, 'w') as f:
-      f.write(text[:text.rfind('\n') + 1])
+  records = _load_records(path)
   size = config.population_size
   chunks = [archs[i:i + size] for i in range(0, len(archs), size)]
   missing = [(i, chunk) for i, chunk in enumerate(chunks)
