@@ -76,15 +76,20 @@ def search_curves(traces: dict[str, Sequence[tabular.Trace]],
   plt.close(fig)
 
 
-def _choice_shares(trace: tabular.Trace, decision: space.Decision,
+def _values(arch: space.Architecture, decision: space.Decision) -> tuple:
+  """The decision's value in every layer, or its single value."""
+  value = getattr(arch, decision.name)
+  return value if decision.per_layer else (value,)
+
+
+def _choice_shares(archs: Sequence[space.Architecture], rounds: np.ndarray,
+                   decision: space.Decision,
                    choices: Sequence[Any]) -> np.ndarray:
   """`[rounds, len(choices)]` share of each choice among the proposals of
   each round (per-layer decisions count every layer present)."""
-  rounds = int(trace.rounds.max()) + 1
-  counts = np.zeros((rounds, len(choices)))
-  for text, round_index in zip(trace.archs, trace.rounds):
-    value = getattr(space.from_string(text), decision.name)
-    for v in (value if decision.per_layer else (value,)):
+  counts = np.zeros((int(rounds.max()) + 1, len(choices)))
+  for arch, round_index in zip(archs, rounds):
+    for v in _values(arch, decision):
       counts[round_index, choices.index(v)] += 1
   totals = counts.sum(axis=1, keepdims=True)
   return np.divide(counts, totals, out=np.zeros_like(counts),
@@ -102,14 +107,11 @@ def choice_frequency(traces: dict[str, tabular.Trace],
   # Decisions the proposals actually vary (a restricted space may leave a
   # decision with choices that cannot matter, such as a dot decoder's
   # temperature).
-  proposed = [space.from_string(a) for t in traces.values() for a in t.archs]
-
-  def values(arch, decision):
-    value = getattr(arch, decision.name)
-    return value if decision.per_layer else (value,)
-
+  proposed = {label: [space.from_string(a) for a in trace.archs]
+              for label, trace in traces.items()}
   decisions = [d for d in space.DECISIONS
-               if len({v for a in proposed for v in values(a, d)}) > 1]
+               if len({v for archs in proposed.values() for a in archs
+                       for v in _values(a, d)}) > 1]
   fig, axes = plt.subplots(len(decisions), len(traces), squeeze=False,
                            figsize=(4.2 * len(traces), 1.6 * len(decisions)),
                            sharex=True)
@@ -117,7 +119,8 @@ def choice_frequency(traces: dict[str, tabular.Trace],
     for row, decision in enumerate(decisions):
       ax = axes[row, column]
       options = list(choices[decision.name])
-      shares = _choice_shares(trace, decision, options)
+      shares = _choice_shares(proposed[label], trace.rounds, decision,
+                              options)
       rounds = np.arange(1, len(shares) + 1)
       ax.stackplot(rounds, shares.T,
                    labels=[str(v) for v in options],
