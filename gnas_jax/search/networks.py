@@ -1,17 +1,20 @@
-"""The search's networks: an architecture generator and a discriminator.
+"""The search's networks over any declared space: a generator and a
+discriminator.
 
 `ArchitectureGenerator` is an autoregressive policy over the decisions of
-the search space: a GRU reads the choices made so far and emits the logits
-of the next decision. Autoregression (rather than independent choices
-conditioned on noise) lets it express the dependencies that matter in this
-space, such as which aggregation suits which depth or decoder, and gives
-exact log-probabilities and entropies for policy-gradient updates. Its
-output heads start at zero, so an untrained generator samples uniformly.
-The same network is the REINFORCE controller of the GraphNAS baseline.
+a `SearchSpace`, taken in the space's `order` (each decision after those
+its condition reads): a GRU reads the choices made so far and emits the
+logits of the next decision. Sampling imposes canonical form as it goes:
+an inactive decision takes its default, and choices an equivalence merges
+away are never drawn, so the generator scores exactly what it samples
+(`log_prob` of a sample's canonical tokens equals its sampling
+log-probability, save in spaces with a `canonicalize` table). Its output
+heads start at zero, so an untrained generator is uniform over the
+allowed choices. The same network is the REINFORCE controller.
 
 `Discriminator` is an MLP over the one-hot features of canonical tokens
-(`tokens.features`); its logit says how much an architecture resembles the
-truth set.
+(`SearchSpace.features`); its logit says how much an architecture
+resembles the truth set.
 """
 
 from __future__ import annotations
@@ -23,32 +26,36 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gnas_jax.search import tokens as tokens_lib
-
-NUM_POSITIONS = tokens_lib.NUM_POSITIONS
-VOCAB = tokens_lib.VOCAB
+from gnas_jax.search import search_space as space_lib
 
 
 class ArchitectureGenerator(nn.Module):
-  """An autoregressive distribution over token arrays."""
+  """An autoregressive distribution over `[K]` token arrays."""
+  num_positions: int
+  vocab: int
   hidden: int = 64
 
   def setup(self):
-    # Token id VOCAB is the start symbol.
-    self.token_embed = nn.Embed(VOCAB + 1, self.hidden)
-    self.position_embed = nn.Embed(NUM_POSITIONS, self.hidden)
+    # Token id `vocab` is the start symbol.
+    self.token_embed = nn.Embed(self.vocab + 1, self.hidden)
+    self.position_embed = nn.Embed(self.num_positions, self.hidden)
     self.cell = nn.GRUCell(self.hidden)
     self.heads = self.param('heads', nn.initializers.zeros,
-                            (NUM_POSITIONS, self.hidden, VOCAB))
+                            (self.num_positions, self.hidden, self.vocab))
     self.head_bias = self.param('head_bias', nn.initializers.zeros,
-                                (NUM_POSITIONS, VOCAB))
+                                (self.num_positions, self.vocab))
 
   def __call__(self, carry, previous, position):
     """One decision: `([B, H], [B] previous tokens, position) -> (carry,
-    [B, VOCAB] logits)`."""
+    [B, V] logits)`."""
     inputs = self.token_embed(previous) + self.position_embed(position)
     carry, hidden = self.cell(carry, inputs)
     return carry, hidden @ self.heads[position] + self.head_bias[position]
+
+
+def make_generator(space: space_lib.SearchSpace, hidden: int
+                   ) -> ArchitectureGenerator:
+  return ArchitectureGenerator(space.num_positions, space.vocab, hidden)
 
 
 def init_generator(model: ArchitectureGenerator, key: jax.Array):
@@ -56,81 +63,84 @@ def init_generator(model: ArchitectureGenerator, key: jax.Array):
   return model.init(key, carry, jnp.zeros((1,), jnp.int32), jnp.asarray(0))
 
 
-def _masked_log_softmax(logits, allowed):
-  return jax.nn.log_softmax(jnp.where(allowed, logits, -1e9))
-
-
-def _rollout(model, params, mask, num, key=None, given=None):
-  """Samples (`key`) or scores (`given` `[N, K]`) token arrays.
-
-  Sampling imposes what canonical form would (`tokens.forced`): positions
-  beyond the sampled depth read 0, and defaults fill the choices that the
-  depth or the decoder make irrelevant, so the generator reads the same
-  inputs whether it samples an architecture or scores its canonical form.
+def rollout(model, params, space: space_lib.SearchSpace, num: int,
+            key=None, given=None):
+  """Samples (`key`) or scores (`given` `[N, K]` canonical) token arrays.
 
   Returns:
-    tokens `[N, K]`, and log-probabilities and entropies `[N]`, summed over
-    the positions the canonical architecture really chose
-    (`tokens.decided`).
+    tokens `[N, K]` (canonical but for a `canonicalize` table), and
+    log-probabilities and entropies `[N]` summed over the active
+    positions.
   """
-  mask = jnp.asarray(mask)
-
-  def body(state, position):
-    carry, tokens = state
-    previous = jnp.where(position > 0, tokens[:, position - 1], VOCAB)
-    carry, logits = model.apply(params, carry, previous, position)
-    log_probs = _masked_log_softmax(logits, mask[position])
+  mask = jnp.asarray(space.mask)
+  carry = jnp.zeros((num, model.hidden))
+  tokens = jnp.zeros((num, space.num_positions), jnp.int32)
+  previous = jnp.full((num,), space.vocab, jnp.int32)
+  log_prob = jnp.zeros((num,))
+  entropy = jnp.zeros((num,))
+  for position in space.order.tolist():
+    carry, logits = model.apply(params, carry, previous, jnp.asarray(position))
+    allowed = mask[position] & ~space.merged_away(position, tokens, jnp)
+    log_probs = jax.nn.log_softmax(jnp.where(allowed, logits, -1e9))
     if given is None:
       token = jax.random.categorical(jax.random.fold_in(key, position),
                                      log_probs)
-      is_forced, forced_token = tokens_lib.forced(position, tokens, jnp)
-      token = jnp.where(is_forced, forced_token, token)
     else:
       token = given[:, position]
+    token = space.canonical_at(position, token, tokens, jnp)
     tokens = tokens.at[:, position].set(token.astype(jnp.int32))
+    # An inactive decision takes its default, which it did not choose
+    # (and which a restricted space may not even allow).
+    active = space.active(tokens, jnp)[:, position]
     chosen = jnp.take_along_axis(log_probs, token[:, None], axis=1)[:, 0]
-    entropy = -jnp.sum(jnp.exp(log_probs) * log_probs, axis=-1)
-    return (carry, tokens), (chosen, entropy)
-
-  start = (jnp.zeros((num, model.hidden)),
-           jnp.zeros((num, NUM_POSITIONS), jnp.int32))
-  (_, tokens), (chosen, entropy) = jax.lax.scan(
-      body, start, jnp.arange(NUM_POSITIONS))
-  decided = tokens_lib.decided(tokens_lib.canonical(tokens, jnp), jnp)
-  # Undecided positions may hold a default outside the mask (-1e9).
-  chosen = jnp.where(decided, chosen.T, 0.0)
-  return tokens, jnp.sum(chosen, -1), jnp.sum(entropy.T * decided, -1)
+    log_prob += jnp.where(active, chosen, 0.0)
+    entropy += jnp.where(
+        active, -jnp.sum(jnp.exp(log_probs) * jnp.where(allowed, log_probs,
+                                                        0.0), -1), 0.0)
+    previous = token
+  return tokens, log_prob, entropy
 
 
-@functools.partial(jax.jit, static_argnames=('model', 'num'))
-def generate(model: ArchitectureGenerator, params, mask: jax.Array,
-             key: jax.Array, num: int):
-  """`num` sampled token arrays (not canonicalised), with their
-  log-probabilities and entropies."""
-  return _rollout(model, params, mask, num, key=key)
+@functools.partial(jax.jit, static_argnames=('model', 'space', 'num'))
+def generate(model: ArchitectureGenerator, params,
+             space: space_lib.SearchSpace, key: jax.Array, num: int):
+  """`num` sampled token arrays, with their log-probabilities and
+  entropies."""
+  return rollout(model, params, space, num, key=key)
 
 
-def policy_gradient_loss(model, params, mask, tokens, advantages,
-                         entropy_weight):
-  """REINFORCE with an entropy bonus: `-E[A log p] - beta H`."""
-  _, log_probs, entropy = _rollout(model, params, mask, tokens.shape[0],
-                                   given=tokens)
-  return (-jnp.mean(advantages * log_probs) -
-          entropy_weight * jnp.mean(entropy))
+def policy_loss(model, params, space, tokens, advantages, entropy_weight,
+                old_log_prob=None, clip: float = 0.0):
+  """Policy gradient with an entropy bonus.
+
+  With `clip > 0` and the sampling log-probabilities `old_log_prob`, the
+  PPO clipped surrogate `-E[min(r A, clip(r, 1-eps, 1+eps) A)]` with
+  `r = p / p_old` (Schulman et al. 2017); otherwise REINFORCE,
+  `-E[A log p]`. Both subtract `entropy_weight * H`.
+  """
+  _, log_prob, entropy = rollout(model, params, space, tokens.shape[0],
+                                 given=tokens)
+  if clip > 0:
+    ratio = jnp.exp(log_prob - old_log_prob)
+    surrogate = jnp.minimum(ratio * advantages,
+                            jnp.clip(ratio, 1 - clip, 1 + clip) * advantages)
+  else:
+    surrogate = advantages * log_prob
+  return -jnp.mean(surrogate) - entropy_weight * jnp.mean(entropy)
 
 
-@functools.partial(jax.jit, static_argnames=('model', 'optimizer'))
-def policy_update(model: ArchitectureGenerator, optimizer, params, opt_state,
-                  mask, tokens, advantages, entropy_weight):
-  """One optimizer step of `policy_gradient_loss`."""
-  loss, grads = jax.value_and_grad(policy_gradient_loss, argnums=1)(
-      model, params, mask, tokens, advantages, entropy_weight)
+@functools.partial(jax.jit, static_argnames=('model', 'space', 'optimizer'))
+def policy_update(model: ArchitectureGenerator, space, optimizer, params,
+                  opt_state, tokens, advantages, entropy_weight):
+  """One REINFORCE step: `(params, opt_state, loss)`."""
+  loss, grads = jax.value_and_grad(policy_loss, argnums=1)(
+      model, params, space, tokens, advantages, entropy_weight)
   updates, opt_state = optimizer.update(grads, opt_state, params)
   return optax.apply_updates(params, updates), opt_state, loss
 
 
 class Discriminator(nn.Module):
-  """`[B, K * VOCAB]` features -> `[B]` logits (truth set vs generated)."""
+  """`[B, K * V]` features -> `[B]` logits (truth set vs the rest)."""
   hidden: int = 64
 
   @nn.compact
@@ -141,35 +151,36 @@ class Discriminator(nn.Module):
 
 
 def discriminator_loss(model, params, real, fake, label_smoothing,
-                       r1_weight):
-  """Binary cross-entropy (real targets `1 - label_smoothing`) plus the R1
-  penalty `r1_weight / 2 * E_real |grad_x D(x)|^2` (Mescheder et al. 2018).
+                       r1_weight, pairwise: bool):
+  """The discriminator's loss on `[B, F]` real and fake features.
+
+  Binary: cross-entropy with real targets `1 - label_smoothing`.
+  Pairwise (relativistic, Jolicoeur-Martineau 2019): the cross-entropy of
+  `D(real_i) - D(fake_i) > 0`, so D learns only which of two
+  architectures is the truth set's, which is all its ranking uses.
+  Both add the R1 penalty `r1_weight / 2 * E_real |grad_x D(x)|^2`
+  (Mescheder et al. 2018).
 
   Returns:
-    The loss and the share of real and fake examples it classifies right.
+    The loss and the share of real and fake examples it classifies right
+    (pairwise: of pairs it orders right).
   """
   real_logits = model.apply(params, real)
   fake_logits = model.apply(params, fake)
-  loss = (jnp.mean(optax.sigmoid_binary_cross_entropy(
-      real_logits, 1.0 - label_smoothing)) +
-          jnp.mean(optax.sigmoid_binary_cross_entropy(
-              fake_logits, jnp.zeros_like(fake_logits))))
+  if pairwise:
+    margin = real_logits - fake_logits
+    loss = jnp.mean(optax.sigmoid_binary_cross_entropy(
+        margin, jnp.full_like(margin, 1.0 - label_smoothing)))
+    accuracy = jnp.mean(margin > 0)
+  else:
+    loss = (jnp.mean(optax.sigmoid_binary_cross_entropy(
+        real_logits, 1.0 - label_smoothing)) +
+            jnp.mean(optax.sigmoid_binary_cross_entropy(
+                fake_logits, jnp.zeros_like(fake_logits))))
+    accuracy = 0.5 * (jnp.mean(real_logits > 0) + jnp.mean(fake_logits < 0))
   input_grads = jax.grad(lambda x: jnp.sum(model.apply(params, x)))(real)
   loss += 0.5 * r1_weight * jnp.mean(jnp.sum(input_grads ** 2, axis=-1))
-  accuracy = 0.5 * (jnp.mean(real_logits > 0) + jnp.mean(fake_logits < 0))
   return loss, accuracy
-
-
-@functools.partial(jax.jit, static_argnames=('model', 'optimizer'))
-def discriminator_update(model: Discriminator, optimizer, params, opt_state,
-                         real, fake, label_smoothing, r1_weight):
-  """One optimizer step of `discriminator_loss`: `(params, opt_state,
-  loss, accuracy)`."""
-  (loss, accuracy), grads = jax.value_and_grad(
-      discriminator_loss, argnums=1, has_aux=True)(
-          model, params, real, fake, label_smoothing, r1_weight)
-  updates, opt_state = optimizer.update(grads, opt_state, params)
-  return optax.apply_updates(params, updates), opt_state, loss, accuracy
 
 
 @functools.partial(jax.jit, static_argnames=('model',))
@@ -178,63 +189,86 @@ def discriminate(model: Discriminator, params, features):
 
 
 @functools.partial(jax.jit, static_argnames=(
-    'generator', 'generator_optimizer', 'discriminator',
-    'discriminator_optimizer', 'discriminator_steps', 'generator_steps',
-    'batch_size'))
-def adversarial_round(generator: ArchitectureGenerator, generator_optimizer,
-                      discriminator: Discriminator, discriminator_optimizer,
-                      generator_params, generator_opt, discriminator_params,
-                      discriminator_opt, mask, truth, key,
-                      discriminator_steps: int, generator_steps: int,
-                      batch_size: int, label_smoothing, r1_weight,
-                      entropy_weight):
+    'generator', 'space', 'generator_optimizer', 'discriminator',
+    'discriminator_optimizer', 'generator_steps', 'batch_size',
+    'pairwise', 'clip', 'ppo_epochs'))
+def adversarial_round(generator: ArchitectureGenerator, space,
+                      generator_optimizer, discriminator: Discriminator,
+                      discriminator_optimizer, generator_params,
+                      generator_opt, discriminator_params, discriminator_opt,
+                      truth, real_batches, negative_batches, use_negatives,
+                      key, generator_steps: int, batch_size: int,
+                      label_smoothing, r1_weight, entropy_weight,
+                      refit_weight, pairwise: bool, clip: float,
+                      ppo_epochs: int):
   """One round of adversarial training, compiled as one program.
 
-  First `discriminator_steps` updates of the discriminator on batches of
-  the truth set (`truth`: `[T, K * VOCAB]` features, drawn with
-  replacement) against fresh generator samples; then `generator_steps`
-  policy-gradient updates of the generator, each sample rewarded by the
-  discriminator's logit of its canonical form, standardised in the batch.
+  First one discriminator update per row of `real_batches`
+  (`[S, B, F]` truth-set features): the fakes are fresh generator samples
+  and, where `use_negatives`, the evaluated architectures outside the
+  truth set (`negative_batches`, `[S, B, F]`), half and half. Then
+  `generator_steps` updates of the generator: policy gradient on samples
+  rewarded by the discriminator's logit (standardised in the batch;
+  with `clip > 0`, PPO: `ppo_epochs` clipped updates per batch), plus
+  `refit_weight` times the negative log-likelihood of the truth set
+  (`truth`: `[T, K]` canonical tokens).
 
   Returns:
     The four updated parameter and optimizer states, and the last
     discriminator step's loss and accuracy.
   """
-  def fake_features(params, key):
-    sampled, _, _ = _rollout(generator, params, mask, batch_size, key=key)
-    canonical = tokens_lib.canonical(sampled, jnp)
-    return sampled, tokens_lib.features(canonical, jnp)
+  def sample(params, key):
+    tokens, log_prob, _ = rollout(generator, params, space, batch_size,
+                                  key=key)
+    tokens = space.canonical(tokens, jnp)
+    return tokens, log_prob, space.features(tokens, jnp)
 
-  def discriminator_step(carry, key):
+  def discriminator_step(carry, inputs):
     params, opt_state, _, _ = carry
-    sample_key, real_key = jax.random.split(key)
-    _, fake = fake_features(generator_params, sample_key)
-    real = truth[jax.random.randint(real_key, (batch_size,), 0,
-                                    truth.shape[0])]
+    real, negatives, key = inputs
+    _, _, fake = sample(generator_params, key)
+    half = jnp.arange(batch_size) < batch_size // 2
+    fake = jnp.where(use_negatives & half[:, None], negatives, fake)
     (loss, accuracy), grads = jax.value_and_grad(
         discriminator_loss, argnums=1, has_aux=True)(
-            discriminator, params, real, fake, label_smoothing, r1_weight)
+            discriminator, params, real, fake, label_smoothing, r1_weight,
+            pairwise)
     updates, opt_state = discriminator_optimizer.update(grads, opt_state,
                                                         params)
     return (optax.apply_updates(params, updates), opt_state, loss,
             accuracy), None
 
+  def generator_objective(params, tokens, old_log_prob, advantages):
+    loss = policy_loss(generator, params, space, tokens, advantages,
+                       entropy_weight, old_log_prob, clip)
+    _, truth_log_prob, _ = rollout(generator, params, space, truth.shape[0],
+                                   given=truth)
+    return loss - refit_weight * jnp.mean(truth_log_prob)
+
   def generator_step(carry, key):
     params, opt_state = carry
-    sampled, fake = fake_features(params, key)
+    tokens, log_prob, fake = sample(params, key)
     reward = discriminator.apply(discriminator_params, fake)
     advantages = (reward - reward.mean()) / (reward.std() + 1e-8)
-    grads = jax.grad(policy_gradient_loss, argnums=1)(
-        generator, params, mask, sampled, advantages, entropy_weight)
-    updates, opt_state = generator_optimizer.update(grads, opt_state, params)
-    return (optax.apply_updates(params, updates), opt_state), None
+    old_log_prob = jax.lax.stop_gradient(log_prob)
+    # PPO reuses each batch of samples for several updates, which the
+    # clipped ratio keeps close to the policy that drew them.
+    for _ in range(ppo_epochs if clip > 0 else 1):
+      grads = jax.grad(generator_objective)(params, tokens, old_log_prob,
+                                            advantages)
+      updates, opt_state = generator_optimizer.update(grads, opt_state,
+                                                      params)
+      params = optax.apply_updates(params, updates)
+    return (params, opt_state), None
 
   discriminator_key, generator_key = jax.random.split(key)
+  steps = real_batches.shape[0]
   zero = jnp.zeros((), jnp.float32)
   (discriminator_params, discriminator_opt, loss, accuracy), _ = (
       jax.lax.scan(discriminator_step,
                    (discriminator_params, discriminator_opt, zero, zero),
-                   jax.random.split(discriminator_key, discriminator_steps)))
+                   (real_batches, negative_batches,
+                    jax.random.split(discriminator_key, steps))))
   (generator_params, generator_opt), _ = jax.lax.scan(
       generator_step, (generator_params, generator_opt),
       jax.random.split(generator_key, generator_steps))

@@ -1,0 +1,106 @@
+"""The ask/tell fold that every search runs.
+
+`run` is the public entry for outside objectives (configurations in,
+scores out); `fold` is the same loop on token arrays, with the hooks the
+live search uses to resume and to save each round.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import jax
+import numpy as np
+
+from gnas_jax.search import strategies as strategies_lib
+
+Objective = Callable[[list[dict[str, Any]]], Sequence[float]]
+
+
+def check_budget(budget: int, batch_size: int) -> None:
+  """Raises ValueError naming a budget or batch size below 1."""
+  for name, value in (('budget', budget), ('batch_size', batch_size)):
+    if not isinstance(value, (int, np.integer)) or value < 1:
+      raise ValueError(f'A search needs {name} >= 1 (a whole number); got '
+                       f'{value!r}.')
+
+
+def round_keys(seed: int) -> tuple[jax.Array, jax.Array]:
+  """`(init_key, rounds_key)`: round r asks with `fold_in(rounds_key, r)`."""
+  init_key, rounds_key = jax.random.split(jax.random.PRNGKey(seed))
+  return init_key, rounds_key
+
+
+def fold(strategy: strategies_lib.Strategy,
+         evaluate: Callable[[np.ndarray, int], np.ndarray], budget: int,
+         batch_size: int, seed: int, state: Any = None,
+         rounds_done: int = 0,
+         on_round: Callable[..., None] | None = None) -> Any:
+  """Asks, evaluates and tells until `budget` distinct architectures are
+  evaluated (the last round asks only for what is left) or the space is
+  exhausted.
+
+  Args:
+    strategy: proposes and learns.
+    evaluate: `(tokens [n, K], round_index) -> [n]` scores.
+    budget, batch_size: evaluations in all, and per round.
+    seed: seeds the strategy's initialisation and every round's ask.
+    state, rounds_done: a state saved after `rounds_done` rounds, to
+      resume (None: start afresh).
+    on_round: called after each round as `on_round(round_index, state,
+      tokens, fitness, metrics)`.
+
+  Returns:
+    The final state; its archive holds every evaluation in order.
+  """
+  check_budget(budget, batch_size)
+  init_key, rounds_key = round_keys(seed)
+  if state is None:
+    state = strategy.init(init_key)
+  round_index = rounds_done
+  while state.archive.size < budget:
+    num = min(batch_size, budget - state.archive.size)
+    tokens = strategy.ask(state, jax.random.fold_in(rounds_key, round_index),
+                          num)
+    if not len(tokens):
+      break  # Every architecture of the space is evaluated.
+    fitness = np.asarray(evaluate(tokens, round_index), np.float32)
+    state, metrics = strategy.tell(state, tokens, fitness)
+    if on_round is not None:
+      on_round(round_index, state, tokens, fitness, metrics)
+    round_index += 1
+  return state
+
+
+def run(strategy: strategies_lib.Strategy, objective: Objective,
+        budget: int, batch_size: int = 8, seed: int = 0
+        ) -> list[tuple[dict[str, Any], float]]:
+  """Searches `strategy.space` for configurations that `objective` scores
+  high.
+
+  Args:
+    strategy: from `make_strategy(name, space)`.
+    objective: a list of configurations (dict decision -> choice) -> a
+      list of as many floats, higher is better.
+    budget: how many distinct architectures to evaluate.
+    batch_size: how many the strategy proposes per round.
+    seed: the search's seed; the same seed gives the same trace.
+
+  Returns:
+    `(configuration, score)` pairs in evaluation order.
+  """
+  space = strategy.space
+
+  def evaluate(tokens, round_index):
+    del round_index
+    configs = [space.decode(row) for row in tokens]
+    scores = list(objective(configs))
+    if len(scores) != len(configs):
+      raise ValueError(f'The objective returned {len(scores)} scores for '
+                       f'{len(configs)} configurations.')
+    return np.asarray(scores, np.float64)
+
+  state = fold(strategy, evaluate, budget, batch_size, seed)
+  archive = state.archive
+  return [(space.decode(row), float(score))
+          for row, score in zip(archive.tokens, archive.fitness)]

@@ -1,0 +1,517 @@
+"""A declared categorical search space: decisions, conditions, equivalences.
+
+One declaration states everything a search needs to know about a space;
+canonical form, the distinct count, token masks, encodings, sampling and
+the model's shape all read it:
+
+    space = SearchSpace(
+        {'layers': (1, 2), 'op_0': ('gcn', 'gat'), 'op_1': ('gcn', 'gat'),
+         'decoder': ('dot', 'cosine'), 'temperature': (0.1, 0.5)},
+        conditions={'op_1': {'layers': (2,)},              # active if 2 layers
+                    'temperature': {'decoder': ('cosine',)}},
+        defaults={'temperature': 0.1})
+
+A configuration is a dict `decision -> choice`. Inside a search it is a
+token array: `[..., K]` int32 indices, one position per decision in
+declaration order, into that decision's choices (`vocab` is the longest
+choice list). A restricted space (`restrict`) keeps the same choices and
+layout and narrows `mask`, so its tokens mean the same as the full
+space's.
+
+Rules, each stated once here:
+
+* **Conditions.** A decision is active when any of its clauses holds; a
+  clause (`{decision: choices}`) holds when each named decision takes one
+  of the listed choices. Decisions without a condition are always active.
+  An inactive decision canonicalises to its default (the first choice
+  unless `defaults` says otherwise). The conditions may not form a cycle;
+  the decisions are processed in `order`, a topological order in which
+  every decision comes after those its condition and equivalences read.
+* **Equivalences.** `Equivalence(decision, merge, when)`: while clause
+  `when` holds, the choices in `merge` canonicalise to their targets (two
+  choices that train the same model).
+* **Symmetries** that no per-decision rule can state (isomorphic graphs,
+  say) come as `canonicalize`, a function from a configuration to its
+  canonical configuration, or None where the configuration is invalid. It
+  is tabulated over every raw configuration when the space is built, so it
+  suits spaces of up to a few million raw configurations.
+
+Two configurations with equal canonical tokens are the same architecture:
+strategies never propose one twice, and `count` counts each once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+Clause = Mapping[str, Sequence[Any]]
+Configuration = dict[str, Any]
+
+# Tabulating `canonicalize` enumerates every raw configuration.
+MAX_TABULATED = 5_000_000
+# Counting enumerates the decisions that conditions and equivalences read.
+MAX_CONTROLLING = 2_000_000
+
+
+@dataclasses.dataclass(frozen=True)
+class Equivalence:
+  """While `when` holds, `decision`'s choices in `merge` become their
+  targets (`merge`: choice -> the choice it trains identically to)."""
+  decision: str
+  merge: Mapping[Any, Any]
+  when: Clause = dataclasses.field(default_factory=dict)
+
+
+def _clauses(condition: Clause | Sequence[Clause] | None
+             ) -> tuple[Clause, ...]:
+  if condition is None:
+    return ()
+  if isinstance(condition, Mapping):
+    return (condition,)
+  return tuple(condition)
+
+
+class SearchSpace:
+  """Named categorical decisions with conditions and equivalences.
+
+  Attributes:
+    names: the decisions, in token order.
+    choices: decision -> every choice it has (the token vocabulary).
+    allowed: decision -> the choices this (possibly restricted) space
+      allows, in the order of `choices`.
+    defaults: decision -> the choice it takes while inactive.
+    num_positions: K, the length of a token array.
+    vocab: V, the size of the widest decision.
+    mask: `[K, V]` bool, the choices allowed at each position.
+    order: `[K]` the positions in an order where each comes after every
+      position its condition and equivalences read (for canonicalisation
+      and for autoregressive sampling).
+  """
+
+  def __init__(self, decisions: Mapping[str, Sequence[Any]], *,
+               conditions: Mapping[str, Clause | Sequence[Clause]] | None = None,
+               defaults: Mapping[str, Any] | None = None,
+               equivalences: Iterable[Equivalence] = (),
+               canonicalize: Callable[[Configuration],
+                                      Configuration | None] | None = None,
+               allowed: Mapping[str, Sequence[Any]] | None = None):
+    if not decisions:
+      raise ValueError('A search space needs at least one decision.')
+    self.names = tuple(decisions)
+    self.choices = {name: tuple(values) for name, values in decisions.items()}
+    for name, values in self.choices.items():
+      if not values:
+        raise ValueError(f'Decision {name!r} has no choices.')
+      if len(set(map(repr, values))) != len(values):
+        raise ValueError(f'Decision {name!r} lists a choice twice: {values}.')
+    self._position = {name: i for i, name in enumerate(self.names)}
+    self.num_positions = len(self.names)
+    self.vocab = max(len(v) for v in self.choices.values())
+    self.conditions = {name: _clauses(c)
+                       for name, c in (conditions or {}).items()}
+    self.defaults = {name: values[0] for name, values in self.choices.items()}
+    self.defaults.update(defaults or {})
+    self.equivalences = tuple(equivalences)
+    self._canonicalize = canonicalize
+    for name in self.conditions:
+      self._check_name(name, 'conditions')
+    for name, value in self.defaults.items():
+      self._check_name(name, 'defaults')
+      self.choice_index(name, value)
+    for clause in self._all_clauses():
+      for name, values in clause.items():
+        self._check_name(name, 'a condition or equivalence')
+        for value in values:
+          self.choice_index(name, value)
+    for equivalence in self.equivalences:
+      self._check_name(equivalence.decision, 'equivalences')
+      for source, target in equivalence.merge.items():
+        self.choice_index(equivalence.decision, source)
+        self.choice_index(equivalence.decision, target)
+    self.allowed = {name: self.choices[name] for name in self.names}
+    if allowed:
+      for name, values in allowed.items():
+        self._check_name(name, 'a restriction')
+        values = list(values)
+        for value in values:
+          self.choice_index(name, value)
+        if not values:
+          raise ValueError(f'A restriction leaves decision {name!r} with no '
+                           'choices.')
+        self.allowed[name] = tuple(c for c in self.choices[name]
+                                   if any(_same(c, v) for v in values))
+    self.mask = np.zeros((self.num_positions, self.vocab), bool)
+    for position, name in enumerate(self.names):
+      for value in self.allowed[name]:
+        self.mask[position, self.choice_index(name, value)] = True
+    self.order = self._topological_order()
+    self._table = self._tabulate() if canonicalize else None
+
+  # -- Declaration helpers ---------------------------------------------------
+
+  def _check_name(self, name: str, where: str) -> None:
+    if name not in self._position:
+      raise ValueError(f'Unknown decision {name!r} in {where}; the space has '
+                       f'{", ".join(self.names)}.')
+
+  def _all_clauses(self):
+    for clauses in self.conditions.values():
+      yield from clauses
+    for equivalence in self.equivalences:
+      yield equivalence.when
+
+  def reads(self, name: str) -> set[str]:
+    """The decisions that decision `name`'s condition and equivalences
+    read."""
+    read = {n for clause in self.conditions.get(name, ()) for n in clause}
+    for equivalence in self.equivalences:
+      if equivalence.decision == name:
+        read |= set(equivalence.when)
+    return read
+
+  def _topological_order(self) -> np.ndarray:
+    remaining = list(self.names)
+    placed, order = set(), []
+    while remaining:
+      ready = [n for n in remaining if self.reads(n) <= placed]
+      if not ready:
+        raise ValueError('The conditions and equivalences of decisions '
+                         f'{", ".join(remaining)} read each other in a cycle.')
+      order.append(ready[0])
+      placed.add(ready[0])
+      remaining.remove(ready[0])
+    return np.array([self._position[n] for n in order], np.int32)
+
+  def restrict(self, **allowed: Sequence[Any]) -> SearchSpace:
+    """The same space with some decisions limited to the given choices."""
+    merged = {name: self.allowed[name] for name in self.names}
+    merged.update(allowed)
+    return SearchSpace(self.choices, conditions=self.conditions,
+                       defaults=self.defaults,
+                       equivalences=self.equivalences,
+                       canonicalize=self._canonicalize, allowed=merged)
+
+  # -- Configurations and tokens --------------------------------------------
+
+  def index(self, name: str) -> int:
+    """The position of decision `name` in a token array."""
+    self._check_name(name, 'this space')
+    return self._position[name]
+
+  def choice_index(self, name: str, value: Any) -> int:
+    """The token of `value` among decision `name`'s choices."""
+    for i, choice in enumerate(self.choices[name]):
+      if _same(choice, value):
+        return i
+    raise ValueError(f'Invalid choice {value!r} for decision {name!r}; '
+                     f'choose from {self.choices[name]}.')
+
+  def encode(self, config: Mapping[str, Any]) -> np.ndarray:
+    """The canonical `[K]` tokens of a configuration.
+
+    A decision left out takes its default, which is an error if it is
+    active. Raises ValueError naming an unknown decision, a choice outside
+    the space, or an invalid configuration.
+    """
+    unknown = [name for name in config if name not in self._position]
+    if unknown:
+      raise ValueError(f'Unknown decision {unknown[0]!r} in configuration; '
+                       f'the space has {", ".join(self.names)}.')
+    tokens = np.zeros(self.num_positions, np.int32)
+    for position, name in enumerate(self.names):
+      value = config.get(name, self.defaults[name])
+      tokens[position] = self.choice_index(name, value)
+    canonical = self.canonical(tokens)
+    active = self.active(canonical)
+    for position, name in enumerate(self.names):
+      if not active[position]:
+        continue
+      if name not in config:
+        raise ValueError(f'Configuration leaves out decision {name!r}, which '
+                         'is active there.')
+      if not self.mask[position, canonical[position]]:
+        raise ValueError(
+            f'Choice {config[name]!r} of decision {name!r} is outside this '
+            f'search space, which allows {self.allowed[name]}.')
+    if not self.valid(canonical):
+      raise ValueError(f'Configuration {dict(config)} is not a valid '
+                       'architecture of this search space.')
+    return canonical
+
+  def decode(self, tokens: np.ndarray) -> Configuration:
+    """A `[K]` token array as a configuration (every decision named)."""
+    tokens = np.asarray(tokens)
+    if tokens.shape != (self.num_positions,):
+      raise ValueError(f'A token array of this space has shape '
+                       f'({self.num_positions},); got {tokens.shape}.')
+    return {name: self.choices[name][int(tokens[i])]
+            for i, name in enumerate(self.names)}
+
+  def _clause_holds(self, clause: Clause, tokens, xp):
+    holds = xp.ones(tokens.shape[:-1], bool)
+    for name, values in clause.items():
+      member = np.zeros(self.vocab, bool)
+      member[[self.choice_index(name, v) for v in values]] = True
+      holds = holds & xp.asarray(member)[tokens[..., self._position[name]]]
+    return holds
+
+  def _is_active(self, name: str, tokens, xp):
+    clauses = self.conditions.get(name)
+    if not clauses:
+      return xp.ones(tokens.shape[:-1], bool)
+    active = xp.zeros(tokens.shape[:-1], bool)
+    for clause in clauses:
+      active = active | self._clause_holds(clause, tokens, xp)
+    return active
+
+  def canonical_at(self, position: int, token, tokens, xp=np):
+    """The canonical token at `position` given the canonical tokens of
+    the positions before it in `order` (`tokens` `[..., K]`; the others
+    are ignored): `token` merged by any equivalence in force, or the
+    default where the decision is inactive."""
+    name = self.names[position]
+    for equivalence in self.equivalences:
+      if equivalence.decision != name:
+        continue
+      table = np.arange(self.vocab)
+      for source, target in equivalence.merge.items():
+        table[self.choice_index(name, source)] = self.choice_index(name,
+                                                                   target)
+      token = xp.where(self._clause_holds(equivalence.when, tokens, xp),
+                       xp.asarray(table)[token], token)
+    default = self.choice_index(name, self.defaults[name])
+    return xp.where(self._is_active(name, tokens, xp), token, default)
+
+  def merged_away(self, position: int, tokens, xp=np):
+    """`[..., V]` bool: choices at `position` that an equivalence in
+    force merges into another (given the earlier positions of `tokens`).
+    A sampler that avoids them draws canonical tokens only."""
+    name = self.names[position]
+    away = xp.zeros(tokens.shape[:-1] + (self.vocab,), bool)
+    for equivalence in self.equivalences:
+      if equivalence.decision != name:
+        continue
+      sources = np.zeros(self.vocab, bool)
+      sources[[self.choice_index(name, s) for s, t in
+               equivalence.merge.items() if not _same(s, t)]] = True
+      holds = self._clause_holds(equivalence.when, tokens, xp)
+      away = away | (holds[..., None] & xp.asarray(sources))
+    return away
+
+  def canonical(self, tokens, xp=np):
+    """`[..., K]` canonical tokens (numpy, or jnp in compiled code with
+    `xp=jnp`). Idempotent; equal outputs mean the same architecture."""
+    tokens = xp.asarray(tokens).astype(xp.int32)
+    for position in self.order.tolist():
+      column = self.canonical_at(position, tokens[..., position], tokens, xp)
+      tokens = _set_column(tokens, position, column, xp)
+    if self._table is not None:
+      tokens = xp.asarray(self._table[0])[self._flat_index(tokens, xp)]
+    return tokens.astype(xp.int32)
+
+  def active(self, tokens, xp=np):
+    """`[..., K]` bool: the positions canonical `tokens` really decide."""
+    columns = [self._is_active(name, tokens, xp) for name in self.names]
+    return xp.stack(columns, axis=-1)
+
+  def valid(self, tokens, xp=np):
+    """`[...]` bool: canonical `tokens` name an architecture of the full
+    space (False only where `canonicalize` rejects it)."""
+    if self._table is None:
+      return xp.ones(xp.asarray(tokens).shape[:-1], bool)
+    return xp.asarray(self._table[1])[self._flat_index(tokens, xp)]
+
+  def contains(self, tokens) -> np.ndarray:
+    """`[...]` bool: canonical `tokens` are valid and every active
+    position takes an allowed choice (numpy)."""
+    tokens = np.asarray(tokens)
+    allowed = self.mask[np.arange(self.num_positions), tokens]
+    return self.valid(tokens) & np.all(allowed | ~self.active(tokens), -1)
+
+  def features(self, tokens, xp=np):
+    """`[..., K * V]` float32 one-hot of the active positions."""
+    one_hot = xp.eye(self.vocab, dtype=xp.float32)[tokens]
+    one_hot = one_hot * self.active(tokens, xp)[..., None]
+    return one_hot.reshape(*tokens.shape[:-1],
+                           self.num_positions * self.vocab)
+
+  @staticmethod
+  def keys(tokens: np.ndarray) -> list[bytes]:
+    """Hashable identities of canonical token rows."""
+    return [row.tobytes() for row in np.ascontiguousarray(tokens, np.int32)]
+
+  # -- Sampling -------------------------------------------------------------
+
+  def fill(self, tokens: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Canonical `tokens` with every active position that holds a choice
+    outside the mask redrawn uniformly from the allowed ones (in `order`,
+    so that a position a change made active gets an allowed choice)."""
+    tokens = np.array(tokens, np.int32)
+    for position in self.order.tolist():
+      column = self.canonical_at(position, tokens[..., position], tokens)
+      bad = ~self.mask[position, column] & self._is_active(
+          self.names[position], tokens, np)
+      if bad.any():
+        options = np.flatnonzero(self.mask[position])
+        column = np.where(bad, rng.choice(options, size=column.shape),
+                          column)
+        column = self.canonical_at(position, column, tokens)
+      tokens[..., position] = column
+    return self.canonical(tokens)
+
+  def uniform(self, rng: np.random.Generator, num: int) -> np.ndarray:
+    """`[num, K]` canonical tokens inside the space, each decision drawn
+    uniformly from its allowed choices (so uniform over decisions, not
+    over distinct architectures)."""
+    counts = self.mask.sum(-1)
+    allowed_first = np.argsort(~self.mask, axis=-1, kind='stable')
+    rows, found = [], 0
+    for _ in range(1000):
+      picks = (rng.random((max(num, 1), self.num_positions)) * counts
+               ).astype(np.int32)
+      tokens = allowed_first[np.arange(self.num_positions), picks]
+      tokens = self.canonical(tokens)
+      tokens = tokens[self.contains(tokens)]
+      rows.append(tokens)
+      found += len(tokens)
+      if found >= num:
+        return np.concatenate(rows)[:num].astype(np.int32)
+    raise ValueError('Uniform sampling found no valid architecture of this '
+                     'search space in 1000 tries.')
+
+  def neighbours(self, tokens: np.ndarray, rng: np.random.Generator
+                 ) -> np.ndarray:
+    """`[M, K]` the distinct canonical architectures inside the space
+    that differ from canonical `tokens` (`[K]`) in one active decision
+    (positions that change makes active get random allowed choices)."""
+    tokens = np.asarray(tokens, np.int32)
+    active = self.active(tokens)
+    rows = []
+    for position in range(self.num_positions):
+      if not active[position]:
+        continue
+      for choice in np.flatnonzero(self.mask[position]):
+        if choice != tokens[position]:
+          row = tokens.copy()
+          row[position] = choice
+          rows.append(row)
+    if not rows:
+      return tokens[None, :0].reshape(0, self.num_positions)
+    rows = self.fill(np.stack(rows), rng)
+    rows = rows[self.contains(rows) & np.any(rows != tokens, -1)]
+    _, first = np.unique(rows, axis=0, return_index=True)
+    return rows[np.sort(first)]
+
+  # -- Counting -------------------------------------------------------------
+
+  def raw_size(self, names: Sequence[str] | None = None) -> int:
+    """The number of raw configurations (of decisions `names`, default
+    all) before canonicalisation."""
+    return math.prod(len(self.allowed[n]) for n in (self.names if names is None else names))
+
+  def enumerate(self, limit: int = MAX_TABULATED) -> np.ndarray:
+    """`[N, K]` every distinct canonical architecture, sorted (brute force
+    over the allowed choices; for small spaces)."""
+    if self.raw_size() > limit:
+      raise ValueError(f'The space has {self.raw_size():,} '
+                       f'raw configurations, more than {limit:,} to '
+                       'enumerate; count() counts it without enumerating.')
+    grids = [[self.choice_index(n, v) for v in self.allowed[n]]
+             for n in self.names]
+    raw = np.array(list(itertools.product(*grids)), np.int32)
+    tokens = self.canonical(raw)
+    tokens = tokens[self.contains(tokens)]
+    return np.unique(tokens, axis=0)
+
+  def count(self) -> int:
+    """The number of distinct canonical architectures.
+
+    Enumerates only the decisions that conditions and equivalences read
+    (the controlling ones); each other active decision multiplies the
+    count by the number of its allowed choices that stay distinct under
+    the equivalences in force. A space with `canonicalize` is enumerated.
+    """
+    if self._table is not None:
+      return len(self.enumerate())
+    controlling = sorted({n for clause in self._all_clauses()
+                          for n in clause}, key=self._position.get)
+    if self.raw_size(controlling) > MAX_CONTROLLING:
+      raise ValueError('Too many combinations of the decisions that '
+                       'conditions read to count this space.')
+    base = np.array([self.choice_index(n, self.defaults[n])
+                     for n in self.names], np.int32)
+    positions = [self._position[n] for n in controlling]
+    grids = [[self.choice_index(n, v) for v in self.allowed[n]]
+             for n in controlling]
+    raw = np.tile(base, (self.raw_size(controlling), 1))
+    if controlling:
+      raw[:, positions] = np.array(list(itertools.product(*grids)))
+    rows = self.canonical(raw)
+    # Controlling decisions must themselves be active and allowed.
+    ok = np.all(self.mask[positions, rows[:, positions]] |
+                ~self.active(rows)[:, positions], -1)
+    rows = np.unique(rows[ok], axis=0)
+    total = np.ones(len(rows), dtype=object)
+    for position, name in enumerate(self.names):
+      if name in controlling:
+        continue
+      options = [self.choice_index(name, v) for v in self.allowed[name]]
+      images = np.stack([self.canonical_at(
+          position, np.full(len(rows), o), rows) for o in options], -1)
+      distinct = np.array([len(set(r)) for r in images.tolist()])
+      active = self.active(rows)[:, position]
+      total = total * np.where(active, distinct, 1).astype(object)
+    return int(total.sum())
+
+  # -- Canonicalisation by table ------------------------------------------------
+
+  def _flat_index(self, tokens, xp):
+    radix = np.array([len(self.choices[n]) for n in self.names], np.int64)
+    strides = np.concatenate([np.cumprod(radix[::-1])[::-1][1:], [1]])
+    return xp.sum(tokens.astype(xp.int32) * xp.asarray(strides, xp.int32),
+                  axis=-1)
+
+  def _tabulate(self) -> tuple[np.ndarray, np.ndarray]:
+    """`(canonical [R, K], valid [R])` for every raw configuration."""
+    sizes = [len(self.choices[n]) for n in self.names]
+    if math.prod(sizes) > MAX_TABULATED:
+      raise ValueError(f'canonicalize is tabulated over every raw '
+                       f'configuration; this space has {math.prod(sizes):,}, '
+                       f'more than {MAX_TABULATED:,}.')
+    raw = np.array(list(itertools.product(*map(range, sizes))), np.int32)
+    table = np.zeros_like(raw)
+    valid = np.zeros(len(raw), bool)
+    cache = {}
+    for i, row in enumerate(raw):
+      config = self.decode(row)
+      canonical = self._canonicalize(config)
+      if canonical is None:
+        table[i] = row
+        continue
+      key = tuple(canonical[n] for n in self.names)
+      if key not in cache:
+        cache[key] = np.array([self.choice_index(n, canonical[n])
+                               for n in self.names], np.int32)
+      table[i] = cache[key]
+      valid[i] = True
+    return table, valid
+
+
+def _same(a: Any, b: Any) -> bool:
+  """Choice equality that tells True from 1 and 1.0 from '1'."""
+  return type(a) is type(b) and a == b or (
+      isinstance(a, (int, float)) and isinstance(b, (int, float)) and
+      not isinstance(a, bool) and not isinstance(b, bool) and a == b)
+
+
+def _set_column(tokens, position, column, xp):
+  if xp is np:
+    tokens = tokens.copy()
+    tokens[..., position] = column
+    return tokens
+  return tokens.at[..., position].set(column)

@@ -1,0 +1,200 @@
+"""Adversarial architecture search in the manner of GA-NAS.
+
+What is GA-NAS (Rezaei et al., "Generative Adversarial Neural Architecture
+Search", IJCAI 2021):
+  * the truth set is the best architectures evaluated so far, refreshed
+    after every round of true evaluations;
+  * a discriminator learns to tell the truth set from the generator's
+    samples, and the generator learns to fool it, trained by policy
+    gradient with PPO's clipped ratio (`clip`), the discriminator's output
+    being the reward;
+  * the generator is also refit to the truth set each iteration (its
+    log-likelihood of the truth set is maximised beside the adversarial
+    reward, `refit_weight`), so it starts each round near the best known
+    architectures.
+
+What is this project's own:
+  * the generator is an autoregressive GRU over a declared space's
+    decisions (GA-NAS generates cell graphs with a GNN) and samples only
+    canonical architectures;
+  * a pairwise, relativistic discriminator (`pairwise`): it learns which
+    of a (truth, other) pair is the truth set's, which is all that ranking
+    needs (binary cross-entropy is the ablation);
+  * the evaluated architectures outside the truth set are negatives for
+    the discriminator beside the generator's samples (`archive_negatives`),
+    so it learns from every evaluation, not only the best;
+  * proposals: the generator samples `ranking_factor` times more than
+    asked and the discriminator's ranking picks the best unseen ones
+    (`rank_with_discriminator`);
+  * R1 gradient penalty and one-sided label smoothing against a
+    discriminator that overfits a small truth set, and an entropy bonus
+    against mode collapse.
+
+The first round, with nothing evaluated, is uniform; every later round
+comes from the trained generator and discriminator (no warm-up unless
+`warmup` asks for one, which the constructor reports).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from absl import logging
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import scipy.stats
+
+from gnas_jax.search import networks
+from gnas_jax.search.strategies import base
+
+
+@flax.struct.dataclass
+class AdversarialState:
+  """The archive, generator and discriminator, and the training key."""
+  archive: base.Archive
+  generator: Any
+  generator_opt: Any
+  discriminator: Any
+  discriminator_opt: Any
+  key: jax.Array
+
+
+class AdversarialSearch(base.Strategy):
+  """GA-NAS-style adversarial search (see the module docstring).
+
+  The truth set is the `truth_fraction` best of the archive, at least 2
+  and at most `truth_size` architectures.
+  """
+  name = 'adversarial'
+
+  def __init__(self, space, hidden: int = 64, truth_size: int = 10,
+               truth_fraction: float = 0.25, warmup: int = 0,
+               ranking_factor: int = 8, rank_with_discriminator: bool = True,
+               discriminator_steps: int = 50, generator_steps: int = 20,
+               batch_size: int = 64, generator_learning_rate: float = 3e-3,
+               discriminator_learning_rate: float = 1e-3,
+               label_smoothing: float = 0.1, r1_weight: float = 0.1,
+               entropy_weight: float = 1e-2, pairwise: bool = True,
+               archive_negatives: bool = True, refit_weight: float = 1.0,
+               clip: float = 0.2, ppo_epochs: int = 4):
+    super().__init__(space)
+    for name, value in (('hidden', hidden), ('truth_size', truth_size),
+                        ('ranking_factor', ranking_factor),
+                        ('batch_size', batch_size),
+                        ('discriminator_steps', discriminator_steps),
+                        ('generator_steps', generator_steps),
+                        ('ppo_epochs', ppo_epochs)):
+      if value < 1:
+        raise ValueError(f'The adversarial strategy needs {name} >= 1; got '
+                         f'{value}.')
+    if not 0 < truth_fraction <= 1:
+      raise ValueError('The adversarial strategy needs 0 < truth_fraction '
+                       f'<= 1; got {truth_fraction}.')
+    if warmup < 0:
+      raise ValueError(f'The adversarial strategy needs warmup >= 0; got '
+                       f'{warmup}.')
+    if warmup:
+      logging.warning('Adversarial search: warmup=%d, so proposals are '
+                      'uniform (as random search) until %d architectures '
+                      'are evaluated.', warmup, warmup)
+    self.generator = networks.make_generator(space, hidden)
+    self.generator_optimizer = optax.adam(generator_learning_rate)
+    self.discriminator = networks.Discriminator(hidden)
+    self.discriminator_optimizer = optax.adam(discriminator_learning_rate)
+    self.truth_size = truth_size
+    self.truth_fraction = truth_fraction
+    self.warmup = warmup
+    self.ranking_factor = ranking_factor
+    self.rank_with_discriminator = rank_with_discriminator
+    self.discriminator_steps = discriminator_steps
+    self.generator_steps = generator_steps
+    self.batch_size = batch_size
+    self.label_smoothing = label_smoothing
+    self.r1_weight = r1_weight
+    self.entropy_weight = entropy_weight
+    self.pairwise = pairwise
+    self.archive_negatives = archive_negatives
+    self.refit_weight = refit_weight
+    self.clip = clip
+    self.ppo_epochs = ppo_epochs
+
+  def init(self, key):
+    generator_key, discriminator_key, train_key = jax.random.split(key, 3)
+    generator = networks.init_generator(self.generator, generator_key)
+    discriminator = self.discriminator.init(
+        discriminator_key,
+        jnp.zeros((1, self.space.num_positions * self.space.vocab)))
+    return AdversarialState(
+        base.Archive.empty(self.space.num_positions), generator,
+        self.generator_optimizer.init(generator), discriminator,
+        self.discriminator_optimizer.init(discriminator), train_key)
+
+  def _trained(self, archive) -> bool:
+    return archive.size >= max(self.warmup, 1)
+
+  def _logits(self, params, tokens) -> np.ndarray:
+    return np.asarray(networks.discriminate(
+        self.discriminator, params,
+        jnp.asarray(self.space.features(tokens))))
+
+  def propose(self, state, key, rng, num):
+    if not self._trained(state.archive):
+      return None
+    sampled, _, _ = networks.generate(self.generator, state.generator,
+                                      self.space, key,
+                                      self.ranking_factor * num)
+    candidates = self.space.canonical(np.asarray(sampled))
+    candidates = candidates[self.space.contains(candidates)]
+    seen = set(self.space.keys(state.archive.tokens))
+    fresh = [k not in seen for k in self.space.keys(candidates)]
+    candidates = candidates[fresh]
+    _, first = np.unique(candidates, axis=0, return_index=True)
+    candidates = candidates[np.sort(first)]
+    if self.rank_with_discriminator and len(candidates):
+      order = np.argsort(-self._logits(state.discriminator, candidates),
+                         kind='stable')
+      candidates = candidates[order]
+    return candidates
+
+  def learn(self, state, archive, tokens, fitness):
+    metrics = {}
+    if self._trained(state.archive) and len(set(fitness.tolist())) > 1:
+      # How well the discriminator ranked this round before learning it.
+      metrics['discriminator_tau'] = float(scipy.stats.kendalltau(
+          self._logits(state.discriminator, tokens), fitness).statistic)
+    if not self._trained(archive):
+      return state.replace(archive=archive), metrics
+    ranking = archive.ranking()
+    truth_count = min(self.truth_size, max(
+        2, math.ceil(self.truth_fraction * archive.size)), archive.size)
+    truth = archive.tokens[ranking[:truth_count]]
+    rest = archive.tokens[ranking[truth_count:]]
+    rng = np.random.default_rng(np.asarray(
+        jax.random.key_data(jax.random.fold_in(state.key, archive.size))))
+    shape = (self.discriminator_steps, self.batch_size)
+    features = self.space.features
+    real = features(truth[rng.integers(len(truth), size=shape)])
+    use_negatives = self.archive_negatives and len(rest) > 0
+    negatives = features((rest if len(rest) else truth)[
+        rng.integers(max(len(rest), 1), size=shape)])
+    (generator, generator_opt, discriminator, discriminator_opt, loss,
+     accuracy) = networks.adversarial_round(
+         self.generator, self.space, self.generator_optimizer,
+         self.discriminator, self.discriminator_optimizer, state.generator,
+         state.generator_opt, state.discriminator, state.discriminator_opt,
+         # A fixed truth-set shape keeps one compiled round.
+         jnp.asarray(np.resize(truth, (self.truth_size, truth.shape[1]))),
+         jnp.asarray(real), jnp.asarray(negatives),
+         jnp.asarray(use_negatives),
+         jax.random.fold_in(state.key, archive.size), self.generator_steps,
+         self.batch_size, self.label_smoothing, self.r1_weight,
+         self.entropy_weight, self.refit_weight, self.pairwise, self.clip,
+         self.ppo_epochs)
+    metrics.update(discriminator_loss=float(loss),
+                   discriminator_accuracy=float(accuracy))
+    return AdversarialState(archive, generator, generator_opt, discriminator,
+                            discriminator_opt, state.key), metrics
