@@ -25,9 +25,12 @@ setuptools.setup(
     install_requires=_requirements('requirements.txt'),
     extras_require={
         'tpe': ['optuna>=4'],
+        # NAS-Bench-Graph's tables (gnas_jax.bench).
+        'bench': ['nas-bench-graph>=1.4'],
         # The notebook runs in the tests through a Jupyter kernel.
         'test': ['pytest>=8', 'pytest-xdist>=3', 'optuna>=4',
-                 'nbclient>=0.10', 'nbformat>=5.10', 'ipykernel>=6'],
+                 'nbclient>=0.10', 'nbformat>=5.10', 'ipykernel>=6',
+                 'nas-bench-graph>=1.4'],
     },
     license='Apache-2.0',
 )

@@ -72,7 +72,6 @@ def rollout(model, params, space: space_lib.SearchSpace, num: int,
     log-probabilities and entropies `[N]` summed over the active
     positions.
   """
-  mask = jnp.asarray(space.mask)
   carry = jnp.zeros((num, model.hidden))
   tokens = jnp.zeros((num, space.num_positions), jnp.int32)
   previous = jnp.full((num,), space.vocab, jnp.int32)
@@ -80,7 +79,7 @@ def rollout(model, params, space: space_lib.SearchSpace, num: int,
   entropy = jnp.zeros((num,))
   for position in space.order.tolist():
     carry, logits = model.apply(params, carry, previous, jnp.asarray(position))
-    allowed = mask[position] & ~space.merged_away(position, tokens, jnp)
+    allowed = space.reachable(position, tokens, jnp)
     log_probs = jax.nn.log_softmax(jnp.where(allowed, logits, -1e9))
     if given is None:
       token = jax.random.categorical(jax.random.fold_in(key, position),
@@ -137,6 +136,14 @@ def policy_update(model: ArchitectureGenerator, space, optimizer, params,
       model, params, space, tokens, advantages, entropy_weight)
   updates, opt_state = optimizer.update(grads, opt_state, params)
   return optax.apply_updates(params, updates), opt_state, loss
+
+
+@functools.lru_cache(maxsize=None)
+def adam(learning_rate: float) -> optax.GradientTransformation:
+  """Adam at `learning_rate`, one object per rate: the compiled search
+  steps take the optimizer as a static argument, so a new but equal
+  strategy must hand them the same object or they compile again."""
+  return optax.adam(learning_rate)
 
 
 class Discriminator(nn.Module):
@@ -217,16 +224,14 @@ def adversarial_round(generator: ArchitectureGenerator, space,
     The four updated parameter and optimizer states, and the last
     discriminator step's loss and accuracy.
   """
-  def sample(params, key):
-    tokens, log_prob, _ = rollout(generator, params, space, batch_size,
-                                  key=key)
+  def sample(params, key, num=batch_size):
+    tokens, log_prob, _ = rollout(generator, params, space, num, key=key)
     tokens = space.canonical(tokens, jnp)
     return tokens, log_prob, space.features(tokens, jnp)
 
   def discriminator_step(carry, inputs):
     params, opt_state, _, _ = carry
-    real, negatives, key = inputs
-    _, _, fake = sample(generator_params, key)
+    real, negatives, fake = inputs
     half = jnp.arange(batch_size) < batch_size // 2
     fake = jnp.where(use_negatives & half[:, None], negatives, fake)
     (loss, accuracy), grads = jax.value_and_grad(
@@ -263,12 +268,16 @@ def adversarial_round(generator: ArchitectureGenerator, space,
 
   discriminator_key, generator_key = jax.random.split(key)
   steps = real_batches.shape[0]
+  # The generator does not change while the discriminator trains: one
+  # rollout draws every step's fakes.
+  _, _, fakes = sample(generator_params, discriminator_key,
+                       steps * batch_size)
+  fakes = fakes.reshape(steps, batch_size, -1)
   zero = jnp.zeros((), jnp.float32)
   (discriminator_params, discriminator_opt, loss, accuracy), _ = (
       jax.lax.scan(discriminator_step,
                    (discriminator_params, discriminator_opt, zero, zero),
-                   (real_batches, negative_batches,
-                    jax.random.split(discriminator_key, steps))))
+                   (real_batches, negative_batches, fakes)))
   (generator_params, generator_opt), _ = jax.lax.scan(
       generator_step, (generator_params, generator_opt),
       jax.random.split(generator_key, generator_steps))

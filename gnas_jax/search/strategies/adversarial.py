@@ -45,11 +45,11 @@ import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import scipy.stats
 
 from gnas_jax.search import networks
 from gnas_jax.search.strategies import base
+from gnas_jax.search.strategies import evolution
 
 
 @flax.struct.dataclass
@@ -80,7 +80,7 @@ class AdversarialSearch(base.Strategy):
                label_smoothing: float = 0.1, r1_weight: float = 0.1,
                entropy_weight: float = 1e-2, pairwise: bool = True,
                archive_negatives: bool = True, refit_weight: float = 1.0,
-               clip: float = 0.2, ppo_epochs: int = 4):
+               clip: float = 0.2, ppo_epochs: int = 4, mutations: int = 4):
     super().__init__(space)
     for name, value in (('hidden', hidden), ('truth_size', truth_size),
                         ('ranking_factor', ranking_factor),
@@ -94,6 +94,9 @@ class AdversarialSearch(base.Strategy):
     if not 0 < truth_fraction <= 1:
       raise ValueError('The adversarial strategy needs 0 < truth_fraction '
                        f'<= 1; got {truth_fraction}.')
+    if mutations < 0:
+      raise ValueError('The adversarial strategy needs mutations >= 0; got '
+                       f'{mutations}.')
     if warmup < 0:
       raise ValueError(f'The adversarial strategy needs warmup >= 0; got '
                        f'{warmup}.')
@@ -102,9 +105,9 @@ class AdversarialSearch(base.Strategy):
                       'uniform (as random search) until %d architectures '
                       'are evaluated.', warmup, warmup)
     self.generator = networks.make_generator(space, hidden)
-    self.generator_optimizer = optax.adam(generator_learning_rate)
+    self.generator_optimizer = networks.adam(generator_learning_rate)
     self.discriminator = networks.Discriminator(hidden)
-    self.discriminator_optimizer = optax.adam(discriminator_learning_rate)
+    self.discriminator_optimizer = networks.adam(discriminator_learning_rate)
     self.truth_size = truth_size
     self.truth_fraction = truth_fraction
     self.warmup = warmup
@@ -121,6 +124,7 @@ class AdversarialSearch(base.Strategy):
     self.refit_weight = refit_weight
     self.clip = clip
     self.ppo_epochs = ppo_epochs
+    self.mutations = mutations
 
   def init(self, key):
     generator_key, discriminator_key, train_key = jax.random.split(key, 3)
@@ -133,13 +137,21 @@ class AdversarialSearch(base.Strategy):
         self.generator_optimizer.init(generator), discriminator,
         self.discriminator_optimizer.init(discriminator), train_key)
 
+  def _truth_count(self, evaluated: int) -> int:
+    return min(self.truth_size, evaluated, max(
+        2, math.ceil(self.truth_fraction * evaluated)))
+
   def _trained(self, archive) -> bool:
     return archive.size >= max(self.warmup, 1)
 
   def _logits(self, params, tokens) -> np.ndarray:
+    """`[N]` discriminator logits of canonical `tokens` `[N, K]`."""
+    # Rows padded to a power of two: few shapes, few compiled programs.
+    rows = 1 << max(len(tokens) - 1, 0).bit_length()
+    padded = np.resize(tokens, (rows, tokens.shape[1]))
     return np.asarray(networks.discriminate(
         self.discriminator, params,
-        jnp.asarray(self.space.features(tokens))))
+        jnp.asarray(self.space.features(padded))))[:len(tokens)]
 
   def propose(self, state, key, rng, num):
     if not self._trained(state.archive):
@@ -148,6 +160,15 @@ class AdversarialSearch(base.Strategy):
                                       self.space, key,
                                       self.ranking_factor * num)
     candidates = self.space.canonical(np.asarray(sampled))
+    if self.mutations:
+      # One-decision neighbours of the truth set join the generator's
+      # samples, for the discriminator to rank.
+      truth = state.archive.best(self._truth_count(state.archive.size))
+      parents = truth[rng.integers(len(truth),
+                                   size=self.mutations * num)]
+      candidates = np.concatenate(
+          [candidates] + [evolution.mutate(self.space, p, rng)[None]
+                          for p in parents])
     candidates = candidates[self.space.contains(candidates)]
     seen = set(self.space.keys(state.archive.tokens))
     fresh = [k not in seen for k in self.space.keys(candidates)]
@@ -169,8 +190,7 @@ class AdversarialSearch(base.Strategy):
     if not self._trained(archive):
       return state.replace(archive=archive), metrics
     ranking = archive.ranking()
-    truth_count = min(self.truth_size, max(
-        2, math.ceil(self.truth_fraction * archive.size)), archive.size)
+    truth_count = self._truth_count(archive.size)
     truth = archive.tokens[ranking[:truth_count]]
     rest = archive.tokens[ranking[truth_count:]]
     rng = np.random.default_rng(np.asarray(

@@ -8,7 +8,6 @@ import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from gnas_jax.search import networks
 from gnas_jax.search.strategies import base
@@ -39,7 +38,7 @@ class ReinforceController(base.Strategy):
       if value < 1:
         raise ValueError(f'REINFORCE needs {name} >= 1; got {value}.')
     self.generator = networks.make_generator(space, hidden)
-    self.optimizer = optax.adam(learning_rate)
+    self.optimizer = networks.adam(learning_rate)
     self.entropy_weight = entropy_weight
     self.baseline_decay = baseline_decay
     self.steps_per_round = steps_per_round

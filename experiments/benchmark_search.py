@@ -1,0 +1,320 @@
+r"""Search strategies on public NAS benchmarks, with the field's protocol.
+
+  python -m experiments.benchmark_search --benchmark=nasbench_graph \
+      --datasets=all --strategies=all --seeds=20 --budget=200 \
+      --workdir=/tmp/nas_benchmarks
+
+For each dataset, strategy and seed, a search of `--budget` distinct
+architectures (`--batch_size` per round) runs against the benchmark's
+table. After N queries (`--queries`, counted in distinct architectures)
+the pick is the best architecture by validation accuracy so far; reported
+are its validation regret (the table's best validation accuracy minus the
+pick's) and its test accuracy, mean and standard error over seeds.
+
+Every finished search is appended to `WORKDIR/runs.jsonl`, so an
+interrupted command continues where it stopped. Writes
+`WORKDIR/nas_benchmarks.json` (every figure of the table),
+`WORKDIR/nas_benchmarks.md` and `WORKDIR/nas_benchmarks.png` (regret
+against queries, one panel per dataset).
+
+Strategies: the registered ones, and ablations of the adversarial one
+(`ABLATIONS`), each a name for a set of options.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any, Sequence
+
+from absl import app
+from absl import flags
+from absl import logging
+import numpy as np
+import tqdm
+
+_BENCHMARK = flags.DEFINE_enum('benchmark', 'nasbench_graph',
+                               ['nasbench_graph'], 'The tabular benchmark.')
+_DATASETS = flags.DEFINE_string(
+    'datasets', 'all', "Comma-separated datasets of the benchmark, or 'all'.")
+_STRATEGIES = flags.DEFINE_string(
+    'strategies', 'all', "Comma-separated strategies (registered names or "
+    "ablations), or 'all'.")
+_SEEDS = flags.DEFINE_integer('seeds', 20, 'Seeds 0..N-1 per strategy.')
+_BUDGET = flags.DEFINE_integer('budget', 200, 'Queries per search.')
+_BATCH_SIZE = flags.DEFINE_integer('batch_size', 10,
+                                   'Architectures proposed per round.')
+_QUERIES = flags.DEFINE_string(
+    'queries', '25,50,100,200', 'Query counts at which the pick is '
+    'reported (each at most the budget).')
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Output folder.',
+                               required=True)
+_PROGRESS = flags.DEFINE_bool('progress', True, 'Show a progress bar.')
+
+BASELINES = ('random', 'evolution', 'reinforce', 'tpe', 'local')
+# Each ablation turns off one of the adversarial strategy's parts.
+ABLATIONS: dict[str, dict[str, Any]] = {
+    'adversarial': {},
+    'adversarial-binary': {'pairwise': False},
+    'adversarial-no-negatives': {'archive_negatives': False},
+    'adversarial-no-refit': {'refit_weight': 0.0},
+    'adversarial-reinforce': {'clip': 0.0},
+    'adversarial-no-ranking': {'rank_with_discriminator': False},
+}
+ALL_STRATEGIES = BASELINES + tuple(ABLATIONS)
+
+
+def strategy_options(label: str) -> tuple[str, dict[str, Any]]:
+  """`(registered name, options)` of a strategy label."""
+  if label in ABLATIONS:
+    return 'adversarial', dict(ABLATIONS[label])
+  if label in BASELINES:
+    return label, {}
+  raise ValueError(f'Unknown strategy {label!r}; choose from '
+                   f'{", ".join(ALL_STRATEGIES)}, or all.')
+
+
+def load_benchmark(name: str, dataset: str):
+  """The benchmark object: a space, a validation objective and
+  `test_accuracy`."""
+  if name == 'nasbench_graph':
+    from gnas_jax.bench import nasbench_graph  # pylint: disable=g-import-not-at-top
+    return nasbench_graph.NasBenchGraph(dataset)
+  raise ValueError(f'Unknown benchmark {name!r}; choose nasbench_graph.')
+
+
+def benchmark_datasets(name: str) -> tuple[str, ...]:
+  if name == 'nasbench_graph':
+    from gnas_jax.bench import nasbench_graph  # pylint: disable=g-import-not-at-top
+    return nasbench_graph.DATASETS
+  raise ValueError(f'Unknown benchmark {name!r}; choose nasbench_graph.')
+
+
+def _parse_list(text: str, known: Sequence[str], what: str) -> list[str]:
+  if text == 'all':
+    return list(known)
+  items = [t.strip() for t in text.split(',') if t.strip()]
+  for item in items:
+    if item not in known:
+      raise ValueError(f'Unknown {what} {item!r}; choose from '
+                       f'{", ".join(known)}, or all.')
+  return items
+
+
+def run_one(benchmark, label: str, seed: int, budget: int, batch_size: int,
+            queries: Sequence[int]) -> dict[str, Any]:
+  """One search: per query count, the pick's validation regret and test
+  accuracy."""
+  from gnas_jax import search  # pylint: disable=g-import-not-at-top
+  name, options = strategy_options(label)
+  strategy = search.make_strategy(name, benchmark.space, **options)
+  start = time.perf_counter()
+  trace = search.run(strategy, benchmark, budget=budget,
+                     batch_size=batch_size, seed=seed)
+  seconds = time.perf_counter() - start
+  valid = np.array([score for _, score in trace])
+  picks = {}
+  for n in queries:
+    best = int(np.argmax(valid[:n]))  # The first of equals.
+    picks[str(n)] = {
+        'valid_regret': float(benchmark.best_valid - valid[best]),
+        'test': float(benchmark.test_accuracy([trace[best][0]])[0])}
+  return {'queries': len(trace), 'seconds': seconds, 'picks': picks,
+          'regret_curve': (benchmark.best_valid -
+                           np.maximum.accumulate(valid)).tolist()}
+
+
+def _read_runs(path: str) -> dict[tuple[str, str, int], dict[str, Any]]:
+  """Finished runs; a partial last line (a killed write) is dropped."""
+  runs = {}
+  if not os.path.exists(path):
+    return runs
+  with open(path) as f:
+    text = f.read()
+  whole = text[:text.rfind('\n') + 1]
+  if whole != text:
+    with open(path, 'w') as f:
+      f.write(whole)
+  for number, line in enumerate(whole.splitlines(), 1):
+    try:
+      run = json.loads(line)
+    except json.JSONDecodeError as e:
+      raise ValueError(f'{path}, line {number}: not a JSON record ({e}); '
+                       'delete the line to rerun that search.') from e
+    runs[run['dataset'], run['strategy'], run['seed']] = run
+  return runs
+
+
+def summarise(runs, datasets, strategies, seeds, queries, best
+              ) -> dict[str, Any]:
+  """Mean and standard error over seeds, per dataset, strategy and query
+  count."""
+  table = {}
+  for dataset in datasets:
+    table[dataset] = {'best_valid': best[dataset][0],
+                      'test_of_best_valid': best[dataset][1],
+                      'strategies': {}}
+    for label in strategies:
+      chosen = [runs[dataset, label, s] for s in seeds]
+      entry = {}
+      for n in queries:
+        for key in ('valid_regret', 'test'):
+          values = np.array([r['picks'][str(n)][key] for r in chosen])
+          entry.setdefault(str(n), {})[key] = {
+              'mean': float(values.mean()),
+              'sem': float(values.std(ddof=1) / np.sqrt(len(values)))
+                     if len(values) > 1 else 0.0,
+              'seeds': len(values)}
+      curves = np.array([r['regret_curve'] for r in chosen])
+      entry['mean_regret_curve'] = curves.mean(0).tolist()
+      entry['seconds_per_search'] = float(np.median(
+          [r['seconds'] for r in chosen]))
+      table[dataset]['strategies'][label] = entry
+  return table
+
+
+def markdown(table, queries, budget, seeds, batch_size, command) -> str:
+  """The regret table (bold: lowest mean per dataset and query count) and
+  the test accuracy of each pick at the largest query count."""
+  lines = [f'Produced by `{command}`.', '',
+           f'NAS-Bench-Graph (Qin et al. 2022), every dataset; {len(seeds)} '
+           f'seeds per strategy, {batch_size} proposals per round, '
+           f'{budget} queries (distinct architectures). After N queries '
+           'the pick is the best by validation accuracy; validation regret '
+           '= the table\'s best validation accuracy minus the pick\'s, in '
+           'accuracy points x 100, mean ± standard error over seeds.', '']
+  for n in queries:
+    lines += [f'**Validation regret x 100 after {n} queries**', '']
+    strategies = list(next(iter(table.values()))['strategies'])
+    lines.append('| strategy | ' + ' | '.join(table) + ' | datasets led |')
+    lines.append('| --- |' + ' ---: |' * (len(table) + 1))
+    leaders = {d: min(strategies, key=lambda s, d=d: table[d]['strategies'][
+        s][str(n)]['valid_regret']['mean']) for d in table}
+    for label in strategies:
+      cells = []
+      for dataset in table:
+        value = table[dataset]['strategies'][label][str(n)]['valid_regret']
+        text = f'{100 * value["mean"]:.2f} ± {100 * value["sem"]:.2f}'
+        cells.append(f'**{text}**' if leaders[dataset] == label else text)
+      led = sum(leader == label for leader in leaders.values())
+      lines.append(f'| {label} | ' + ' | '.join(cells) + f' | {led} |')
+    lines.append('')
+  n = queries[-1]
+  lines += [f'**Test accuracy (%) of the pick after {n} queries** (the '
+            'best-validation architecture of the table in the last row)',
+            '']
+  lines.append('| strategy | ' + ' | '.join(table) + ' |')
+  lines.append('| --- |' + ' ---: |' * len(table))
+  for label in strategies:
+    cells = []
+    for dataset in table:
+      value = table[dataset]['strategies'][label][str(n)]['test']
+      cells.append(f'{100 * value["mean"]:.2f} ± {100 * value["sem"]:.2f}')
+    lines.append(f'| {label} | ' + ' | '.join(cells) + ' |')
+  lines.append('| best validation | ' + ' | '.join(
+      f'{100 * table[d]["test_of_best_valid"]:.2f}' for d in table) + ' |')
+  return '\n'.join(lines) + '\n'
+
+
+def plot(table, path: str) -> None:
+  """Mean validation regret against queries, one panel per dataset."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  datasets = list(table)
+  columns = min(3, len(datasets))
+  rows = -(-len(datasets) // columns)
+  figure, axes = plt.subplots(rows, columns, figsize=(4 * columns,
+                                                      3.2 * rows),
+                              squeeze=False)
+  for ax, dataset in zip(axes.flat, datasets):
+    for label, entry in table[dataset]['strategies'].items():
+      curve = np.asarray(entry['mean_regret_curve'])
+      style = '-' if label in ('adversarial',) + BASELINES else ':'
+      ax.plot(np.arange(1, len(curve) + 1), np.maximum(curve, 1e-5),
+              style, label=label, linewidth=1.2)
+    ax.set_yscale('log')
+    ax.set_title(dataset)
+    ax.set_xlabel('queries')
+    ax.set_ylabel('validation regret')
+  for ax in list(axes.flat)[len(datasets):]:
+    ax.axis('off')
+  axes.flat[0].legend(fontsize=6)
+  figure.tight_layout()
+  figure.savefig(path, dpi=110)
+  plt.close(figure)
+
+
+def benchmark_search(benchmark_name: str, datasets: Sequence[str],
+                     strategies: Sequence[str], seeds: Sequence[int],
+                     budget: int, batch_size: int, queries: Sequence[int],
+                     workdir: str, progress: bool = True,
+                     command: str = '') -> dict[str, Any]:
+  """Runs (or reads back) every search and writes the table and figure."""
+  from gnas_jax.search import run as run_lib  # pylint: disable=g-import-not-at-top
+  run_lib.check_budget(budget, batch_size)
+  queries = sorted(queries)
+  if not queries or queries[0] < 1 or queries[-1] > budget:
+    raise ValueError(f'--queries must lie in 1..budget ({budget}); got '
+                     f'{queries}.')
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, 'runs.jsonl')
+  runs = _read_runs(path)
+  best = {}
+  todo = [(d, s, seed) for d in datasets for s in strategies for seed in seeds
+          if (d, s, seed) not in runs or runs[d, s, seed]['budget'] != budget
+          or runs[d, s, seed]['batch_size'] != batch_size]
+  bar = tqdm.tqdm(total=len(todo), desc='searches', disable=not progress)
+  for dataset in datasets:
+    benchmark = load_benchmark(benchmark_name, dataset)
+    best[dataset] = (benchmark.best_valid, benchmark.best_valid_test)
+    for label, seed in [(s, seed) for d, s, seed in todo if d == dataset]:
+      result = run_one(benchmark, label, seed, budget, batch_size,
+                       range(1, budget + 1))
+      record = {'dataset': dataset, 'strategy': label, 'seed': seed,
+                'budget': budget, 'batch_size': batch_size, **result}
+      runs[dataset, label, seed] = record
+      with open(path, 'a') as f:
+        f.write(json.dumps(record) + '\n')
+      bar.update()
+      bar.set_postfix(dataset=dataset, strategy=label)
+  bar.close()
+  table = summarise(runs, datasets, strategies, seeds, queries, best)
+  summary = {'benchmark': benchmark_name, 'budget': budget,
+             'batch_size': batch_size, 'seeds': list(seeds),
+             'queries': list(queries), 'command': command,
+             'datasets': table}
+  with open(os.path.join(workdir, 'nas_benchmarks.json'), 'w') as f:
+    json.dump(summary, f, indent=1)
+  with open(os.path.join(workdir, 'nas_benchmarks.md'), 'w') as f:
+    f.write(markdown(table, queries, budget, seeds, batch_size, command))
+  plot(table, os.path.join(workdir, 'nas_benchmarks.png'))
+  return summary
+
+
+def main(argv: Sequence[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
+  logging.set_verbosity(logging.WARNING)
+  try:
+    datasets = _parse_list(_DATASETS.value,
+                           benchmark_datasets(_BENCHMARK.value), 'dataset')
+    strategies = _parse_list(_STRATEGIES.value, ALL_STRATEGIES, 'strategy')
+    queries = [int(q) for q in _QUERIES.value.split(',') if q.strip()]
+    command = ('python -m experiments.benchmark_search '
+               f'--benchmark={_BENCHMARK.value} --datasets={_DATASETS.value}'
+               f' --strategies={_STRATEGIES.value} --seeds={_SEEDS.value} '
+               f'--budget={_BUDGET.value} --batch_size={_BATCH_SIZE.value}')
+    summary = benchmark_search(
+        _BENCHMARK.value, datasets, strategies, range(_SEEDS.value),
+        _BUDGET.value, _BATCH_SIZE.value, queries, _WORKDIR.value,
+        _PROGRESS.value, command)
+  except ValueError as e:
+    raise SystemExit(f'Error: {e}') from None
+  print(markdown(summary['datasets'], summary['queries'], summary['budget'],
+                 summary['seeds'], summary['batch_size'], command))
+
+
+if __name__ == '__main__':
+  app.run(main)
