@@ -252,8 +252,8 @@ def benchmark_search(benchmark_name: str, datasets: Sequence[str],
                      workdir: str, progress: bool = True,
                      command: str = '') -> dict[str, Any]:
   """Runs (or reads back) every search and writes the table and figure."""
-  from gnas_jax.search import run as run_lib  # pylint: disable=g-import-not-at-top
-  run_lib.check_budget(budget, batch_size)
+  from gnas_jax.search.run import check_budget  # pylint: disable=g-import-not-at-top
+  check_budget(budget, batch_size)
   queries = sorted(queries)
   if not queries or queries[0] < 1 or queries[-1] > budget:
     raise ValueError(f'--queries must lie in 1..budget ({budget}); got '
