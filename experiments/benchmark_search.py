@@ -61,6 +61,7 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     'adversarial-no-refit': {'refit_weight': 0.0},
     'adversarial-reinforce': {'clip': 0.0},
     'adversarial-no-ranking': {'rank_with_discriminator': False},
+    'adversarial-no-mutations': {'mutations': 0},
 }
 ALL_STRATEGIES = BASELINES + tuple(ABLATIONS)
 
@@ -177,20 +178,27 @@ def summarise(runs, datasets, strategies, seeds, queries, best
 def markdown(table, queries, budget, seeds, batch_size, command) -> str:
   """The regret table (bold: lowest mean per dataset and query count) and
   the test accuracy of each pick at the largest query count."""
-  lines = [f'Produced by `{command}`.', '',
+  lines = [f'<!-- nas_benchmarks.md: written by `{command}`; edit the code, '
+           'not this file. -->', '',
            f'NAS-Bench-Graph (Qin et al. 2022), every dataset; {len(seeds)} '
            f'seeds per strategy, {batch_size} proposals per round, '
            f'{budget} queries (distinct architectures). After N queries '
            'the pick is the best by validation accuracy; validation regret '
            '= the table\'s best validation accuracy minus the pick\'s, in '
-           'accuracy points x 100, mean ± standard error over seeds.', '']
+           'accuracy points x 100, mean ± standard error over seeds. Bold: '
+           'the lowest mean among the baselines and `adversarial` (its '
+           'ablations, below it, do not compete); "datasets led" counts '
+           'them.', '']
   for n in queries:
     lines += [f'**Validation regret x 100 after {n} queries**', '']
     strategies = list(next(iter(table.values()))['strategies'])
     lines.append('| strategy | ' + ' | '.join(table) + ' | datasets led |')
     lines.append('| --- |' + ' ---: |' * (len(table) + 1))
-    leaders = {d: min(strategies, key=lambda s, d=d: table[d]['strategies'][
-        s][str(n)]['valid_regret']['mean']) for d in table}
+    # The lead is among the baselines and the adversarial strategy; its
+    # ablations are shown beside them but do not compete.
+    contenders = [s for s in strategies if s in BASELINES + ('adversarial',)]
+    leaders = {d: min(contenders or strategies, key=lambda s, d=d: table[d][
+        'strategies'][s][str(n)]['valid_regret']['mean']) for d in table}
     for label in strategies:
       cells = []
       for dataset in table:
@@ -214,6 +222,15 @@ def markdown(table, queries, budget, seeds, batch_size, command) -> str:
     lines.append(f'| {label} | ' + ' | '.join(cells) + ' |')
   lines.append('| best validation | ' + ' | '.join(
       f'{100 * table[d]["test_of_best_valid"]:.2f}' for d in table) + ' |')
+  lines += ['', '**Seconds per search** (median over seeds, on the machine '
+            'that ran it; the strategy\'s own time, as the table answers '
+            'queries at once)', '']
+  lines.append('| strategy | ' + ' | '.join(table) + ' |')
+  lines.append('| --- |' + ' ---: |' * len(table))
+  for label in strategies:
+    lines.append(f'| {label} | ' + ' | '.join(
+        f'{table[d]["strategies"][label]["seconds_per_search"]:.1f}'
+        for d in table) + ' |')
   return '\n'.join(lines) + '\n'
 
 
@@ -252,6 +269,7 @@ def benchmark_search(benchmark_name: str, datasets: Sequence[str],
                      workdir: str, progress: bool = True,
                      command: str = '') -> dict[str, Any]:
   """Runs (or reads back) every search and writes the table and figure."""
+  from gnas_jax.search import strategies as strategies_lib  # pylint: disable=g-import-not-at-top
   from gnas_jax.search.run import check_budget  # pylint: disable=g-import-not-at-top
   check_budget(budget, batch_size)
   queries = sorted(queries)
@@ -262,9 +280,15 @@ def benchmark_search(benchmark_name: str, datasets: Sequence[str],
   path = os.path.join(workdir, 'runs.jsonl')
   runs = _read_runs(path)
   best = {}
+  def settings(label):
+    # A record is reused only for the search it would run again.
+    name, options = strategy_options(label)
+    return {'budget': budget, 'batch_size': batch_size, 'strategy_name': name,
+            'options': {**strategies_lib.options(name), **options}}
+
   todo = [(d, s, seed) for d in datasets for s in strategies for seed in seeds
-          if (d, s, seed) not in runs or runs[d, s, seed]['budget'] != budget
-          or runs[d, s, seed]['batch_size'] != batch_size]
+          if (d, s, seed) not in runs or
+          any(runs[d, s, seed].get(k) != v for k, v in settings(s).items())]
   bar = tqdm.tqdm(total=len(todo), desc='searches', disable=not progress)
   for dataset in datasets:
     benchmark = load_benchmark(benchmark_name, dataset)
@@ -273,7 +297,7 @@ def benchmark_search(benchmark_name: str, datasets: Sequence[str],
       result = run_one(benchmark, label, seed, budget, batch_size,
                        range(1, budget + 1))
       record = {'dataset': dataset, 'strategy': label, 'seed': seed,
-                'budget': budget, 'batch_size': batch_size, **result}
+                **settings(label), **result}
       runs[dataset, label, seed] = record
       with open(path, 'a') as f:
         f.write(json.dumps(record) + '\n')

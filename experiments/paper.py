@@ -123,7 +123,7 @@ def searches(config: ml_collections.ConfigDict, table: tabular.Table,
              strategy: str, options: dict[str, Any], run: Run
              ) -> list[tabular.Trace]:
   """One replayed search per seed of `config.seeds` (each kept on disk)."""
-  options = dict(config.benchmark.strategies[strategy], **options)
+  options = dict(config.benchmark.strategies.get(strategy) or {}, **options)
   choices = space.subspace_from_string(table.space)
   folder = os.path.join(run.workdir, 'searches')
   os.makedirs(folder, exist_ok=True)
@@ -139,9 +139,10 @@ def searches(config: ml_collections.ConfigDict, table: tabular.Table,
           saved['archs'], np.array(saved['fitness']),
           np.array(saved['rounds']), np.array(saved['seconds'])))
       continue
-    trace = tabular.replay(
-        strategies_lib.make_strategy(strategy, choices, **options), table,
-        seed, config.batch_size, config.budget)
+    searcher = strategies_lib.make_strategy(
+        strategy, space.search_space(choices), **options)
+    trace = tabular.replay(searcher, table, seed, config.batch_size,
+                           config.budget)
     with open(path + '.partial', 'w') as f:
       json.dump({'strategy': strategy, 'options': options, 'seed': seed,
                  'archs': trace.archs, 'fitness': trace.fitness.tolist(),

@@ -16,6 +16,7 @@ from absl import flags
 import numpy as np
 
 from experiments import common
+from gnas_jax import space
 from gnas_jax.search import strategies
 from gnas_jax.search import surrogate
 
@@ -44,7 +45,7 @@ def main(argv):
         'not reached | seconds |')
   print('| --- | ---: | ---: | ---: | ---: |')
   for name in _STRATEGIES.value:
-    strategy = strategies.make_strategy(name)
+    strategy = strategies.make_strategy(name, space.SEARCH_SPACE)
     start = time.perf_counter()
     counts = [surrogate.evaluations_to_reach(
         strategy, objective, threshold, seed, _BATCH.value, _MAX.value)

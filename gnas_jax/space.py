@@ -34,15 +34,25 @@ The string form, which users type in `--config.arch`, is comma-separated
 A preset name may start the string, and later pairs override it
 (`lightgcn,layers=2`); a per-layer decision given one value applies it to
 every layer.
+
+`SEARCH_SPACE` declares the space for the search
+(`gnas_jax.search.SearchSpace`): one position per entry of the encoded
+vector (per-layer decisions as `agg_0` ... `agg_3`), the conditions under
+which each decision matters and the one equivalence of the space. Every
+canonical rule derives from it: `Architecture.canonical`, counting,
+enumeration and sampling, and a search's token arrays (`to_tokens`,
+`from_tokens`) are its tokens.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
-from typing import Any, Sequence
+import functools
+from typing import Any, Mapping, Sequence
 
 import numpy as np
+
+from gnas_jax.search import search_space as search_space_lib
 
 MAX_LAYERS = 4
 
@@ -153,26 +163,12 @@ class Architecture:
     return vector
 
   def canonical(self) -> Architecture:
-    """The same model with choices that cannot matter set to defaults.
+    """The same model with choices that cannot matter set to defaults
+    (the rules of `SEARCH_SPACE`).
 
     Two architectures with equal canonical forms train identically.
     """
-    first = {f.name: f.default for f in dataclasses.fields(Architecture)}
-    changes = {}
-    if self.decoder != 'cosine':
-      changes['temperature'] = first['temperature']
-    elif self.readout == 'sum':
-      # The cosine decoder normalises the readout: a sum of the layer
-      # outputs scores exactly like their mean.
-      changes['readout'] = 'mean'
-    if self.layers == 0:
-      # Without propagation the model is matrix factorisation: every
-      # readout returns the embeddings and there is no graph to drop from.
-      changes.update(norm=first['norm'], readout=first['readout'],
-                     edge_dropout=first['edge_dropout'])
-    elif all(a == 'gat' for a in self.agg):
-      changes['norm'] = first['norm']
-    return dataclasses.replace(self, **changes)
+    return decode(SEARCH_SPACE.canonical(self.encode()))
 
   def to_string(self) -> str:
     """The string form; `from_string(a.to_string()) == a`."""
@@ -370,87 +366,118 @@ def subspace_from_string(text: str) -> dict[str, tuple[Any, ...]]:
   return subspace(**restrictions)
 
 
-def sample(rng: np.random.Generator, num: int,
-           choices: dict[str, tuple[Any, ...]] | None = None
-           ) -> list[Architecture]:
-  """`num` architectures with every decision drawn uniformly and independently.
+def _declare() -> search_space_lib.SearchSpace:
+  """The search space as the search sees it (see `SEARCH_SPACE`)."""
+  depths = DECISION_BY_NAME['layers'].choices
 
-  The depth is uniform, then each layer's decisions; the result is the
-  canonical form. (Uniform over decisions, so not uniform over distinct
-  canonical architectures: shallow ones, which have fewer variants, are
-  drawn more often than their share.)
+  def has_layer(layer: int) -> dict[str, tuple[int, ...]]:
+    """The clause 'layer `layer` exists'."""
+    return {'layers': tuple(d for d in depths if d > layer)}
+
+  decisions, conditions = {}, {}
+  for decision in DECISIONS:
+    if not decision.per_layer:
+      decisions[decision.name] = decision.choices
+      continue
+    for layer in range(MAX_LAYERS):
+      decisions[f'{decision.name}_{layer}'] = decision.choices
+      conditions[f'{decision.name}_{layer}'] = has_layer(layer)
+  # Without layers the model is matrix factorisation: every readout
+  # returns the embeddings and there is no graph to drop edges from.
+  conditions['readout'] = has_layer(0)
+  conditions['edge_dropout'] = has_layer(0)
+  # Only the cosine decoder divides by a temperature.
+  conditions['temperature'] = {'decoder': ('cosine',)}
+  # Attention ignores the normalisation, which matters while some layer
+  # aggregates otherwise.
+  others = tuple(a for a in DECISION_BY_NAME['agg'].choices if a != 'gat')
+  conditions['norm'] = [dict(has_layer(layer), **{f'agg_{layer}': others})
+                        for layer in range(MAX_LAYERS)]
+  # An inactive global decision takes the `Architecture` default; an
+  # inactive layer takes choice 0, what `encode` writes beyond the depth.
+  field_defaults = {f.name: f.default
+                    for f in dataclasses.fields(Architecture)}
+  defaults = {name: field_defaults[name] for name in conditions
+              if name in field_defaults}
+  # The cosine decoder normalises the readout: a sum of the layer outputs
+  # scores exactly like their mean.
+  equivalences = [search_space_lib.Equivalence(
+      'readout', {'sum': 'mean'}, {'decoder': ('cosine',)})]
+  return search_space_lib.SearchSpace(
+      decisions, conditions=conditions, defaults=defaults,
+      equivalences=equivalences)
+
+
+# The declared space: its token arrays are `Architecture.encode` vectors
+# (position `index(name)` and `POSITIONS` hold in both).
+SEARCH_SPACE: search_space_lib.SearchSpace = _declare()
+
+
+def search_space(choices: Mapping[str, Sequence[Any]] | None = None
+                 ) -> search_space_lib.SearchSpace:
+  """`SEARCH_SPACE` restricted to `choices` (a `subspace()` dict, or some
+  of its entries); per-layer decisions are restricted in every layer.
+
+  Equal restrictions give the same object, so that compiled programs that
+  take the space as a static argument are reused.
   """
-  choices = choices or subspace()
-  archs = []
-  for _ in range(num):
-    fields = {}
-    layers = choices['layers'][rng.integers(len(choices['layers']))]
-    for decision in DECISIONS:
-      options = choices[decision.name]
-      if decision.name == 'layers':
-        fields['layers'] = layers
-      elif decision.per_layer:
-        fields[decision.name] = tuple(
-            options[i] for i in rng.integers(len(options), size=layers))
-      else:
-        fields[decision.name] = options[rng.integers(len(options))]
-    archs.append(Architecture(**fields).canonical())
-  return archs
+  if choices is None:
+    return SEARCH_SPACE
+  choices = subspace(**choices)
+  return _restricted(tuple((name, choices[name]) for name in choices))
 
 
-def enumerate_canonical(choices: dict[str, tuple[Any, ...]] | None = None
+@functools.lru_cache(maxsize=64)
+def _restricted(choices: tuple[tuple[str, tuple[Any, ...]], ...]
+                ) -> search_space_lib.SearchSpace:
+  allowed = {}
+  for name, values in choices:
+    if DECISION_BY_NAME[name].per_layer:
+      allowed.update({f'{name}_{layer}': values
+                      for layer in range(MAX_LAYERS)})
+    else:
+      allowed[name] = values
+  return SEARCH_SPACE.restrict(**allowed)
+
+
+def to_tokens(archs: Sequence[Architecture]) -> np.ndarray:
+  """`[N, NUM_DECISIONS]` canonical tokens of `archs` (`SEARCH_SPACE`)."""
+  vectors = [a.encode() for a in archs]
+  if not vectors:
+    return np.zeros((0, NUM_DECISIONS), np.int32)
+  return SEARCH_SPACE.canonical(np.stack(vectors))
+
+
+def from_tokens(tokens: np.ndarray) -> list[Architecture]:
+  """The architectures of `[N, NUM_DECISIONS]` token arrays."""
+  return [decode(row) for row in np.asarray(tokens)]
+
+
+def sample(rng: np.random.Generator, num: int,
+           choices: Mapping[str, Sequence[Any]] | None = None
+           ) -> list[Architecture]:
+  """`num` canonical architectures, every decision drawn uniformly and
+  independently from `choices` (`SearchSpace.uniform`).
+
+  Uniform over decisions, so not uniform over distinct canonical
+  architectures: shallow ones, which have fewer variants, are drawn more
+  often than their share.
+  """
+  return from_tokens(search_space(choices).uniform(rng, num))
+
+
+def enumerate_canonical(choices: Mapping[str, Sequence[Any]] | None = None
                         ) -> list[Architecture]:
   """Every distinct canonical architecture of a (sub)space, sorted by string.
 
   By brute force over the product of choices, so for small subspaces only
   (`count_canonical` says how many there are).
   """
-  choices = choices or subspace()
-  found = set()
-  for layers in choices['layers']:
-    axes = []
-    for decision in DECISIONS:
-      if decision.name == 'layers':
-        axes.append([layers])
-      elif decision.per_layer:
-        axes.append(list(itertools.product(choices[decision.name],
-                                           repeat=layers)))
-      else:
-        axes.append(list(choices[decision.name]))
-    for values in itertools.product(*axes):
-      fields = {d.name: v for d, v in zip(DECISIONS, values)}
-      found.add(Architecture(**fields).canonical())
-  return sorted(found, key=Architecture.to_string)
+  archs = from_tokens(search_space(choices).enumerate())
+  return sorted(archs, key=Architecture.to_string)
 
 
-def count_canonical(choices: dict[str, tuple[Any, ...]] | None = None) -> int:
-  """The number of distinct canonical architectures of a (sub)space.
-
-  Follows `Architecture.canonical`: the temperature counts only with the
-  cosine decoder, where 'sum' and 'mean' readouts coincide; without layers
-  the normalisation, readout and edge dropout do not count; with attention
-  in every layer the normalisation does not count.
-  """
-  c = {name: len(values) for name, values in (choices or subspace()).items()}
-  values = choices or subspace()
-  shared = c['width'] * c['loss'] * c['lr'] * c['l2']
-  decoders = 'dot' in values['decoder']
-  cosine = 'cosine' in values['decoder']
-  readouts = c['readout']
-  # Cosine decoder and readout pairs, with sum and mean merged under cosine.
-  cosine_readouts = readouts - ('sum' in values['readout'] and
-                                'mean' in values['readout'])
-  decoder_readout = (decoders * readouts +
-                     cosine * c['temperature'] * cosine_readouts)
-  decoder_only = decoders + cosine * c['temperature']
-  per_layer = c['agg'] * c['act'] * c['residual']
-  attention_only = ('gat' in values['agg']) * c['act'] * c['residual']
-  total = 0
-  for layers in values['layers']:
-    if layers == 0:
-      total += shared * decoder_only
-      continue
-    structures = ((per_layer ** layers - attention_only ** layers) * c['norm']
-                  + attention_only ** layers)
-    total += (shared * decoder_readout * c['edge_dropout'] * structures)
-  return int(total)
+def count_canonical(choices: Mapping[str, Sequence[Any]] | None = None
+                    ) -> int:
+  """The number of distinct canonical architectures of a (sub)space."""
+  return search_space(choices).count()

@@ -1,13 +1,33 @@
 """Shared fixtures: small graphs and datasets, and the real-data switch."""
 
+import functools
 import os
+import shutil
+import tempfile
 
+import jax
 import numpy as np
 import pytest
 
 from gnas_jax import graph as graph_lib
 
 DATA_DIR = os.environ.get('GNAS_DATA_DIR', '')
+_CACHE_VARIABLE = 'JAX_COMPILATION_CACHE_DIR'
+
+
+def pytest_configure(config):
+  """Shares compiled programs between the test processes (xdist workers
+  and the subprocesses tests start) through JAX's persistent cache, in a
+  directory of this run: the search networks take a minute to compile on
+  a CPU, and several processes compile the same ones."""
+  if _CACHE_VARIABLE not in os.environ:
+    directory = tempfile.mkdtemp(prefix='gnas_jax_compilation_cache_')
+    os.environ[_CACHE_VARIABLE] = directory
+    config.add_cleanup(lambda: shutil.rmtree(directory, ignore_errors=True))
+  # This process imported JAX before the variable was set.
+  jax.config.update('jax_compilation_cache_dir', os.environ[_CACHE_VARIABLE])
+
+
 needs_data = pytest.mark.skipif(
     not DATA_DIR, reason='GNAS_DATA_DIR is not set (CI points it at '
     '../shared/datasets); real-data tests are skipped.')
@@ -48,3 +68,28 @@ def dense_adjacency(pairs, num_users, num_items):
   adjacency[pairs[:, 0], num_users + pairs[:, 1]] = 1
   adjacency[num_users + pairs[:, 1], pairs[:, 0]] = 1
   return adjacency
+
+
+# Strategy options small enough for searches of a few rounds of a few
+# proposals.
+SMALL_OPTIONS = {
+    'evolution': {'population': 4, 'sample_size': 2},
+    'reinforce': {'hidden': 8, 'steps_per_round': 1},
+    'tpe': {'startup_trials': 4},
+    'adversarial': {'hidden': 8, 'truth_size': 4, 'discriminator_steps': 3,
+                    'generator_steps': 2, 'batch_size': 8, 'ppo_epochs': 1,
+                    'ranking_factor': 2},
+}
+
+
+@functools.lru_cache(maxsize=None)
+def _small_strategy(name, space):
+  from gnas_jax.search import strategies  # pylint: disable=g-import-not-at-top
+  return strategies.make_strategy(name, space, **SMALL_OPTIONS.get(name, {}))
+
+
+@pytest.fixture(scope='session')
+def small_strategy():
+  """`(name, space) -> strategy` with `SMALL_OPTIONS`, one per name and
+  space, so that each strategy's programs compile once per session."""
+  return _small_strategy

@@ -3,6 +3,8 @@
 import dataclasses
 import itertools
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -147,3 +149,82 @@ def test_subspace_rejects_unknown_names_and_values():
     space.subspace(depth=(1,))
   with pytest.raises(ValueError, match="Invalid choices \\[48\\]"):
     space.subspace(width=(48,))
+
+
+def test_the_whole_space_counts_as_before():
+  assert space.count_canonical() == 1_464_174_836_000
+
+
+def _canonical_by_hand(tokens):
+  """The canonical rules written out one by one, on token arrays."""
+  tokens = np.array(tokens)
+  default = {name: space.choice_index(name, getattr(space.Architecture(),
+                                                    name))
+             for name in ('temperature', 'readout', 'norm', 'edge_dropout')}
+  for row in tokens:
+    layers = space.DECISION_BY_NAME['layers'].choices[
+        row[space.index('layers')]]
+    for decision in space.DECISIONS:
+      if decision.per_layer:  # Layers beyond the depth do not exist.
+        row[space.POSITIONS[decision.name]][layers:] = 0
+    cosine = row[space.index('decoder')] == space.choice_index('decoder',
+                                                                'cosine')
+    if not cosine:
+      row[space.index('temperature')] = default['temperature']
+    elif row[space.index('readout')] == space.choice_index('readout', 'sum'):
+      row[space.index('readout')] = space.choice_index('readout', 'mean')
+    gat = space.choice_index('agg', 'gat')
+    if layers == 0:
+      for name in ('norm', 'readout', 'edge_dropout'):
+        row[space.index(name)] = default[name]
+    elif all(row[space.POSITIONS['agg']][:layers] == gat):
+      row[space.index('norm')] = default['norm']
+  return tokens
+
+
+def test_declared_space_canonicalises_as_the_rules_say():
+  rng = np.random.default_rng(0)
+  sizes = np.array([len(space.SEARCH_SPACE.choices[n])
+                    for n in space.SEARCH_SPACE.names])
+  raw = (rng.random((3000, space.NUM_DECISIONS)) * sizes).astype(np.int32)
+  # Enough all-attention rows to exercise that rule.
+  raw[::7, space.POSITIONS['agg']] = space.choice_index('agg', 'gat')
+  expected = _canonical_by_hand(raw)
+  np.testing.assert_array_equal(space.SEARCH_SPACE.canonical(raw), expected)
+  compiled = jax.jit(lambda t: space.SEARCH_SPACE.canonical(t, jnp))
+  np.testing.assert_array_equal(np.asarray(compiled(raw)), expected)
+  for row, canonical in zip(raw[:200], expected[:200]):
+    assert space.decode(row).canonical().encode().tolist() == (
+        canonical.tolist())
+
+
+def test_tokens_are_the_encoded_vectors():
+  declared = space.SEARCH_SPACE
+  assert declared.names[space.POSITIONS['agg']] == tuple(
+      f'agg_{layer}' for layer in range(space.MAX_LAYERS))
+  for name in ('width', 'layers', 'decoder', 'residual'):
+    assert declared.index(name if name in declared.names else f'{name}_0'
+                          ) == space.index(name)
+  archs = [space.preset(name) for name in sorted(space.PRESETS)]
+  tokens = space.to_tokens(archs)
+  assert tokens.shape == (len(archs), space.NUM_DECISIONS)
+  assert space.from_tokens(tokens) == [a.canonical() for a in archs]
+  np.testing.assert_array_equal(
+      tokens, np.stack([a.canonical().encode() for a in archs]))
+  assert space.to_tokens([]).shape == (0, space.NUM_DECISIONS)
+  # Inactive decisions default to the dataclass's choices.
+  for name in ('temperature', 'readout', 'norm', 'edge_dropout'):
+    assert declared.defaults[name] == getattr(space.Architecture(), name)
+
+
+def test_search_space_restricts_every_layer():
+  choices = space.subspace(width=(32,), agg=('gcn', 'sage'))
+  restricted = space.search_space(choices)
+  assert restricted is space.search_space(dict(choices))
+  assert space.search_space() is space.SEARCH_SPACE
+  for layer in range(space.MAX_LAYERS):
+    assert restricted.allowed[f'agg_{layer}'] == ('gcn', 'sage')
+  assert restricted.allowed['width'] == (32,)
+  assert restricted.count() == space.count_canonical(choices)
+  with pytest.raises(ValueError, match="Unknown architecture decisions"):
+    space.search_space({'depth': (1,)})

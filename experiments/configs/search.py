@@ -12,14 +12,13 @@ reference preset are retrained with the full protocol (`epochs`,
 import ml_collections
 
 from experiments.configs import train as train_config
-from gnas_jax.search import strategies
 
 
 def get_config() -> ml_collections.ConfigDict:
   """Returns the search configuration."""
   config = train_config.get_config()
 
-  # 'adversarial' | 'random' | 'evolution' | 'reinforce' | 'tpe'.
+  # 'adversarial' | 'random' | 'evolution' | 'reinforce' | 'tpe' | 'local'.
   config.strategy = 'adversarial'
   # Evaluations (rounded up to whole populations) and an optional wall-time
   # limit in seconds (0: none).
@@ -41,11 +40,28 @@ def get_config() -> ml_collections.ConfigDict:
   config.fidelity.patience = 2
   config.fidelity.batch_size = 8192
 
-  # Every strategy's options, with their defaults (see its class in
-  # gnas_jax/search/strategies.py).
-  config.strategies = ml_collections.ConfigDict(
-      {name: strategies.default_options(name)
-       for name in strategies.STRATEGIES})
+  # Each strategy's options with their defaults, as plain values so that
+  # any of them can be set from the command line (see each strategy's
+  # class in gnas_jax/search/strategies/; a test keeps these defaults equal
+  # to the classes'). An option a strategy does not take is an error.
+  config.strategies = ml_collections.ConfigDict({
+      'random': {},
+      'evolution': {'population': 32, 'sample_size': 8},
+      'reinforce': {'hidden': 64, 'learning_rate': 3.5e-3,
+                    'entropy_weight': 1e-2, 'baseline_decay': 0.9,
+                    'steps_per_round': 4, 'oversample': 4},
+      'tpe': {'startup_trials': 10},
+      'local': {},
+      'adversarial': {
+          'hidden': 64, 'truth_size': 10, 'truth_fraction': 0.25,
+          'warmup': 0, 'ranking_factor': 8, 'rank_with_discriminator': True,
+          'discriminator_steps': 50, 'generator_steps': 20,
+          'batch_size': 64, 'generator_learning_rate': 3e-3,
+          'discriminator_learning_rate': 1e-3, 'label_smoothing': 0.1,
+          'r1_weight': 0.1, 'entropy_weight': 1e-2, 'pairwise': True,
+          'archive_negatives': True, 'refit_weight': 1.0, 'clip': 0.2,
+          'ppo_epochs': 4},
+  })
 
   # Retraining at full fidelity: the best `top_k` distinct architectures
   # and the reference preset, each with every seed.

@@ -25,8 +25,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.fidelity.eval_every = 1
   config.fidelity.batch_size = 512
   config.strategies.adversarial.update(
-      warmup=4, truth_size=2, discriminator_steps=5, generator_steps=5,
-      ranking_factor=4, batch_size=16, hidden=16)
+      truth_size=2, discriminator_steps=5, generator_steps=5,
+      ranking_factor=4, batch_size=16, hidden=16, ppo_epochs=1)
   config.final.top_k = 1
   config.final.seeds = (0,)
   return config

@@ -10,6 +10,7 @@ adversarial.
 """
 
 from gnas_jax.search.run import fold
+from gnas_jax.search.run import round_keys
 from gnas_jax.search.run import run
 from gnas_jax.search.search_space import Equivalence
 from gnas_jax.search.search_space import SearchSpace

@@ -13,18 +13,22 @@ architectures and the reference preset are retrained at full fidelity
 (the training protocol of `config`) with each of `config.final.seeds`,
 and the architecture with the best mean validation NDCG@20 is tested.
 
+The rounds are `gnas_jax.search.fold` over the strategy's token
+arrays; architectures are decoded only to train them, and written as
+strings only to the trial store.
+
 Nothing is lost when a run stops: after every round the trial store holds
 its candidates and orbax holds the strategy's state; a restarted run
 (`config.resume`) discards the unfinished round's rows, restores the state
-and continues. Round r's randomness is `fold_in(seed, r)`, so the resumed
-search makes the decisions an uninterrupted one makes. Final retraining
-runs are themselves resumable `train_and_evaluate` workdirs.
+and continues from the next round. Round r asks with the key that
+`search.round_keys` gives it and trains with `training_key(seed, r)`, so the
+resumed search makes the decisions an uninterrupted one makes. Final
+retraining runs are themselves resumable `train_and_evaluate` workdirs.
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import hashlib
 import json
 import math
@@ -39,7 +43,6 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
-import scipy.stats
 import tqdm
 
 from gnas_jax import data as data_lib
@@ -47,6 +50,7 @@ from gnas_jax import graph as graph_lib
 from gnas_jax import metrics as metrics_lib
 from gnas_jax import models
 from gnas_jax import population as population_lib
+from gnas_jax import search as search_lib
 from gnas_jax import space
 from gnas_jax import train
 from gnas_jax.search import store as store_lib
@@ -57,28 +61,32 @@ FITNESS = 'ndcg@20'
 
 def build_strategy(config: ml_collections.ConfigDict
                    ) -> strategies_lib.Strategy:
-  """`config.strategy` with its options `config.strategies[name]`."""
+  """`config.strategy` over `config.space`, with its options
+  `config.strategies[name]` (an unknown option is an error naming it)."""
   choices = space.subspace_from_string(config.space)
   options = config.strategies.get(config.strategy) or {}
-  return strategies_lib.make_strategy(config.strategy, choices,
-                                      **dict(options))
+  return strategies_lib.make_strategy(
+      config.strategy, space.search_space(choices), **dict(options))
 
 
 def search_shape(choices) -> models.ModelShape:
   """The model shape of a (sub)space: its choices plus the defaults that
-  canonical forms may fall back to (a cosine-free architecture's
+  inactive decisions canonicalise to (a cosine-free architecture's
   temperature, the readout of a depth-0 one, ...), so the model covers
-  every canonical architecture of the space."""
-  defaults = {f.name: f.default
-              for f in dataclasses.fields(space.Architecture)}
-  shape = []
-  for decision in space.DECISIONS:
-    values = set(choices[decision.name])
-    if decision.name in ('temperature', 'readout', 'norm', 'edge_dropout'):
-      values.add(defaults[decision.name])
-    shape.append((decision.name, tuple(c for c in decision.choices
-                                       if c in values)))
-  return models.ModelShape(tuple(shape))
+  every canonical architecture of the space. (The space's one equivalence
+  merges into a default too: a cosine 'sum' readout is 'mean'.)"""
+  return models.ModelShape(tuple(
+      (d.name, tuple(c for c in d.choices if c in choices[d.name] or (
+          d.name in space.SEARCH_SPACE.conditions and
+          c == space.SEARCH_SPACE.defaults[d.name])))
+      for d in space.DECISIONS))
+
+
+def training_key(seed: int, round_index: int) -> jax.Array:
+  """The key that trains round `round_index`'s population: a stream apart
+  from the strategy's (`search.round_keys`), which never draws with it."""
+  stream = jax.random.fold_in(jax.random.PRNGKey(seed), 1)
+  return jax.random.fold_in(stream, round_index)
 
 
 def fingerprint(config: ml_collections.ConfigDict) -> dict[str, Any]:
@@ -214,10 +222,8 @@ class _StateCheckpoints:
     self.manager.close()
 
 
-def _kendall_tau(scores, fitness) -> float:
-  if scores is None or len(set(np.round(fitness, 12))) < 2:
-    return float('nan')
-  return float(scipy.stats.kendalltau(scores, fitness).statistic)
+class _OutOfTime(Exception):
+  """Raised after a round that exhausts `config.max_wall_seconds`."""
 
 
 def search(config: ml_collections.ConfigDict, workdir: str,
@@ -237,7 +243,7 @@ def search(config: ml_collections.ConfigDict, workdir: str,
   evaluator = PopulationEvaluator(config, dataset, choices)
   size = config.population_size
   rounds = math.ceil(config.budget / size)
-  init_key, rounds_key = jax.random.split(jax.random.PRNGKey(config.seed))
+  init_key, _ = search_lib.round_keys(config.seed)
   state = strategy.init(init_key)
   trials = store_lib.TrialStore(os.path.join(workdir, 'trials.sqlite'))
   checkpoints = _StateCheckpoints(os.path.join(workdir, 'search_state'))
@@ -267,22 +273,27 @@ def search(config: ml_collections.ConfigDict, workdir: str,
   writer = SummaryWriter(os.path.join(workdir, 'tensorboard'))
   history = [t['valid_ndcg'] for t in trials.trials()]
   started = time.perf_counter() - meta['wall_seconds']
-  progress = tqdm.trange(meta['rounds_done'], rounds, desc=strategy.name,
-                         initial=meta['rounds_done'], total=rounds,
-                         disable=not config.progress)
-  for round_index in progress:
-    if (config.max_wall_seconds and
-        time.perf_counter() - started > config.max_wall_seconds):
-      logging.info('Wall-time budget of %d s reached.',
-                   config.max_wall_seconds)
-      break
-    round_key = jax.random.fold_in(rounds_key, round_index)
-    ask_key, train_key, log_key = jax.random.split(round_key, 3)
-    archs = strategy.ask(state, ask_key, size)
-    scores = strategy.score(state, archs)
-    round_start = time.perf_counter()
-    result = evaluator(archs, train_key)
-    seconds = (time.perf_counter() - round_start) / size
+  progress = tqdm.tqdm(desc=strategy.name, initial=meta['rounds_done'],
+                       total=rounds, disable=not config.progress)
+  # What `evaluate` measured of the round that `on_round` records.
+  measured = {}
+
+  def out_of_time() -> bool:
+    return bool(config.max_wall_seconds and time.perf_counter() - started
+                > config.max_wall_seconds)
+
+  def evaluate(tokens: np.ndarray, round_index: int) -> np.ndarray:
+    start = time.perf_counter()
+    archs = space.from_tokens(tokens)
+    result = evaluator(archs, training_key(config.seed, round_index))
+    measured.update(result, archs=archs,
+                    seconds=(time.perf_counter() - start) / len(archs))
+    return result['ndcg']
+
+  def on_round(round_index: int, state, tokens, fitness, metrics) -> None:
+    del tokens, fitness  # As `measured` holds them.
+    nonlocal meta
+    result = measured
     trials.add_round([{
         'round': round_index, 'slot': slot, 'arch': arch.to_string(),
         'valid_ndcg': float(result['ndcg'][slot]),
@@ -290,30 +301,40 @@ def search(config: ml_collections.ConfigDict, workdir: str,
         'failed': int(result['failed'][slot]),
         'epochs': int(result['epochs'][slot]),
         'fidelity_epochs': config.fidelity.epochs, 'seed': config.seed,
-        'train_seconds': seconds,
-        'strategy_score': None if scores is None else float(scores[slot]),
-    } for slot, arch in enumerate(archs)])
-    state = strategy.tell(state, archs, result['ndcg'])
+        'train_seconds': result['seconds'],
+    } for slot, arch in enumerate(result['archs'])])
     history.extend(result['ndcg'].tolist())
     meta = dict(meta, rounds_done=round_index + 1,
                 wall_seconds=time.perf_counter() - started)
     checkpoints.save(round_index + 1, state, meta)
 
-    evaluations = len(history)
     logged = {'search/best_ndcg@20': max(history),
               'round/median_ndcg@20': float(np.median(result['ndcg'])),
               'round/best_ndcg@20': float(np.max(result['ndcg'])),
-              'round/failed': int(result['failed'].sum()),
-              'round/kendall_tau': _kendall_tau(scores, result['ndcg'])}
-    logged.update({f'strategy/{k}': v for k, v in
-                   strategy.diagnostics(state, log_key).items()})
+              'round/failed': int(result['failed'].sum())}
+    logged.update({f'strategy/{k}': v for k, v in metrics.items()})
     for name, value in logged.items():
       if np.isfinite(value):
-        writer.add_scalar(name.replace('@', '_'), value, evaluations)
+        writer.add_scalar(name.replace('@', '_'), value, len(history))
     writer.flush()
-    progress.set_postfix(best=f'{max(history):.4f}', evals=evaluations)
+    progress.update()
+    progress.set_postfix(best=f'{max(history):.4f}', evals=len(history))
     logging.info('round %d: %s', round_index + 1, ', '.join(
         f'{k} {v:.4f}' for k, v in logged.items()))
+    if out_of_time():
+      raise _OutOfTime()
+
+  try:
+    if out_of_time():
+      raise _OutOfTime()
+    # Whole rounds: a smaller last population would compile anew.
+    search_lib.fold(strategy, evaluate, rounds * size, size, config.seed,
+                    state=state, rounds_done=meta['rounds_done'],
+                    on_round=on_round)
+  except _OutOfTime:
+    logging.info('Wall-time budget of %d s reached.',
+                 config.max_wall_seconds)
+  progress.close()
   writer.close()
   checkpoints.close()
   best = trials.best(1)

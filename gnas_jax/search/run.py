@@ -90,17 +90,17 @@ def run(strategy: strategies_lib.Strategy, objective: Objective,
     `(configuration, score)` pairs in evaluation order.
   """
   space = strategy.space
+  trace = []
 
   def evaluate(tokens, round_index):
     del round_index
     configs = [space.decode(row) for row in tokens]
-    scores = list(objective(configs))
+    scores = [float(score) for score in objective(configs)]
     if len(scores) != len(configs):
       raise ValueError(f'The objective returned {len(scores)} scores for '
                        f'{len(configs)} configurations.')
+    trace.extend(zip(configs, scores))
     return np.asarray(scores, np.float64)
 
-  state = fold(strategy, evaluate, budget, batch_size, seed)
-  archive = state.archive
-  return [(space.decode(row), float(score))
-          for row, score in zip(archive.tokens, archive.fitness)]
+  fold(strategy, evaluate, budget, batch_size, seed)
+  return trace

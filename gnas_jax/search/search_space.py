@@ -228,13 +228,14 @@ class SearchSpace:
       tokens[position] = self.choice_index(name, value)
     canonical = self.canonical(tokens)
     active = self.active(canonical)
+    inside = self._in_reach(canonical)
     for position, name in enumerate(self.names):
       if not active[position]:
         continue
       if name not in config:
         raise ValueError(f'Configuration leaves out decision {name!r}, which '
                          'is active there.')
-      if not self.mask[position, canonical[position]]:
+      if not inside[position]:
         raise ValueError(
             f'Choice {config[name]!r} of decision {name!r} is outside this '
             f'search space, which allows {self.allowed[name]}.')
@@ -287,21 +288,36 @@ class SearchSpace:
     default = self.choice_index(name, self.defaults[name])
     return xp.where(self._is_active(name, tokens, xp), token, default)
 
-  def merged_away(self, position: int, tokens, xp=np):
-    """`[..., V]` bool: choices at `position` that an equivalence in
-    force merges into another (given the earlier positions of `tokens`).
-    A sampler that avoids them draws canonical tokens only."""
+  def reachable(self, position: int, tokens, xp=np):
+    """`[..., V]` bool: the choices canonical tokens may hold at `position`
+    given the earlier positions of `tokens`: the allowed choices, each
+    replaced by its target where an equivalence in force merges it. (A
+    restriction need not allow that target: a space that allows the 'sum'
+    readout but not 'mean' still holds the cosine architecture they share.)
+    A sampler that draws from these draws canonical tokens only."""
     name = self.names[position]
-    away = xp.zeros(tokens.shape[:-1] + (self.vocab,), bool)
+    reach = xp.broadcast_to(xp.asarray(self.mask[position]),
+                            tokens.shape[:-1] + (self.vocab,))
     for equivalence in self.equivalences:
       if equivalence.decision != name:
         continue
-      sources = np.zeros(self.vocab, bool)
-      sources[[self.choice_index(name, s) for s, t in
-               equivalence.merge.items() if not _same(s, t)]] = True
+      moves = np.eye(self.vocab, dtype=bool)
+      for source, target in equivalence.merge.items():
+        source = self.choice_index(name, source)
+        moves[source] = False
+        moves[source, self.choice_index(name, target)] = True
+      merged = xp.any(reach[..., :, None] & xp.asarray(moves), axis=-2)
       holds = self._clause_holds(equivalence.when, tokens, xp)
-      away = away | (holds[..., None] & xp.asarray(sources))
-    return away
+      reach = xp.where(holds[..., None], merged, reach)
+    return reach
+
+  def _in_reach(self, tokens) -> np.ndarray:
+    """`[..., K]` bool: each position of canonical `tokens` holds a choice
+    `reachable` there (numpy)."""
+    return np.stack([
+        np.take_along_axis(self.reachable(p, tokens), tokens[..., p, None],
+                           -1)[..., 0]
+        for p in range(self.num_positions)], -1)
 
   def canonical(self, tokens, xp=np):
     """`[..., K]` canonical tokens (numpy, or jnp in compiled code with
@@ -328,10 +344,10 @@ class SearchSpace:
 
   def contains(self, tokens) -> np.ndarray:
     """`[...]` bool: canonical `tokens` are valid and every active
-    position takes an allowed choice (numpy)."""
+    position holds a choice `reachable` there (numpy)."""
     tokens = np.asarray(tokens)
-    allowed = self.mask[np.arange(self.num_positions), tokens]
-    return self.valid(tokens) & np.all(allowed | ~self.active(tokens), -1)
+    return self.valid(tokens) & np.all(
+        self._in_reach(tokens) | ~self.active(tokens), -1)
 
   def features(self, tokens, xp=np):
     """`[..., K * V]` float32 one-hot of the active positions."""
@@ -349,13 +365,15 @@ class SearchSpace:
 
   def fill(self, tokens: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Canonical `tokens` with every active position that holds a choice
-    outside the mask redrawn uniformly from the allowed ones (in `order`,
-    so that a position a change made active gets an allowed choice)."""
+    not `reachable` there redrawn uniformly from the allowed ones (in
+    `order`, so that a position a change made active gets an allowed
+    choice)."""
     tokens = np.array(tokens, np.int32)
     for position in self.order.tolist():
       column = self.canonical_at(position, tokens[..., position], tokens)
-      bad = ~self.mask[position, column] & self._is_active(
-          self.names[position], tokens, np)
+      reach = self.reachable(position, tokens)
+      bad = ~np.take_along_axis(reach, column[..., None], -1)[..., 0] & (
+          self._is_active(self.names[position], tokens, np))
       if bad.any():
         options = np.flatnonzero(self.mask[position])
         column = np.where(bad, rng.choice(options, size=column.shape),
@@ -452,8 +470,8 @@ class SearchSpace:
     if controlling:
       raw[:, positions] = np.array(list(itertools.product(*grids)))
     rows = self.canonical(raw)
-    # Controlling decisions must themselves be active and allowed.
-    ok = np.all(self.mask[positions, rows[:, positions]] |
+    # Controlling decisions must themselves be inactive or reachable.
+    ok = np.all(self._in_reach(rows)[:, positions] |
                 ~self.active(rows)[:, positions], -1)
     rows = np.unique(rows[ok], axis=0)
     total = np.ones(len(rows), dtype=object)

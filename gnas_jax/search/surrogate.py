@@ -12,13 +12,13 @@ f under uniform sampling gives the "top 1%" threshold.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from gnas_jax import search as search_lib
 from gnas_jax import space
 from gnas_jax.search import strategies as strategies_lib
-from gnas_jax.search import tokens as tokens_lib
 
 
 class SurrogateObjective:
@@ -27,28 +27,40 @@ class SurrogateObjective:
   def __init__(self, seed: int = 0, interactions: int = 8,
                interaction_scale: float = 0.5):
     rng = np.random.default_rng(seed)
-    size = tokens_lib.NUM_POSITIONS * tokens_lib.VOCAB
+    size = space.SEARCH_SPACE.num_positions * space.SEARCH_SPACE.vocab
     self.linear = rng.normal(size=size)
     self.left = rng.normal(size=(interactions, size)) / np.sqrt(8)
     self.right = rng.normal(size=(interactions, size)) / np.sqrt(8)
     self.scale = interaction_scale * rng.normal(size=interactions)
 
   def score_tokens(self, tokens: np.ndarray) -> np.ndarray:
-    """`[N]` scores of `[N, K]` tokens (canonicalised here)."""
-    x = tokens_lib.features(tokens_lib.canonical(tokens)).astype(np.float64)
+    """`[N]` scores of `[N, K]` tokens of `space.SEARCH_SPACE` (or of a
+    restriction of it; canonicalised here)."""
+    declared = space.SEARCH_SPACE
+    x = declared.features(declared.canonical(tokens)).astype(np.float64)
     return x @ self.linear + ((x @ self.left.T) * (x @ self.right.T)
                               ) @ self.scale
 
   def __call__(self, archs: Sequence[space.Architecture]) -> np.ndarray:
-    return self.score_tokens(tokens_lib.from_architectures(archs))
+    return self.score_tokens(space.to_tokens(archs))
 
   def threshold(self, quantile: float = 0.99, samples: int = 100_000,
                 seed: int = 0,
-                choices: dict[str, tuple[Any, ...]] | None = None) -> float:
-    """The score that a share `1 - quantile` of uniform samples reach."""
+                choices: Mapping[str, Sequence[Any]] | None = None
+                ) -> float:
+    """The score that a share `1 - quantile` of uniform samples of the
+    (sub)space `choices` reach."""
     rng = np.random.default_rng(seed)
-    tokens = tokens_lib.uniform(rng, samples, tokens_lib.choice_mask(choices))
+    tokens = space.search_space(choices).uniform(rng, samples)
     return float(np.quantile(self.score_tokens(tokens), quantile))
+
+
+class _Reached(Exception):
+  """Stops a search at its first evaluation over the threshold."""
+
+  def __init__(self, evaluations: int):
+    super().__init__(evaluations)
+    self.evaluations = evaluations
 
 
 def evaluations_to_reach(strategy: strategies_lib.Strategy,
@@ -56,19 +68,21 @@ def evaluations_to_reach(strategy: strategies_lib.Strategy,
                          seed: int, batch_size: int = 16,
                          max_evaluations: int = 1000) -> int:
   """Evaluations (in ask order) until one scores >= `threshold`; returns
-  `max_evaluations + 1` if none does within the budget."""
-  import jax  # pylint: disable=g-import-not-at-top
-  key = jax.random.PRNGKey(seed)
-  init_key, rounds_key = jax.random.split(key)
-  state = strategy.init(init_key)
-  evaluations = 0
-  for round_index in range(-(-max_evaluations // batch_size)):
-    archs = strategy.ask(state, jax.random.fold_in(rounds_key, round_index),
-                         batch_size)
-    fitness = objective(archs)
-    hits = np.flatnonzero(fitness >= threshold)
+  `max_evaluations + 1` if none does within the budget (or the space)."""
+  evaluated = 0
+
+  def evaluate(tokens: np.ndarray, round_index: int) -> np.ndarray:
+    del round_index
+    nonlocal evaluated
+    scores = objective.score_tokens(tokens)
+    hits = np.flatnonzero(scores >= threshold)
     if hits.size:
-      return evaluations + int(hits[0]) + 1
-    evaluations += len(archs)
-    state = strategy.tell(state, archs, fitness)
+      raise _Reached(evaluated + int(hits[0]) + 1)
+    evaluated += len(tokens)
+    return scores
+
+  try:
+    search_lib.fold(strategy, evaluate, max_evaluations, batch_size, seed)
+  except _Reached as reached:
+    return reached.evaluations
   return max_evaluations + 1

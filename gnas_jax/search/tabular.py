@@ -30,6 +30,7 @@ import numpy as np
 import tqdm
 
 from gnas_jax import data as data_lib
+from gnas_jax import search as search_lib
 from gnas_jax import space
 from gnas_jax.search import loop
 from gnas_jax.search import strategies as strategies_lib
@@ -152,27 +153,36 @@ class Trace:
 
 def replay(strategy: strategies_lib.Strategy, table: Table, seed: int,
            batch_size: int, budget: int) -> Trace:
-  """Runs `strategy` against `table` for `budget` evaluations."""
-  init_key, rounds_key = jax.random.split(jax.random.PRNGKey(seed))
-  start = time.perf_counter()
-  state = strategy.init(init_key)
-  strategy_seconds = time.perf_counter() - start
+  """Runs `strategy` (over the table's space) against `table` for `budget`
+  evaluations (fewer if the space runs out)."""
   archs, fitness, rounds, seconds = [], [], [], []
-  train_seconds = 0.0
-  for round_index in range(-(-budget // batch_size)):
-    start = time.perf_counter()
-    proposed = strategy.ask(state, jax.random.fold_in(rounds_key,
-                                                      round_index),
-                            batch_size)
-    strategy_seconds += time.perf_counter() - start
-    scores = table.fitness(proposed)
-    train_seconds += sum(table.record(a)['train_seconds'] for a in proposed)
-    start = time.perf_counter()
-    state = strategy.tell(state, proposed, scores)
-    strategy_seconds += time.perf_counter() - start
-    archs.extend(a.to_string() for a in proposed)
-    fitness.extend(scores.tolist())
-    rounds.extend([round_index] * len(proposed))
-    seconds.extend([train_seconds + strategy_seconds] * len(proposed))
-  return Trace(archs[:budget], np.array(fitness[:budget]),
-               np.array(rounds[:budget]), np.array(seconds[:budget]))
+  # The strategy's own time is everything outside the table's look-ups:
+  # its initialisation, each ask and each tell.
+  clock = {'train': 0.0, 'strategy': 0.0, 'since': time.perf_counter()}
+
+  def lap() -> None:
+    now = time.perf_counter()
+    clock['strategy'] += now - clock['since']
+    clock['since'] = now
+
+  def evaluate(tokens: np.ndarray, round_index: int) -> np.ndarray:
+    lap()
+    records = [table.record(a) for a in space.from_tokens(tokens)]
+    clock['train'] += sum(r['train_seconds'] for r in records)
+    archs.extend(r['arch'] for r in records)
+    # As recorded: the strategy is told float32, but the thresholds a
+    # trace is compared with come from the table.
+    fitness.extend(r['valid_ndcg'] for r in records)
+    rounds.extend([round_index] * len(records))
+    clock['since'] = time.perf_counter()
+    return np.array([r['valid_ndcg'] for r in records])
+
+  def on_round(round_index, state, tokens, scores, metrics) -> None:
+    del round_index, state, scores, metrics
+    lap()
+    seconds.extend([clock['train'] + clock['strategy']] * len(tokens))
+
+  search_lib.fold(strategy, evaluate, budget, batch_size, seed,
+               on_round=on_round)
+  return Trace(archs, np.array(fitness), np.array(rounds),
+               np.array(seconds))

@@ -80,7 +80,7 @@ class AdversarialSearch(base.Strategy):
                label_smoothing: float = 0.1, r1_weight: float = 0.1,
                entropy_weight: float = 1e-2, pairwise: bool = True,
                archive_negatives: bool = True, refit_weight: float = 1.0,
-               clip: float = 0.2, ppo_epochs: int = 4, mutations: int = 4):
+               clip: float = 0.2, ppo_epochs: int = 4, mutations: int = 8):
     super().__init__(space)
     for name, value in (('hidden', hidden), ('truth_size', truth_size),
                         ('ranking_factor', ranking_factor),
@@ -164,11 +164,11 @@ class AdversarialSearch(base.Strategy):
       # One-decision neighbours of the truth set join the generator's
       # samples, for the discriminator to rank.
       truth = state.archive.best(self._truth_count(state.archive.size))
-      parents = truth[rng.integers(len(truth),
-                                   size=self.mutations * num)]
-      candidates = np.concatenate(
-          [candidates] + [evolution.mutate(self.space, p, rng)[None]
-                          for p in parents])
+      neighbours = [self.space.neighbours(parent, rng) for parent in truth]
+      parents = rng.integers(len(truth), size=self.mutations * num)
+      candidates = np.concatenate([candidates] + [
+          evolution.mutate(self.space, truth[p], rng, neighbours[p])[None]
+          for p in parents])
     candidates = candidates[self.space.contains(candidates)]
     seen = set(self.space.keys(state.archive.tokens))
     fresh = [k not in seen for k in self.space.keys(candidates)]

@@ -7,11 +7,14 @@ import numpy as np
 from gnas_jax.search.strategies import base
 
 
-def mutate(space, parent: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def mutate(space, parent: np.ndarray, rng: np.random.Generator,
+           neighbours: np.ndarray | None = None) -> np.ndarray:
   """`parent` (`[K]` canonical) with one active decision changed so that
   the canonical form changes; a decision that change makes active draws
-  an allowed choice. A parent without neighbours gives a uniform sample."""
-  neighbours = space.neighbours(parent, rng)
+  an allowed choice. A parent without neighbours gives a uniform sample.
+  `neighbours`: `space.neighbours(parent, rng)`, if already known."""
+  if neighbours is None:
+    neighbours = space.neighbours(parent, rng)
   if not len(neighbours):
     return space.uniform(rng, 1)[0]
   # Uniform over decisions first, then over that decision's new choices,

@@ -34,6 +34,21 @@ class TPESearch(base.Strategy):
             np.flatnonzero(space.mask[p]).tolist())
         for p in range(space.num_positions)]
 
+  def _allowed_form(self, row: np.ndarray) -> np.ndarray:
+    """Canonical `row` (`[K]`) with each active choice that the space does
+    not allow (an equivalence's target, as a cosine 'mean' readout where
+    only 'sum' is allowed) replaced by an allowed choice that merges into
+    it: the distributions know the allowed choices only."""
+    space = self.space
+    row = row.copy()
+    outside = ~space.mask[np.arange(space.num_positions), row]
+    for position in np.flatnonzero(outside & space.active(row)):
+      for choice in np.flatnonzero(space.mask[position]):
+        if space.canonical_at(position, np.int32(choice), row) == row[position]:
+          row[position] = choice
+          break
+    return row
+
   def propose(self, state, key, rng, num):
     optuna, space = self.optuna, self.space
     study = optuna.create_study(
@@ -42,12 +57,13 @@ class TPESearch(base.Strategy):
             n_startup_trials=self.startup_trials, constant_liar=True))
     archive = state.archive
     active = space.active(archive.tokens)
+    tokens = [self._allowed_form(row) for row in archive.tokens]
     study.add_trials([optuna.trial.create_trial(
         params={space.names[p]: int(row[p]) for p in np.flatnonzero(on)},
         distributions={space.names[p]: self.distributions[p]
                        for p in np.flatnonzero(on)},
         value=float(value))
-                      for row, on, value in zip(archive.tokens, active,
+                      for row, on, value in zip(tokens, active,
                                                 archive.fitness)])
     proposals = []
     for _ in range(num):
