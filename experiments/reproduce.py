@@ -12,6 +12,8 @@ docstring gives its protocol and expected time):
   accuracy           hand-designed models and each strategy's best
                      architecture, test Recall@20 and NDCG@20
   throughput         population training speed against population size
+  nas_benchmarks     every strategy and adversarial ablation on the nine
+                     datasets of NAS-Bench-Graph, the field's protocol
 
 For each table the workdir receives `NAME.md` (the Markdown table, headed
 by the command, machine and wall time), `NAME.csv` and its PNG figures.

@@ -60,7 +60,7 @@ def get_config() -> ml_collections.ConfigDict:
           'discriminator_learning_rate': 1e-3, 'label_smoothing': 0.1,
           'r1_weight': 0.1, 'entropy_weight': 1e-2, 'pairwise': True,
           'archive_negatives': True, 'refit_weight': 1.0, 'clip': 0.2,
-          'ppo_epochs': 4},
+          'ppo_epochs': 4, 'mutations': 8},
   })
 
   # Retraining at full fidelity: the best `top_k` distinct architectures
