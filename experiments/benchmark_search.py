@@ -34,23 +34,25 @@ from absl import logging
 import numpy as np
 import tqdm
 
-_BENCHMARK = flags.DEFINE_enum('benchmark', 'nasbench_graph',
-                               ['nasbench_graph'], 'The tabular benchmark.')
-_DATASETS = flags.DEFINE_string(
-    'datasets', 'all', "Comma-separated datasets of the benchmark, or 'all'.")
-_STRATEGIES = flags.DEFINE_string(
-    'strategies', 'all', "Comma-separated strategies (registered names or "
-    "ablations), or 'all'.")
-_SEEDS = flags.DEFINE_integer('seeds', 20, 'Seeds 0..N-1 per strategy.')
-_BUDGET = flags.DEFINE_integer('budget', 200, 'Queries per search.')
-_BATCH_SIZE = flags.DEFINE_integer('batch_size', 10,
-                                   'Architectures proposed per round.')
-_QUERIES = flags.DEFINE_string(
-    'queries', '25,50,100,200', 'Query counts at which the pick is '
-    'reported (each at most the budget).')
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Output folder.',
-                               required=True)
-_PROGRESS = flags.DEFINE_bool('progress', True, 'Show a progress bar.')
+def define_flags() -> None:
+  """The command's flags (defined only when it runs as the command, so
+  that other commands may import this module)."""
+  flags.DEFINE_enum('benchmark', 'nasbench_graph', ['nasbench_graph'],
+                    'The tabular benchmark.')
+  flags.DEFINE_string('datasets', 'all',
+                      "Comma-separated datasets of the benchmark, or 'all'.")
+  flags.DEFINE_string('strategies', 'all',
+                      'Comma-separated strategies (registered names or '
+                      "ablations), or 'all'.")
+  flags.DEFINE_integer('seeds', 20, 'Seeds 0..N-1 per strategy.')
+  flags.DEFINE_integer('budget', 200, 'Queries per search.')
+  flags.DEFINE_integer('batch_size', 10, 'Architectures proposed per round.')
+  flags.DEFINE_string('queries', '25,50,100,200',
+                      'Query counts at which the pick is reported (each at '
+                      'most the budget).')
+  flags.DEFINE_string('workdir', None, 'Output folder.', required=True)
+  flags.DEFINE_bool('progress', True, 'Show a progress bar.')
+
 
 BASELINES = ('random', 'evolution', 'reinforce', 'tpe', 'local')
 # Each ablation turns off one of the adversarial strategy's parts.
@@ -321,19 +323,20 @@ def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
   logging.set_verbosity(logging.WARNING)
+  options = flags.FLAGS
   try:
-    datasets = _parse_list(_DATASETS.value,
-                           benchmark_datasets(_BENCHMARK.value), 'dataset')
-    strategies = _parse_list(_STRATEGIES.value, ALL_STRATEGIES, 'strategy')
-    queries = [int(q) for q in _QUERIES.value.split(',') if q.strip()]
+    datasets = _parse_list(options.datasets,
+                           benchmark_datasets(options.benchmark), 'dataset')
+    strategies = _parse_list(options.strategies, ALL_STRATEGIES, 'strategy')
+    queries = [int(q) for q in options.queries.split(',') if q.strip()]
     command = ('python -m experiments.benchmark_search '
-               f'--benchmark={_BENCHMARK.value} --datasets={_DATASETS.value}'
-               f' --strategies={_STRATEGIES.value} --seeds={_SEEDS.value} '
-               f'--budget={_BUDGET.value} --batch_size={_BATCH_SIZE.value}')
+               f'--benchmark={options.benchmark} --datasets={options.datasets}'
+               f' --strategies={options.strategies} --seeds={options.seeds} '
+               f'--budget={options.budget} --batch_size={options.batch_size}')
     summary = benchmark_search(
-        _BENCHMARK.value, datasets, strategies, range(_SEEDS.value),
-        _BUDGET.value, _BATCH_SIZE.value, queries, _WORKDIR.value,
-        _PROGRESS.value, command)
+        options.benchmark, datasets, strategies, range(options.seeds),
+        options.budget, options.batch_size, queries, options.workdir,
+        options.progress, command)
   except ValueError as e:
     raise SystemExit(f'Error: {e}') from None
   print(markdown(summary['datasets'], summary['queries'], summary['budget'],
@@ -341,4 +344,5 @@ def main(argv: Sequence[str]) -> None:
 
 
 if __name__ == '__main__':
+  define_flags()
   app.run(main)
