@@ -34,6 +34,8 @@ from absl import logging
 import numpy as np
 import tqdm
 
+from experiments.configs.paper import ablations as ablations_config
+
 def define_flags() -> None:
   """The command's flags (defined only when it runs as the command, so
   that other commands may import this module)."""
@@ -55,16 +57,8 @@ def define_flags() -> None:
 
 
 BASELINES = ('random', 'evolution', 'reinforce', 'tpe', 'local')
-# Each ablation turns off one of the adversarial strategy's parts.
-ABLATIONS: dict[str, dict[str, Any]] = {
-    'adversarial': {},
-    'adversarial-binary': {'pairwise': False},
-    'adversarial-no-negatives': {'archive_negatives': False},
-    'adversarial-no-refit': {'refit_weight': 0.0},
-    'adversarial-reinforce': {'clip': 0.0},
-    'adversarial-no-ranking': {'rank_with_discriminator': False},
-    'adversarial-no-mutations': {'mutations': 0},
-}
+# Each ablation turns off one part of the adversarial strategy.
+ABLATIONS: dict[str, dict[str, Any]] = dict(ablations_config.VARIANTS)
 ALL_STRATEGIES = BASELINES + tuple(ABLATIONS)
 
 
@@ -129,24 +123,10 @@ def run_one(benchmark, label: str, seed: int, budget: int, batch_size: int,
 
 
 def _read_runs(path: str) -> dict[tuple[str, str, int], dict[str, Any]]:
-  """Finished runs; a partial last line (a killed write) is dropped."""
-  runs = {}
-  if not os.path.exists(path):
-    return runs
-  with open(path) as f:
-    text = f.read()
-  whole = text[:text.rfind('\n') + 1]
-  if whole != text:
-    with open(path, 'w') as f:
-      f.write(whole)
-  for number, line in enumerate(whole.splitlines(), 1):
-    try:
-      run = json.loads(line)
-    except json.JSONDecodeError as e:
-      raise ValueError(f'{path}, line {number}: not a JSON record ({e}); '
-                       'delete the line to rerun that search.') from e
-    runs[run['dataset'], run['strategy'], run['seed']] = run
-  return runs
+  """Finished runs by (dataset, strategy, seed)."""
+  from gnas_jax.search import tabular  # pylint: disable=g-import-not-at-top
+  return {(run['dataset'], run['strategy'], run['seed']): run
+          for run in tabular.read_json_lines(path)}
 
 
 def summarise(runs, datasets, strategies, seeds, queries, best

@@ -64,19 +64,29 @@ class Table:
     return np.array([r['valid_ndcg'] for r in self.records.values()])
 
 
-def _load_records(path: str) -> dict[str, dict[str, Any]]:
-  """The records already in `path`. A run killed mid-write leaves a
-  partial last line: it is dropped, so that appends start on a new line."""
+def read_json_lines(path: str) -> list[dict[str, Any]]:
+  """The records of the JSON-lines file `path` ([] if it does not exist).
+
+  A run killed mid-write leaves a partial last line: it is dropped (and
+  cut from the file, so that appends start on a new line). Any other
+  malformed line is an error naming the file and the line.
+  """
   if not os.path.exists(path):
-    return {}
+    return []
   with open(path) as f:
     text = f.read()
   whole = text[:text.rfind('\n') + 1]
   if whole != text:
     with open(path, 'w') as f:
       f.write(whole)
-  records = (json.loads(line) for line in whole.splitlines())
-  return {record['arch']: record for record in records}
+  records = []
+  for number, line in enumerate(whole.splitlines(), 1):
+    try:
+      records.append(json.loads(line))
+    except json.JSONDecodeError as e:
+      raise ValueError(f'{path}, line {number}: not a JSON record ({e}); '
+                       'delete the line to compute it again.') from e
+  return records
 
 
 def build_table(config: ml_collections.ConfigDict,
@@ -93,7 +103,7 @@ def build_table(config: ml_collections.ConfigDict,
   archs = space.enumerate_canonical(choices)
   order = np.random.default_rng(config.seed).permutation(len(archs))
   archs = [archs[i] for i in order]
-  records = _load_records(path)
+  records = {record['arch']: record for record in read_json_lines(path)}
   size = config.population_size
   chunks = [archs[i:i + size] for i in range(0, len(archs), size)]
   missing = [(i, chunk) for i, chunk in enumerate(chunks)

@@ -6,9 +6,10 @@ r"""Ablations of the adversarial strategy on the search-efficiency benchmark.
 Each variant changes one option of the adversarial strategy (see
 `gnas_jax.search.strategies.AdversarialSearch`) and searches the tabular
 benchmark of `search_efficiency.py` with the same seeds, batch and budget:
-without the discriminator's ranking of proposals (generator only), without
-the R1 gradient penalty, without the entropy bonus, and with other
-truth-set sizes. The benchmark is shared with search_efficiency, so after
+with a binary instead of a pairwise discriminator, without the evaluated
+negatives, without the truth-set refit, with plain REINFORCE instead of
+PPO, without the discriminator's ranking, and without truth-set
+mutations. The benchmark is shared with search_efficiency, so after
 that table this one costs only its searches (minutes).
 """
 
@@ -16,14 +17,16 @@ import ml_collections
 
 from experiments.configs.paper import search_efficiency
 
+# Each variant turns off one part of the adversarial strategy (the same
+# variants as on NAS-Bench-Graph, `experiments.benchmark_search`).
 VARIANTS = {
-    'adversarial (defaults)': {},
-    'no discriminator ranking': {'rank_with_discriminator': False},
-    'no R1 penalty': {'r1_weight': 0.0},
-    'no entropy bonus': {'entropy_weight': 0.0},
-    'truth set 2': {'truth_size': 2},
-    'truth set 8': {'truth_size': 8},
-    'truth set 16': {'truth_size': 16},
+    'adversarial': {},
+    'adversarial-binary': {'pairwise': False},
+    'adversarial-no-negatives': {'archive_negatives': False},
+    'adversarial-no-refit': {'refit_weight': 0.0},
+    'adversarial-reinforce': {'clip': 0.0},
+    'adversarial-no-ranking': {'rank_with_discriminator': False},
+    'adversarial-no-mutations': {'mutations': 0},
 }
 
 
