@@ -157,7 +157,7 @@ def _tiny_paper_config(table, scale):
     config.budget = 8
     if table == 'ablations':
       for name in list(config.variants):
-        if name not in ('adversarial (defaults)', 'no R1 penalty'):
+        if name not in ('adversarial', 'adversarial-binary'):
           del config.variants[name]
     return config
   config = accuracy.get_config(scale)
@@ -197,7 +197,7 @@ def test_search_tables_agree_with_their_searches(reproduced):
   for name in ('search_efficiency', 'choice_frequency', 'ablations'):
     assert os.path.getsize(os.path.join(workdir, f'{name}.png')) > 10_000
   assert [r[0] for r in outputs['ablations'].rows] == [
-      'adversarial (defaults)', 'no R1 penalty']
+      'adversarial', 'adversarial-binary']
   # The default variant is the adversarial search of search_efficiency.
   assert outputs['ablations'].rows[0][1:] == output.rows[1][1:]
 
