@@ -90,7 +90,7 @@ def rollout(model, params, space: space_lib.SearchSpace, num: int,
     tokens = tokens.at[:, position].set(token.astype(jnp.int32))
     # An inactive decision takes its default, which it did not choose
     # (and which a restricted space may not even allow).
-    active = space.active(tokens, jnp)[:, position]
+    active = space.active_at(position, tokens, jnp)
     chosen = jnp.take_along_axis(log_probs, token[:, None], axis=1)[:, 0]
     log_prob += jnp.where(active, chosen, 0.0)
     entropy += jnp.where(

@@ -330,6 +330,11 @@ class SearchSpace:
       tokens = xp.asarray(self._table[0])[self._flat_index(tokens, xp)]
     return tokens.astype(xp.int32)
 
+  def active_at(self, position: int, tokens, xp=np):
+    """`[...]` bool: whether `tokens` decide `position` (its condition
+    holds; it reads only positions before it in `order`)."""
+    return self._is_active(self.names[position], tokens, xp)
+
   def active(self, tokens, xp=np):
     """`[..., K]` bool: the positions canonical `tokens` really decide."""
     columns = [self._is_active(name, tokens, xp) for name in self.names]
