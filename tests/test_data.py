@@ -588,16 +588,19 @@ def folders(tmp_path, monkeypatch):
   return tmp_path
 
 
-def test_lookup_order_and_no_local_checksum(folders):
+def test_lookup_order(folders):
   write(folders / 'env' / 'ml-100k', 'u.data', '1\t2\t3\t4\n')
   write(folders / 'cache' / 'ml-100k', 'u.data', '1\t2\t3\t4\n')
-  assert data.resolve('ml-100k') == folders / 'env' / 'ml-100k'
+  # These stand-ins are not the published u.data, so the check is off.
+  assert data.resolve('ml-100k', verify=False) == folders / 'env' / 'ml-100k'
   write(folders / 'flag' / 'ml-100k', 'u.data', '5\t6\t3\t4\n')
-  assert data.resolve('ml-100k', str(folders / 'flag')) == (
+  assert data.resolve('ml-100k', str(folders / 'flag'), verify=False) == (
       folders / 'flag' / 'ml-100k')
-  # A local copy that differs from the published file is still used.
+  # With the check off, a local copy that differs from the published file
+  # is used.
   config = make_config(dataset='ml-100k', data_dir=str(folders / 'flag'),
-                       **{'data.split_ratios': (1.0, 0.0, 0.0)})
+                       **{'data.split_ratios': (1.0, 0.0, 0.0),
+                          'data.verify_checksums': False})
   assert data.load_dataset(config).raw_user_ids.tolist() == ['5']
 
 

@@ -52,8 +52,13 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.unseen_test_ids = 'drop'
   # Generic delimited files ('' infers the delimiter).
   config.data.delimiter = ''
-  config.data.header = False
-  config.data.columns = 'user,item,rating,timestamp'
+  # Whether the first line of a delimited file is a header; None infers it.
+  config.data.header = ml_collections.config_dict.placeholder(bool)
+  # The file's columns in order ('user,item,-,timestamp'); '' infers them.
+  config.data.columns = ''
+  # Check registered datasets' files against their recorded sha256
+  # (False, or GNAS_VERIFY_CHECKSUMS=0, accepts copies edited on purpose).
+  config.data.verify_checksums = True
   # The synthetic generator (the offline default).
   config.data.synthetic = ml_collections.ConfigDict()
   config.data.synthetic.num_users = 1000

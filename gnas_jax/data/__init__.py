@@ -28,12 +28,15 @@ from gnas_jax.data.readers import parse_columns
 from gnas_jax.data.readers import read_interactions
 from gnas_jax.data.readers import read_lightgcn_split
 from gnas_jax.data.registry import cache_dir
+from gnas_jax.data.registry import checksums_enabled
 from gnas_jax.data.registry import DATASETS
 from gnas_jax.data.registry import DatasetInfo
 from gnas_jax.data.registry import download_file
 from gnas_jax.data.registry import resolve
 from gnas_jax.data.registry import search_folders
 from gnas_jax.data.registry import sha256_of
+from gnas_jax.data.registry import sorted_sha256_of
+from gnas_jax.data.registry import verify_files
 from gnas_jax.data.splits import holdout_sizes
 from gnas_jax.data.splits import partition
 from gnas_jax.data.splits import sort_pairs

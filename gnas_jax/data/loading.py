@@ -21,7 +21,8 @@ SYNTHETIC = 'synthetic'
 _GENERIC_FILES = ('u.data', 'ratings.dat', 'train.txt')
 
 
-def locate(name: str, fmt: str = 'auto', data_dir: str = ''
+def locate(name: str, fmt: str = 'auto', data_dir: str = '', *,
+           verify_checksums: bool = True
           ) -> tuple[str, pathlib.Path | None, str | None]:
   """Resolves config.dataset to a display name, a path and a format.
 
@@ -30,6 +31,9 @@ def locate(name: str, fmt: str = 'auto', data_dir: str = ''
       path of a file or folder.
     fmt: config.dataset_format: 'auto' or one of `readers.FORMATS`.
     data_dir: config.data_dir, searched first for registered names.
+    verify_checksums: config.data.verify_checksums: whether the files of a
+      registered dataset are checked against their recorded sha256 (see
+      `registry.resolve`).
 
   Returns:
     (name, path, format); path and format are None for 'synthetic'.
@@ -45,7 +49,8 @@ def locate(name: str, fmt: str = 'auto', data_dir: str = ''
     if fmt not in ('auto', info.format):
       raise ValueError(f'Dataset {name!r} is in the {info.format!r} format; '
                        f"dataset_format={fmt!r} conflicts (leave it 'auto').")
-    return name, registry.resolve(info, data_dir), info.format
+    return name, registry.resolve(info, data_dir,
+                                  verify=verify_checksums), info.format
   path = pathlib.Path(name).expanduser()
   if not path.exists():
     raise ValueError(
@@ -66,7 +71,9 @@ def load_dataset(config: ml_collections.ConfigDict) -> dataset.Dataset:
 
   Uses config.dataset, config.dataset_format, config.data_dir and
   config.data (data.split_seed seeds the random splits and the users kept
-  by data.user_fraction; see
+  by data.user_fraction; data.header and data.columns, when None or '',
+  are inferred from a delimited file; data.verify_checksums=False skips
+  the sha256 check of registered datasets; see
   experiments/configs/train.py). With data.split='given' (LightGCN files)
   the rating threshold and k-core apply to train.txt; test pairs whose user
   or item is then absent from training follow data.unseen_test_ids ('drop'
@@ -89,8 +96,9 @@ def load_dataset(config: ml_collections.ConfigDict) -> dataset.Dataset:
   if unseen not in preprocessing.UNSEEN_ID_RULES:
     raise ValueError(f'Unknown data.unseen_test_ids={unseen!r}; choose from '
                      f"{', '.join(preprocessing.UNSEEN_ID_RULES)}.")
-  name, path, fmt = locate(config.dataset, config.dataset_format,
-                           config.data_dir)
+  name, path, fmt = locate(
+      config.dataset, config.dataset_format, config.data_dir,
+      verify_checksums=data.verify_checksums)
   rng = np.random.default_rng(data.split_seed)
   preprocess_options = dict(rating_threshold=data.rating_threshold,
                             kcore=data.kcore)
@@ -108,8 +116,9 @@ def load_dataset(config: ml_collections.ConfigDict) -> dataset.Dataset:
   elif fmt is None:
     raw = synthetic.generate_synthetic(**data.synthetic.to_dict())
   else:
-    raw = readers.read_interactions(path, fmt, delimiter=data.delimiter,
-                                    header=data.header, columns=data.columns)
+    raw = readers.read_interactions(
+        path, fmt, delimiter=data.delimiter,
+        header=data.header, columns=data.columns)
 
   # Its own stream, so the split of the kept users does not depend on it.
   user_rng = np.random.default_rng([data.split_seed, 1])
