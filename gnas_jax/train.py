@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
 import math
 import os
@@ -34,6 +35,7 @@ from gnas_jax import metrics as metrics_lib
 from gnas_jax import models
 from gnas_jax import recommend
 from gnas_jax import space
+from gnas_jax import workdir as workdir_lib
 
 # Adam whose learning rate lives in the optimizer state, so it can differ per
 # architecture (and per candidate of a population) inside one program.
@@ -260,14 +262,23 @@ class _Progress:
 
 
 class _Checkpoints:
-  """The latest state (to resume) and the best state (to test), via orbax."""
+  """The latest states (to resume) and the best state (to test), via orbax.
+
+  Two latest states are kept: when the newest is damaged, the run resumes
+  from the one before (`workdir.restore_newest_intact`).
+  """
 
   def __init__(self, directory: str):
-    options = ocp.CheckpointManagerOptions(max_to_keep=1, create=True)
     self.latest = ocp.CheckpointManager(
-        os.path.join(directory, 'latest'), options=options)
+        os.path.join(directory, 'latest'),
+        options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
     self.best = ocp.CheckpointManager(
-        os.path.join(directory, 'best'), options=options)
+        os.path.join(directory, 'best'),
+        options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True))
+
+  def saved(self) -> bool:
+    """Whether a run has saved anything here, intact or not."""
+    return bool(self.latest.all_steps() or self.best.all_steps())
 
   def save(self, manager, state: TrainState, progress: _Progress):
     manager.save(int(progress.epoch), args=ocp.args.Composite(
@@ -275,18 +286,173 @@ class _Checkpoints:
         progress=ocp.args.JsonSave(dataclasses.asdict(progress))))
     manager.wait_until_finished()
 
-  def restore(self, manager, template: TrainState):
-    step = manager.latest_step()
-    if step is None:
-      return None
-    restored = manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(template),
-        progress=ocp.args.JsonRestore()))
+  def _read(self, manager, step: int, template: TrainState
+            ) -> tuple[TrainState, _Progress]:
+    """One step, as `template`'s structure, shapes and architecture.
+
+    Raises:
+      workdir_lib.CheckpointMismatch: the step reads back but holds another
+        model (another architecture, or one of other shapes).
+      Exception: whatever orbax raises for a damaged step.
+    """
+    path = workdir_lib.step_path(manager, step)
+    try:
+      restored = manager.restore(step, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(template),
+          progress=ocp.args.JsonRestore()))
+    except Exception as error:
+      # Tells a damaged step from an intact one of another model: the latter
+      # reads back without the template.
+      try:
+        manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(),
+            progress=ocp.args.JsonRestore()))
+      except Exception:  # pylint: disable=broad-except
+        raise error from None
+      raise workdir_lib.CheckpointMismatch(
+          f'Checkpoint {path} holds another model than '
+          f'{space.decode(np.asarray(template.arch)).to_string()} on this '
+          f'dataset ({workdir_lib.describe(error)}); resume it with the '
+          'architecture and data it was trained with or choose a new '
+          'workdir.') from error
+    saved_arch = np.asarray(restored.state.arch)
+    if not np.array_equal(saved_arch, np.asarray(template.arch)):
+      raise workdir_lib.CheckpointMismatch(
+          f'Checkpoint {path} holds architecture '
+          f'{space.decode(saved_arch).to_string()}, not '
+          f'{space.decode(np.asarray(template.arch)).to_string()}; resume '
+          'it with the architecture it was trained with or choose a new '
+          'workdir.')
     return restored.state, _Progress(**restored.progress)
+
+  def restore_latest(self, template: TrainState
+                     ) -> tuple[TrainState, _Progress] | None:
+    """The newest intact latest state and its progress, or None.
+
+    Raises:
+      ValueError: no latest state is intact (naming the directory).
+    """
+    found = workdir_lib.restore_newest_intact(
+        self.latest, lambda step: self._read(self.latest, step, template))
+    return None if found is None else found[1]
+
+  def restore_best(self, template: TrainState
+                   ) -> tuple[TrainState, _Progress]:
+    """The best state, which the results describe: never an older one.
+
+    Raises:
+      ValueError: it is missing or damaged (naming it).
+    """
+    step = self.best.latest_step()
+    if step is None:
+      raise ValueError(
+          f'{self.best.directory} holds no best state to test; start the run '
+          'again in a new workdir.')
+    try:
+      return self._read(self.best, step, template)
+    except workdir_lib.CheckpointMismatch:
+      raise
+    except Exception as error:  # pylint: disable=broad-except
+      raise ValueError(
+          f'Checkpoint {workdir_lib.step_path(self.best, step)} of the best '
+          f'state is damaged ({workdir_lib.describe(error)}); restore it '
+          'from a backup or start a new workdir.') from error
 
   def close(self):
     self.latest.close()
     self.best.close()
+
+
+FINGERPRINT_FILE = 'fingerprint.json'
+
+
+def fingerprint(config: ml_collections.ConfigDict,
+                dataset: data_lib.Dataset) -> dict[str, Any]:
+  """What a resumed training run must share with the one it continues.
+
+  The architecture, the data (its name and options, and a digest of its
+  split pairs, whichever way it was loaded or passed), and what shaped the
+  trajectory so far: the seed, batch size, negatives and the metric that
+  picks the best state. The epochs, patience and evaluation settings may
+  change; so may `data.verify_checksums`, which changes no data.
+  """
+  arch = space.from_string(config.arch)
+  digest = hashlib.sha256(np.asarray(
+      [dataset.num_users, dataset.num_items, len(dataset.train),
+       len(dataset.valid), len(dataset.test)], np.int64).tobytes())
+  for pairs in (dataset.train, dataset.valid, dataset.test):
+    digest.update(np.ascontiguousarray(pairs, np.int32).tobytes())
+  data = config.data.to_dict()
+  data.pop('verify_checksums', None)
+  return json.loads(json.dumps({
+      'arch': arch.to_string(), 'dataset': dataset.name, 'data': data,
+      'data_sha256': digest.hexdigest()[:16], 'seed': config.seed,
+      'batch_size': config.batch_size,
+      'num_negatives': 1 if arch.loss == 'bpr' else config.num_negatives,
+      'early_stopping_metric': config.early_stopping_metric,
+  }, default=str))
+
+
+def _flatten(tree: dict[str, Any], prefix: str = '') -> dict[str, Any]:
+  """`{'data': {'split': s}}` as `{'data.split': s}`."""
+  flat = {}
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      flat.update(_flatten(value, f'{prefix}{key}.'))
+    else:
+      flat[f'{prefix}{key}'] = value
+  return flat
+
+
+def _check_fingerprint(workdir: str, current: dict[str, Any],
+                       started: bool) -> bool:
+  """Compares `current` with the fingerprint the workdir's run recorded.
+
+  Returns:
+    Whether `current` is to be recorded (`_record_fingerprint`): in a
+    workdir without a run (no checkpoint yet), or with a run from before
+    fingerprints were recorded (with a warning; it is recorded once its
+    checkpoint restores, as that holds the architecture,
+    `_Checkpoints._read`).
+
+  Raises:
+    ValueError: the run was started with other settings (listing each with
+      its old and new value), or its fingerprint is unreadable.
+  """
+  path = os.path.join(workdir, FINGERPRINT_FILE)
+  if started and os.path.exists(path):
+    try:
+      with open(path) as f:
+        recorded = json.load(f)
+      if not isinstance(recorded, dict):
+        raise ValueError(f'a JSON {type(recorded).__name__}, not an object')
+    except (OSError, ValueError) as error:
+      raise ValueError(
+          f'{path} is unreadable ({workdir_lib.describe(error)}); restore it '
+          'or choose a new workdir.') from error
+    old, new = _flatten(recorded), _flatten(current)
+    changed = sorted(k for k in old.keys() | new.keys()
+                     if old.get(k) != new.get(k))
+    if changed:
+      details = '; '.join(f'{k} was {old.get(k)!r}, now {new.get(k)!r}'
+                          for k in changed)
+      raise ValueError(
+          f'{workdir} holds a training run with other settings: {details}. '
+          'Resume it with the same ones (only the epochs, patience and '
+          'evaluation settings may change) or choose a new workdir.')
+    return False
+  if started:
+    logging.warning('%s predates run fingerprints; the settings of this run '
+                    'become its own if its checkpoint fits them.', workdir)
+  return True
+
+
+def _record_fingerprint(workdir: str, current: dict[str, Any]) -> None:
+  path = os.path.join(workdir, FINGERPRINT_FILE)
+  # Written whole or not at all: a half-written fingerprint fits no run.
+  with open(path + '.tmp', 'w') as f:
+    json.dump(current, f, indent=2, sort_keys=True)
+  os.replace(path + '.tmp', path)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
@@ -297,25 +463,53 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   Writes `workdir/results.json`, TensorBoard logs under `workdir/tensorboard`,
   orbax checkpoints under `workdir/checkpoints` and the best state as an
   exported model (`gnas_jax.recommend`) under `workdir/model`; a run
-  restarted on the same workdir continues from its latest checkpoint
-  (`config.resume`). `dataset` replaces loading `config.dataset`.
+  restarted on the same workdir continues from its latest intact checkpoint
+  (`config.resume`) if it has the same `fingerprint` (recorded in
+  `workdir/fingerprint.json`). The workdir is this process's while it runs
+  (`gnas_jax.workdir.lock`). `dataset` replaces loading `config.dataset`.
 
   Returns:
     The flat results dictionary (also written as `results.json`).
-  """
-  from tensorboardX import SummaryWriter  # Heavy import, only for training.
 
-  arch = space.from_string(config.arch)
+  Raises:
+    ValueError: another process is using the workdir, it holds a run with
+      other settings (or one already, without `config.resume`), or its
+      checkpoints are damaged beyond falling back to an older one.
+  """
+  # A wrong setting fails before the workdir is touched.
+  space.from_string(config.arch)
   ks = tuple(config.ks)
   stop_metric = config.early_stopping_metric
   if stop_metric not in _metric_names(ks):
     raise ValueError(
         f'config.early_stopping_metric={stop_metric!r} is not computed; '
         f'choose from {", ".join(_metric_names(ks))}.')
+  with workdir_lib.lock(workdir):
+    return _train_and_evaluate(config, workdir, dataset)
+
+
+def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                        dataset: data_lib.Dataset | None) -> dict[str, Any]:
+  """`train_and_evaluate` once the workdir is locked."""
+  from tensorboardX import SummaryWriter  # Heavy import, only for training.
+
+  arch = space.from_string(config.arch)
+  ks = tuple(config.ks)
+  stop_metric = config.early_stopping_metric
   dataset = dataset or data_lib.load_dataset(config)
   os.makedirs(workdir, exist_ok=True)
   logging.info('Dataset %s: %s', dataset.name, dataset.statistics())
   logging.info('Architecture: %s', arch.to_string())
+  checkpoints = _Checkpoints(os.path.join(workdir, 'checkpoints'))
+  started = checkpoints.saved()
+  if started and not config.resume:
+    # Its saved epochs would stand in for this run's, which orbax would
+    # not overwrite.
+    raise ValueError(
+        f'{workdir} holds a training run already; resume it '
+        '(config.resume=True) or choose a new workdir.')
+  settings = fingerprint(config, dataset)
+  record = _check_fingerprint(workdir, settings, started)
   graph = graph_lib.build_graph(dataset.train, dataset.num_users,
                                 dataset.num_items, config.backend)
   model = models.build_model(dataset.num_users, dataset.num_items, [arch])
@@ -336,13 +530,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     logging.warning('No validation split: training all %d epochs without '
                     'early stopping and testing the last state.',
                     config.epochs)
-  checkpoints = _Checkpoints(os.path.join(workdir, 'checkpoints'))
   progress = _Progress()
   if config.resume:
-    restored = checkpoints.restore(checkpoints.latest, state)
+    restored = checkpoints.restore_latest(state)
     if restored is not None:
       state, progress = restored
       logging.info('Resumed from epoch %d of %s.', progress.epoch, workdir)
+  if record:
+    _record_fingerprint(workdir, settings)
 
   writer = SummaryWriter(os.path.join(workdir, 'tensorboard'))
   epochs = tqdm.trange(progress.epoch, config.epochs, desc='epochs',
@@ -403,7 +598,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       break
   writer.flush()
 
-  state, _ = checkpoints.restore(checkpoints.best, state)
+  state, _ = checkpoints.restore_best(state)
   checkpoints.close()
   recommend.export_model(os.path.join(workdir, 'model'), arch, state.params,
                          dataset, config.to_dict())

@@ -53,6 +53,7 @@ from gnas_jax import population as population_lib
 from gnas_jax import search as search_lib
 from gnas_jax import space
 from gnas_jax import train
+from gnas_jax import workdir as workdir_lib
 from gnas_jax.search import store as store_lib
 from gnas_jax.search import strategies as strategies_lib
 
@@ -193,12 +194,23 @@ class PopulationEvaluator:
 
 
 class _StateCheckpoints:
-  """The strategy's state and the loop's progress, saved after each round."""
+  """The strategy's state and the loop's progress, saved after each round.
+
+  The last two rounds are kept: when the newest is damaged, the search
+  resumes from the one before (`workdir.restore_newest_intact`) and runs
+  the round after it again.
+  """
 
   def __init__(self, directory: str):
+    self.directory = os.path.abspath(directory)
     self.manager = ocp.CheckpointManager(
-        os.path.abspath(directory),
+        self.directory,
         options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
+
+  def latest_round(self) -> int | None:
+    """The rounds done by the newest checkpoint, intact or not; None
+    without one."""
+    return self.manager.latest_step()
 
   def save(self, rounds_done: int, state, meta: dict[str, Any]) -> None:
     self.manager.save(rounds_done, args=ocp.args.Composite(
@@ -206,17 +218,40 @@ class _StateCheckpoints:
         meta=ocp.args.JsonSave(meta)))
     self.manager.wait_until_finished()
 
-  def restore(self, template):
-    """`(state, meta)` of the latest round, or None."""
-    step = self.manager.latest_step()
-    if step is None:
-      return None
-    restored = self.manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(),
-        meta=ocp.args.JsonRestore()))
-    state = flax.serialization.from_state_dict(
-        template, jax.tree.map(np.asarray, restored.state))
-    return state, restored.meta
+  def restore(self) -> tuple[int, Any, dict[str, Any]] | None:
+    """`(rounds done, state dict, meta)` of the newest intact round, or
+    None without one.
+
+    Raises:
+      ValueError: no round's checkpoint is intact (naming the directory).
+    """
+    def read(step):
+      restored = self.manager.restore(step, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(),
+          meta=ocp.args.JsonRestore()))
+      meta = restored.meta
+      if not (isinstance(meta, dict) and meta.get('rounds_done') == step
+              and {'wall_seconds', 'fingerprint'} <= meta.keys()):
+        raise ValueError(f'its meta {meta!r} is not that of round {step}')
+      return jax.tree.map(np.asarray, restored.state), meta
+
+    found = workdir_lib.restore_newest_intact(self.manager, read)
+    return None if found is None else (found[0], *found[1])
+
+  def state(self, template, rounds_done: int, state_dict):
+    """The restored `state_dict` as the strategy's state `template`.
+
+    Raises:
+      ValueError: it does not fit (naming the checkpoint).
+    """
+    try:
+      return flax.serialization.from_state_dict(template, state_dict)
+    except Exception as error:  # pylint: disable=broad-except
+      raise ValueError(
+          f'Checkpoint {workdir_lib.step_path(self.manager, rounds_done)} '
+          'holds a strategy state that does not fit this one '
+          f'({workdir_lib.describe(error)}); resume it with the version of '
+          'gnas_jax that wrote it or choose a new workdir.') from error
 
   def close(self):
     self.manager.close()
@@ -230,121 +265,158 @@ def search(config: ml_collections.ConfigDict, workdir: str,
            dataset: data_lib.Dataset | None = None) -> dict[str, Any]:
   """The search rounds (no final retraining); resumable.
 
+  The workdir is this process's while it runs (`gnas_jax.workdir.lock`).
+  A resumed search continues from its newest intact checkpoint, and only
+  with a trial store that holds every trial of the rounds checkpointed.
+
   Returns:
     Search facts: 'evaluations', 'rounds', 'wall_seconds', 'best_arch',
     'best_valid_ndcg@20'.
+
+  Raises:
+    ValueError: another process is using the workdir; it holds a search
+      with other settings (or one already, without `config.resume`); its
+      trial store is missing, damaged or lacks trials of checkpointed
+      rounds; or no checkpoint of the search is intact.
   """
   from tensorboardX import SummaryWriter  # Heavy import, only for searches.
 
   choices = space.subspace_from_string(config.space)
   strategy = build_strategy(config)
-  dataset = dataset or data_lib.load_dataset(config)
-  os.makedirs(workdir, exist_ok=True)
-  evaluator = PopulationEvaluator(config, dataset, choices)
-  size = config.population_size
-  rounds = math.ceil(config.budget / size)
-  init_key, _ = search_lib.round_keys(config.seed)
-  state = strategy.init(init_key)
-  trials = store_lib.TrialStore(os.path.join(workdir, 'trials.sqlite'))
-  checkpoints = _StateCheckpoints(os.path.join(workdir, 'search_state'))
-  meta = {'rounds_done': 0, 'wall_seconds': 0.0,
-          'fingerprint': fingerprint(config)}
-  restored = checkpoints.restore(state)
-  if restored is not None and not config.resume:
-    raise ValueError(
-        f'{workdir} holds a search already; resume it (config.resume=True) '
-        'or choose a new workdir.')
-  if restored is not None:
-    state, meta = restored
-    changed = sorted(k for k, v in fingerprint(config).items()
-                     if meta['fingerprint'].get(k) != v)
-    if changed:
-      raise ValueError(
-          f'{workdir} holds a search with other settings of '
-          f'{", ".join(changed)}; resume it with the same ones (only the '
-          'budget, wall time and final retraining may change) or choose a '
-          'new workdir.')
-    logging.info('Resumed after round %d from %s.', meta['rounds_done'],
-                 workdir)
-  discarded = trials.discard_from(meta['rounds_done'])
-  if discarded:
-    logging.info('Discarded %d trials of the unfinished round %d.',
-                 discarded, meta['rounds_done'])
-  writer = SummaryWriter(os.path.join(workdir, 'tensorboard'))
-  history = [t['valid_ndcg'] for t in trials.trials()]
-  started = time.perf_counter() - meta['wall_seconds']
-  progress = tqdm.tqdm(desc=strategy.name, initial=meta['rounds_done'],
-                       total=rounds, disable=not config.progress)
-  # What `evaluate` measured of the round that `on_round` records.
-  measured = {}
+  # Taken once the settings are checked, before anything is read.
+  with workdir_lib.lock(workdir):
+    dataset = dataset or data_lib.load_dataset(config)
+    os.makedirs(workdir, exist_ok=True)
+    evaluator = PopulationEvaluator(config, dataset, choices)
+    size = config.population_size
+    rounds = math.ceil(config.budget / size)
+    init_key, _ = search_lib.round_keys(config.seed)
+    state = strategy.init(init_key)
+    checkpoints = _StateCheckpoints(os.path.join(workdir, 'search_state'))
+    trials_path = os.path.join(workdir, 'trials.sqlite')
+    checkpointed = checkpoints.latest_round()
+    if checkpointed is not None:
+      if not config.resume:
+        raise ValueError(
+            f'{workdir} holds a search already; resume it '
+            '(config.resume=True) or choose a new workdir.')
+      # A new store here would start the search again from its checkpoint,
+      # without the trials of the rounds before it.
+      if not os.path.exists(trials_path):
+        lost = 'missing'
+      elif not os.path.getsize(trials_path):
+        lost = 'empty (0 bytes)'
+      else:
+        lost = None
+      if lost:
+        raise ValueError(
+            f'Trial store {trials_path} is {lost} while '
+            f'{checkpoints.directory} holds the search after round '
+            f'{checkpointed}; restore the trial store from a backup or '
+            'start a new workdir.')
+    trials = store_lib.TrialStore(trials_path)
+    meta = {'rounds_done': 0, 'wall_seconds': 0.0,
+            'fingerprint': fingerprint(config)}
+    restored = checkpoints.restore()
+    if restored is not None:
+      rounds_done, state_dict, meta = restored
+      changed = sorted(k for k, v in fingerprint(config).items()
+                       if meta['fingerprint'].get(k) != v)
+      if changed:
+        raise ValueError(
+            f'{workdir} holds a search with other settings of '
+            f'{", ".join(changed)}; resume it with the same ones (only the '
+            'budget, wall time and final retraining may change) or choose a '
+            'new workdir.')
+      state = checkpoints.state(state, rounds_done, state_dict)
+      kept = trials.count(before_round=rounds_done)
+      if kept != rounds_done * size:
+        raise ValueError(
+            f'Trial store {trials_path} holds {kept} trials of the '
+            f'{rounds_done} rounds checkpointed in {checkpoints.directory}, '
+            f'not {rounds_done * size}; restore it from a backup or start a '
+            'new workdir.')
+      logging.info('Resumed after round %d from %s.', meta['rounds_done'],
+                   workdir)
+    discarded = trials.discard_from(meta['rounds_done'])
+    if discarded:
+      logging.info('Discarded %d trials of the unfinished round %d.',
+                   discarded, meta['rounds_done'])
+    writer = SummaryWriter(os.path.join(workdir, 'tensorboard'))
+    history = [t['valid_ndcg'] for t in trials.trials()]
+    started = time.perf_counter() - meta['wall_seconds']
+    progress = tqdm.tqdm(desc=strategy.name, initial=meta['rounds_done'],
+                         total=rounds, disable=not config.progress)
+    # What `evaluate` measured of the round that `on_round` records.
+    measured = {}
 
-  def out_of_time() -> bool:
-    return bool(config.max_wall_seconds and time.perf_counter() - started
-                > config.max_wall_seconds)
+    def out_of_time() -> bool:
+      return bool(config.max_wall_seconds and time.perf_counter() - started
+                  > config.max_wall_seconds)
 
-  def evaluate(tokens: np.ndarray, round_index: int) -> np.ndarray:
-    start = time.perf_counter()
-    archs = space.from_tokens(tokens)
-    result = evaluator(archs, training_key(config.seed, round_index))
-    measured.update(result, archs=archs,
-                    seconds=(time.perf_counter() - start) / len(archs))
-    return result['ndcg']
+    def evaluate(tokens: np.ndarray, round_index: int) -> np.ndarray:
+      start = time.perf_counter()
+      archs = space.from_tokens(tokens)
+      result = evaluator(archs, training_key(config.seed, round_index))
+      measured.update(result, archs=archs,
+                      seconds=(time.perf_counter() - start) / len(archs))
+      return result['ndcg']
 
-  def on_round(round_index: int, state, tokens, fitness, metrics) -> None:
-    del tokens, fitness  # As `measured` holds them.
-    nonlocal meta
-    result = measured
-    trials.add_round([{
-        'round': round_index, 'slot': slot, 'arch': arch.to_string(),
-        'valid_ndcg': float(result['ndcg'][slot]),
-        'valid_recall': float(result['recall'][slot]),
-        'failed': int(result['failed'][slot]),
-        'epochs': int(result['epochs'][slot]),
-        'fidelity_epochs': config.fidelity.epochs, 'seed': config.seed,
-        'train_seconds': result['seconds'],
-    } for slot, arch in enumerate(result['archs'])])
-    history.extend(result['ndcg'].tolist())
-    meta = dict(meta, rounds_done=round_index + 1,
-                wall_seconds=time.perf_counter() - started)
-    checkpoints.save(round_index + 1, state, meta)
+    def on_round(round_index: int, state, tokens, fitness, metrics) -> None:
+      del tokens, fitness  # As `measured` holds them.
+      nonlocal meta
+      result = measured
+      trials.add_round([{
+          'round': round_index, 'slot': slot, 'arch': arch.to_string(),
+          'valid_ndcg': float(result['ndcg'][slot]),
+          'valid_recall': float(result['recall'][slot]),
+          'failed': int(result['failed'][slot]),
+          'epochs': int(result['epochs'][slot]),
+          'fidelity_epochs': config.fidelity.epochs, 'seed': config.seed,
+          'train_seconds': result['seconds'],
+      } for slot, arch in enumerate(result['archs'])])
+      history.extend(result['ndcg'].tolist())
+      meta = dict(meta, rounds_done=round_index + 1,
+                  wall_seconds=time.perf_counter() - started)
+      checkpoints.save(round_index + 1, state, meta)
 
-    logged = {'search/best_ndcg@20': max(history),
-              'round/median_ndcg@20': float(np.median(result['ndcg'])),
-              'round/best_ndcg@20': float(np.max(result['ndcg'])),
-              'round/failed': int(result['failed'].sum())}
-    logged.update({f'strategy/{k}': v for k, v in metrics.items()})
-    for name, value in logged.items():
-      if np.isfinite(value):
-        writer.add_scalar(name.replace('@', '_'), value, len(history))
-    writer.flush()
-    progress.update()
-    progress.set_postfix(best=f'{max(history):.4f}', evals=len(history))
-    logging.info('round %d: %s', round_index + 1, ', '.join(
-        f'{k} {v:.4f}' for k, v in logged.items()))
-    if out_of_time():
-      raise _OutOfTime()
+      logged = {'search/best_ndcg@20': max(history),
+                'round/median_ndcg@20': float(np.median(result['ndcg'])),
+                'round/best_ndcg@20': float(np.max(result['ndcg'])),
+                'round/failed': int(result['failed'].sum())}
+      logged.update({f'strategy/{k}': v for k, v in metrics.items()})
+      for name, value in logged.items():
+        if np.isfinite(value):
+          writer.add_scalar(name.replace('@', '_'), value, len(history))
+      writer.flush()
+      progress.update()
+      progress.set_postfix(best=f'{max(history):.4f}', evals=len(history))
+      logging.info('round %d: %s', round_index + 1, ', '.join(
+          f'{k} {v:.4f}' for k, v in logged.items()))
+      if out_of_time():
+        raise _OutOfTime()
 
-  try:
-    if out_of_time():
-      raise _OutOfTime()
-    # Whole rounds: a smaller last population would compile anew.
-    search_lib.fold(strategy, evaluate, rounds * size, size, config.seed,
-                    state=state, rounds_done=meta['rounds_done'],
-                    on_round=on_round)
-  except _OutOfTime:
-    logging.info('Wall-time budget of %d s reached.',
-                 config.max_wall_seconds)
-  progress.close()
-  writer.close()
-  checkpoints.close()
-  best = trials.best(1)
-  facts = {'evaluations': len(trials.trials()),
-           'rounds': meta['rounds_done'],
-           'wall_seconds': meta['wall_seconds'],
-           'best_arch': best[0]['arch'] if best else None,
-           'best_valid_ndcg@20': best[0]['valid_ndcg'] if best else None}
-  trials.close()
-  return facts
+    try:
+      if out_of_time():
+        raise _OutOfTime()
+      # Whole rounds: a smaller last population would compile anew.
+      search_lib.fold(strategy, evaluate, rounds * size, size, config.seed,
+                      state=state, rounds_done=meta['rounds_done'],
+                      on_round=on_round)
+    except _OutOfTime:
+      logging.info('Wall-time budget of %d s reached.',
+                   config.max_wall_seconds)
+    progress.close()
+    writer.close()
+    checkpoints.close()
+    best = trials.best(1)
+    facts = {'evaluations': len(trials.trials()),
+             'rounds': meta['rounds_done'],
+             'wall_seconds': meta['wall_seconds'],
+             'best_arch': best[0]['arch'] if best else None,
+             'best_valid_ndcg@20': best[0]['valid_ndcg'] if best else None}
+    trials.close()
+    return facts
 
 
 def retrain(config: ml_collections.ConfigDict, workdir: str, arch: str,
