@@ -42,6 +42,8 @@ ACTIVATIONS = {
 assert tuple(ACTIVATIONS) == ACTIVATION_NAMES
 _NGCF = AGGREGATIONS.index('ngcf')
 _GAT_LEAKY_SLOPE = 0.2
+# The randomly initialised parameters, in the order their keys are drawn.
+_RANDOM_PARAMS = ('embedding', 'w1', 'w2', 'att_src', 'att_dst')
 
 
 def arch_value(arch: jax.Array, name: str) -> jax.Array:
@@ -212,13 +214,23 @@ class GNNRecommender(nn.Module):
     # of the superset starts where a true model of that width would.
     weight_scale = jax.lax.rsqrt(arch_value(arch, 'width'))
 
+    # Each random parameter's key is drawn in one fixed order, whichever
+    # parameters the shape creates (Flax would otherwise key them by order
+    # of creation), so an architecture starts from the same values in any
+    # model whose shape has its width and depth: alone, or in a population.
+    init_keys = ({name: self.make_rng('params') for name in _RANDOM_PARAMS}
+                 if self.is_initializing() else {})
+
+    # (Applying, Flax still traces an initialiser to check shapes: with the
+    # key it passes, which is then as good as any.)
+
     def weights(name, *dims):
-      return self.param(
-          name, lambda k: weight_scale * jax.random.normal(k, dims))
+      return self.param(name, lambda key: weight_scale * jax.random.normal(
+          init_keys.get(name, key), dims))
 
     embedding = self.param(
-        'embedding', nn.initializers.normal(self.embedding_stddev),
-        (num_nodes, max_width))
+        'embedding', lambda key: self.embedding_stddev * jax.random.normal(
+            init_keys.get('embedding', key), (num_nodes, max_width)))
     depth = shape.max_layers
     # Per-layer weights of the aggregation types the shape includes.
     aggregations = shape.values('agg')

@@ -1,16 +1,26 @@
-"""A population of architectures trained at once in one compiled program.
+"""A population of architectures trained at once in compiled programs.
 
-P candidates share one model (one `ModelShape`, usually `ModelShape.full()`
-so that every round of a search reuses the compiled step), one graph and
-every mini-batch; their parameters, optimizer states and architectures are
+A round's candidates are split into groups by the choices that shape a
+program (`program_shape`: width, depth, whether the readout concatenates,
+whether any layer attends), and each group trains as one `Population`: its
+candidates share one model of the group's shape, one graph and every
+mini-batch; their parameters, optimizer states and architectures are
 pytrees with a leading candidate axis, and the single-model update of
 `train.apply_update` runs over that axis inside one compiled step (DESIGN.md,
-"Decisions that make the population fast"), in one of two modes:
+"Decisions that make the population fast"). Group sizes are padded to powers
+of two and programs are cached by shape, so a search compiles a bounded
+number of programs (`GroupedPopulation`), and no candidate pays for a width,
+a depth or an attention layer it does not have: a superset model of the
+whole space makes every candidate compute at its widest width and carry
+attention's edge operands through every layer's switch, which cost 2.5x the
+architecture's own program per step on MovieLens-100K.
 
-* ``'vmap'``: candidates are vectorised. Every architectural choice becomes
-  a select, so each candidate computes every option its shape includes (all
-  aggregations, the widest width): the right trade where wide parallel
-  hardware is otherwise idle and sparse products gain from stacked columns.
+A population runs its candidates in one of two modes:
+
+* ``'vmap'``: candidates are vectorised. Every remaining choice becomes a
+  select, so each candidate computes every option its group's shape
+  includes: the right trade where wide parallel hardware is otherwise idle
+  and sparse products gain from stacked columns.
 * ``'map'``: candidates run one after the other (`lax.map`) in the same
   program; each takes only its own branches, and inactive candidates are
   skipped. On CPUs, which have no idle parallelism to fill, this is the
@@ -19,15 +29,15 @@ pytrees with a leading candidate axis, and the single-model update of
 Nothing reduces across candidates: each has its own learning rate (in its
 optimizer state), its own keys, and its own fate. A candidate whose loss or
 parameters become non-finite is frozen at its last finite state and marked
-failed, and candidates that stop early (or pad the population to a multiple
-of the device count) are inactive: their state no longer changes, whatever
-the others do.
+failed, and candidates that stop early (or pad a group) are inactive: their
+state no longer changes, whatever the others do.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from typing import Sequence
+from typing import Callable, Sequence
 
 import flax
 import jax
@@ -274,3 +284,188 @@ def evaluate(model: models.GNNRecommender, population: Population,
   return [metrics_lib.summarise(
       jax.tree.map(lambda x, i=i: x[i], per_user), coverage[i], task, ks)
           for i in range(population.size)]
+
+
+# Decisions a depth-0 architecture still reads; every other one is inactive
+# there and canonical, so all depth-0 architectures of a width share a shape.
+_DEPTH_FREE = ('width', 'decoder', 'temperature', 'loss', 'lr', 'l2')
+
+
+def program_shape(arch: space.Architecture,
+                  within: models.ModelShape) -> models.ModelShape:
+  """The shape of the program that trains `arch` among others like it.
+
+  It takes the architecture's own width and depth, the concatenating readout
+  or the others, and attention only when one of its layers attends; every
+  other decision keeps the choices of `within` (the search's shape), so
+  architectures that differ only in those share one program. These are the
+  choices that cost a candidate most when a program carries them for it: the
+  widest width, unused layers, a concatenation's wider output, and
+  attention's edge operands in every layer's branch (each measured at 1.3x
+  to 3x of the architecture's own program per step on MovieLens-100K).
+
+  Raises:
+    ValueError: `within` does not cover `arch`.
+  """
+  if not within.covers(arch):
+    raise ValueError(f'Architecture {arch} is outside the model shape the '
+                     'population was given.')
+  arch = arch.canonical()
+  choices = []
+  for name, values in within.choices:
+    if arch.layers == 0 and name not in _DEPTH_FREE:
+      value = getattr(arch, name)
+      values = value if isinstance(value, tuple) else (value,)
+    elif name in ('width', 'layers'):
+      values = (getattr(arch, name),)
+    elif name == 'readout':
+      concat = arch.readout == 'concat'
+      values = tuple(v for v in values if (v == 'concat') == concat)
+    elif name == 'agg' and 'gat' not in arch.agg:
+      values = tuple(v for v in values if v != 'gat')
+    choices.append((name, values))
+  return models.ModelShape(tuple(choices))
+
+
+def padded_size(size: int, multiple: int = 1) -> int:
+  """`size` rounded up to a power of two, then to a multiple of `multiple`.
+
+  Groups are padded to these sizes so that the programs a search compiles
+  are bounded by (program shapes) x (powers of two up to its population).
+  """
+  power = 1 << max(0, size - 1).bit_length()
+  return -(-power // multiple) * multiple
+
+
+@dataclasses.dataclass
+class _Group:
+  """Candidates that share one program."""
+  model: models.GNNRecommender
+  members: np.ndarray  # [n] positions of the candidates in the round.
+  population: Population  # padded_size(n) candidates, padding inactive.
+  keys: jax.Array  # [padded_size(n)] training keys.
+
+
+@functools.lru_cache(maxsize=None)
+def _sharded_step(model: models.GNNRecommender, mode: str, devices: int):
+  """One sharded step per model, built once so its compilations are kept."""
+  del devices  # Part of the cache key only: the mesh spans all devices.
+  return sharded_train_step(model, candidate_mesh(), mode)
+
+
+class GroupedPopulation:
+  """A round's candidates, grouped by `program_shape` and trained together.
+
+  Every group is a `Population` with its own compiled step; all see the same
+  mini-batches. Steps are cached by (shape, padded size, mode), across rounds
+  and searches of one process.
+
+  Attributes:
+    size: P, the round's candidates.
+    mode: 'map' or 'vmap'.
+    groups: the groups, in order of their first member.
+  """
+
+  def __init__(self, num_users: int, num_items: int,
+               within: models.ModelShape, graph: graph_lib.BipartiteGraph,
+               archs: Sequence[space.Architecture], init_keys: jax.Array,
+               train_keys: jax.Array, mode: str | None = None,
+               grouped: bool = True):
+    """Initialises every candidate.
+
+    Args:
+      num_users: U.
+      num_items: I.
+      within: a shape covering every architecture (the search's).
+      graph: the training graph.
+      archs: the P candidates.
+      init_keys: `[P]` initialisation keys.
+      train_keys: `[P]` training keys.
+      mode: 'map' or 'vmap'; None picks the platform's default.
+      grouped: False trains all candidates in one program of shape `within`
+        (the superset), to measure what grouping saves.
+    """
+    self.size = len(archs)
+    self.mode = _resolve(mode)
+    self.graph = graph
+    self.devices = jax.device_count()
+    by_shape: dict[models.ModelShape, list[int]] = {}
+    for position, arch in enumerate(archs):
+      shape = program_shape(arch, within) if grouped else within
+      if not grouped and not within.covers(arch):
+        raise ValueError(f'Architecture {arch} is outside the model shape '
+                         'the population was given.')
+      by_shape.setdefault(shape, []).append(position)
+    self.groups = []
+    for shape, members in by_shape.items():
+      model = models.GNNRecommender(num_users, num_items, shape)
+      padded = padded_size(len(members), self.devices)
+      # Padding repeats the first member; it never trains nor reports.
+      rows = np.array(members + members[:1] * (padded - len(members)))
+      population = init_population(
+          model, graph, encode([archs[r] for r in rows]), init_keys[rows])
+      population = population.replace(
+          active=population.active.at[len(members):].set(False))
+      self.groups.append(_Group(model, np.array(members), population,
+                                train_keys[rows]))
+
+  def _step_fn(self, model: models.GNNRecommender) -> Callable:
+    if self.devices > 1:
+      step = _sharded_step(model, self.mode, self.devices)
+      return lambda population, graph, batch, keys: step(population, graph,
+                                                         batch, keys)
+    return functools.partial(train_step, model, mode=self.mode)
+
+  def step(self, batch: train.Batch) -> None:
+    """One step of every active candidate on the shared `batch`."""
+    for group in self.groups:
+      group.population, _ = self._step_fn(group.model)(
+          group.population, self.graph, batch, group.keys)
+
+  def _gather(self, field: str) -> np.ndarray:
+    values = np.zeros(self.size, bool)
+    for group in self.groups:
+      flags = np.asarray(getattr(group.population, field))
+      values[group.members] = flags[:len(group.members)]
+    return values
+
+  @property
+  def active(self) -> np.ndarray:
+    """`[P]` bool: candidates still training."""
+    return self._gather('active')
+
+  @property
+  def failed(self) -> np.ndarray:
+    """`[P]` bool: candidates that diverged."""
+    return self._gather('failed')
+
+  def keep(self, keep: np.ndarray) -> None:
+    """Stops every candidate whose entry of the `[P]` bool `keep` is False."""
+    keep = np.asarray(keep, bool)
+    for group in self.groups:
+      population = group.population
+      mask = np.zeros(population.size, bool)
+      mask[:len(group.members)] = keep[group.members]
+      group.population = population.replace(
+          active=population.active & jnp.asarray(mask))
+
+  def candidate(self, position: int) -> tuple[models.GNNRecommender,
+                                               train.TrainState]:
+    """The model and training state of candidate `position`."""
+    for group in self.groups:
+      (where,) = np.nonzero(group.members == position)
+      if where.size:
+        return group.model, jax.tree.map(lambda x: x[where[0]],
+                                         group.population.state)
+    raise IndexError(f'No candidate {position} among {self.size}.')
+
+  def evaluate(self, task: metrics_lib.RankingTask, popularity: jax.Array,
+               ks: Sequence[int] = (10, 20)) -> list[dict[str, float]]:
+    """Each candidate's full-ranking metrics, in the round's order."""
+    results: list[dict[str, float]] = [{}] * self.size
+    for group in self.groups:
+      scores = evaluate(group.model, group.population, self.graph, task,
+                        popularity, ks, self.mode)
+      for position, result in zip(group.members, scores):
+        results[position] = result
+    return results

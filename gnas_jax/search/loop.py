@@ -114,8 +114,8 @@ class PopulationEvaluator:
     self.fidelity = config.fidelity
     self.graph = graph_lib.build_graph(dataset.train, dataset.num_users,
                                        dataset.num_items, config.backend)
-    self.model = models.GNNRecommender(
-        dataset.num_users, dataset.num_items, search_shape(choices))
+    self.shape = search_shape(choices)
+    self.num_users, self.num_items = dataset.num_users, dataset.num_items
     self.mode = config.population_mode or population_lib.default_mode()
     self.sampler = train.BatchSampler(
         dataset.train, dataset.num_items, self.fidelity.batch_size,
@@ -124,17 +124,6 @@ class PopulationEvaluator:
         dataset.num_users, dataset.num_items, [dataset.train], dataset.valid,
         config.eval_batch_size)
     self.popularity = jnp.asarray(dataset.item_popularity(), jnp.float32)
-    # With several devices, each round's candidates are split over all of
-    # them (padded to a multiple of the device count).
-    self.devices = jax.device_count()
-    if self.devices > 1:
-      sharded_step = population_lib.sharded_train_step(
-          self.model, population_lib.candidate_mesh(), self.mode)
-      self._step = lambda population, batch, keys: sharded_step(
-          population, self.graph, batch, keys)
-    else:
-      self._step = lambda population, batch, keys: population_lib.train_step(
-          self.model, population, self.graph, batch, keys, self.mode)
 
   def __call__(self, archs, key: jax.Array) -> dict[str, np.ndarray]:
     """Trains `archs` at low fidelity.
@@ -143,39 +132,33 @@ class PopulationEvaluator:
       `[P]` arrays: best validation 'ndcg' and 'recall' at 20, 'failed',
       and 'epochs' trained.
     """
-    uncovered = [a for a in archs if not self.model.shape.covers(a)]
+    uncovered = [a for a in archs if not self.shape.covers(a)]
     if uncovered:
       raise ValueError(f'Architecture {uncovered[0]} is outside the search '
                        f'space {self.config.space!r}.')
     size = len(archs)
     init_key, train_key = jax.random.split(key)
-    population = population_lib.init_population(
-        self.model, self.graph, population_lib.encode(archs),
-        jax.random.split(init_key, size))
-    train_keys = jax.random.split(train_key, size)
-    # Padding candidates are inactive: they neither train nor count.
-    population, train_keys = population_lib.pad_population(
-        population, train_keys, self.devices)
-    padding = np.zeros(population.size - size, bool)
+    # With several devices, each group is split over all of them.
+    population = population_lib.GroupedPopulation(
+        self.num_users, self.num_items, self.shape, self.graph, archs,
+        jax.random.split(init_key, size), jax.random.split(train_key, size),
+        self.mode)
     best_ndcg = np.full(size, -np.inf)
     best_recall = np.zeros(size)
     stale = np.zeros(size, int)
     epochs = np.zeros(size, int)
     for epoch in range(self.fidelity.epochs):
       batches = jax.device_put(self.sampler.epoch(epoch))
-      epochs += np.asarray(population.active)[:size]
+      epochs += population.active
       for step in range(self.sampler.steps_per_epoch):
-        batch = jax.tree.map(lambda x, s=step: x[s], batches)
-        population, _ = self._step(population, batch, train_keys)
+        population.step(jax.tree.map(lambda x, s=step: x[s], batches))
       last = epoch + 1 == self.fidelity.epochs
       if (epoch + 1) % self.fidelity.eval_every and not last:
         continue
-      valid = population_lib.evaluate(
-          self.model, population, self.graph, self.valid_task,
-          self.popularity, ks=(20,), mode=self.mode)[:size]
+      valid = population.evaluate(self.valid_task, self.popularity, ks=(20,))
       ndcg = np.array([v['ndcg@20'] for v in valid])
       recall = np.array([v['recall@20'] for v in valid])
-      active = np.asarray(population.active)[:size]
+      active = population.active
       improved = active & (ndcg > best_ndcg)
       best_ndcg = np.where(improved, ndcg, best_ndcg)
       best_recall = np.where(improved, recall, best_recall)
@@ -183,9 +166,8 @@ class PopulationEvaluator:
       keep = active & (stale < self.fidelity.patience)
       if not keep.any():
         break
-      population = population.replace(
-          active=jnp.asarray(np.concatenate([keep, padding])))
-    failed = np.asarray(population.failed)[:size]
+      population.keep(keep)
+    failed = population.failed
     # A candidate that diverged scores zero, whatever it reached before.
     best_ndcg = np.where(failed | ~np.isfinite(best_ndcg), 0.0, best_ndcg)
     best_recall = np.where(failed, 0.0, best_recall)
