@@ -1,28 +1,36 @@
-r"""Measures population training: P candidates at once against one at a time.
+r"""Measures population training against candidates compiled one by one.
 
   python -m experiments.benchmark_population --dataset=ml-100k \
       --data_dir=../shared/datasets --population_sizes=1,4,16,64 \
       --out=/tmp/population_ml100k.json
 
-For each population size P, P architectures are drawn uniformly from the
-search space (seeded), and one model of the full space's shape trains them
-on shared mini-batches. It reports, per P:
+For each population size P, the first P of 256 architectures drawn
+uniformly from the whole search space (seeded) train on shared mini-batches
+in the grouped population (`population.GroupedPopulation`: one compiled
+program per group of like architectures). It reports, per P:
 
-  per_candidate_step_ms   median time of a population step, divided by P
-  one_at_a_time_step_ms   the same architectures, each stepped alone by the
-                          same compiled program, per candidate
-  specialised_step_ms     the first (up to 8) architectures each stepped by
-                          a program compiled for it alone (its own
-                          `ModelShape`), per candidate; the compilations
-                          (`specialised_compile_seconds`, all of them) are
-                          what the population saves
-  compile_seconds         compiling the population step
+  per_candidate_step_ms   median time of one step of every group, divided
+                          by P (the programs already compiled)
+  compile_count           programs compiled for the round (one per group)
+  compile_seconds         seconds compiling them, all together
   candidates_per_hour     candidates trained for `--fidelity_epochs` epochs
-                          per hour at the population's speed (compilation
-                          and evaluation excluded)
+                          per hour, programs cached (later rounds)
+  first_round_candidates_per_hour  the same with the round's compilation
+                          counted (a round whose groups are all new)
+  superset_*              the same for one program of the whole space's
+                          shape training all P (what grouping replaced)
+  specialised_step_ms     the first (up to `--specialised`) architectures,
+                          each stepped by a program compiled for it alone
+                          (its own `ModelShape.covering`), mean per
+                          candidate: the bar for the population
+  specialised_amortised_step_ms  that step plus its compilation spread over
+                          one candidate's training (`--fidelity_epochs`
+                          epochs): what running candidates one by one costs
+  specialised_candidates_per_hour  candidates per hour at that cost
   peak_rss_mb             peak resident memory of the process once the
-                          population has trained (before the one-at-a-time
-                          runs); each size runs in a process of its own
+                          population has trained (each size runs in a
+                          process of its own); peak_device_mb, the
+                          accelerator's peak, where the platform reports it
 
 Timings are medians over `--steps` steps after compilation. They are
 printed as a table and written to `--out` as a list of JSON records.
@@ -54,6 +62,9 @@ from gnas_jax import train
 _DATASET = flags.DEFINE_string('dataset', 'ml-100k', 'Dataset name or path.')
 _DATA_DIR = flags.DEFINE_string(
     'data_dir', os.environ.get('GNAS_DATA_DIR', ''), 'Data folder.')
+_USER_FRACTION = flags.DEFINE_float(
+    'user_fraction', 1.0, 'Share of the users kept (data.user_fraction), '
+    'for graphs of several sizes.')
 _SIZES = flags.DEFINE_list('population_sizes', ['1', '4', '16', '64'],
                            'Population sizes to measure.')
 _BACKEND = flags.DEFINE_enum('backend', 'auto', ('auto',) + graph_lib.BACKENDS,
@@ -66,17 +77,23 @@ _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the architectures.')
 _MODE = flags.DEFINE_enum('mode', population_lib.default_mode(),
                           population_lib.MODES,
                           'How the population runs its candidates.')
+_SUPERSET = flags.DEFINE_bool(
+    'superset', True, 'Also measure one program of the whole space.')
+_SPECIALISED = flags.DEFINE_integer(
+    'specialised', 16, 'Architectures also compiled and stepped alone (the '
+    'first ones of the population; 0 skips them).')
 _CHILD = flags.DEFINE_bool(
     'measure_one_size', False,
     'Internal: measure the single size given and print its JSON record.')
-_SPECIALISED = 8
 _OUT = flags.DEFINE_string('out', None, 'JSON file for the records.')
+_DRAW = 256
 
 
 def _load(name: str) -> data.Dataset:
   config = train_config.get_config()
   config.dataset = name
   config.data_dir = _DATA_DIR.value
+  config.data.user_fraction = _USER_FRACTION.value
   if name in data.DATASETS and data.DATASETS[name].format == 'lightgcn':
     config.data.split = 'given'
   return data.load_dataset(config)
@@ -91,101 +108,173 @@ def _median_seconds(step, repeats: int) -> float:
   return float(np.median(times))
 
 
+def _compiled_steps(population: population_lib.GroupedPopulation, graph,
+                    batch) -> tuple[list, float]:
+  """Each group's compiled step, and the seconds compiling them took."""
+  start = time.perf_counter()
+  steps = [population_lib.train_step.lower(
+      group.model, group.population, graph, batch, group.keys,
+      population.mode).compile() for group in population.groups]
+  return steps, time.perf_counter() - start
+
+
+def _step_ms(population: population_lib.GroupedPopulation, graph,
+             batch) -> tuple[float, int, float]:
+  """(per-candidate step ms, programs compiled, compile seconds)."""
+  steps, compile_seconds = _compiled_steps(population, graph, batch)
+
+  def step_all():
+    outputs = []
+    for group, step in zip(population.groups, steps):
+      group.population, metrics = step(group.population, graph, batch,
+                                       group.keys)
+      outputs.append(metrics)
+    return outputs
+
+  step_all()  # Warm-up.
+  per_candidate = _median_seconds(step_all, _STEPS.value) / population.size
+  return per_candidate * 1e3, len(steps), compile_seconds
+
+
+def _specialised_ms(dataset, graph, batch, archs, keys) -> tuple[float, float]:
+  """(mean step ms, mean compile seconds) of `archs` compiled one by one."""
+  step_ms, compile_seconds = [], []
+  for arch, key in zip(archs, keys):
+    own = models.build_model(dataset.num_users, dataset.num_items, [arch])
+    state = train.init_state(own, graph, jnp.asarray(arch.encode()), key)
+    start = time.perf_counter()
+    own_step = train.train_step.lower(own, state, graph, batch, key).compile()
+    compile_seconds.append(time.perf_counter() - start)
+    cell = {'state': state}
+
+    def once(own_step=own_step, cell=cell, key=key):
+      cell['state'], metrics = own_step(cell['state'], graph, batch, key)
+      return metrics
+
+    once()
+    step_ms.append(_median_seconds(once, max(1, _STEPS.value // 2)) * 1e3)
+  return float(np.mean(step_ms)), float(np.mean(compile_seconds))
+
+
+def _per_hour(step_ms: float, steps_per_candidate: int,
+              compile_seconds_per_candidate: float = 0.0) -> float:
+  """Candidates trained per hour at `step_ms` per candidate and step."""
+  return 3600.0 / (step_ms / 1e3 * steps_per_candidate +
+                   compile_seconds_per_candidate)
+
+
+def _peak_device_mb() -> float | None:
+  stats = jax.devices()[0].memory_stats() or {}
+  peak = stats.get('peak_bytes_in_use')
+  return peak / 2**20 if peak else None
+
+
 def measure(dataset: data.Dataset, graph: graph_lib.BipartiteGraph,
             size: int) -> dict:
-  """One record: population and one-at-a-time timings for `size` archs."""
-  archs = space.sample(np.random.default_rng(_SEED.value), size)
-  model = models.GNNRecommender(dataset.num_users, dataset.num_items,
-                                models.ModelShape.full())
-  keys = jax.random.split(jax.random.PRNGKey(_SEED.value), size)
+  """One record: grouped, superset and specialised timings for `size`."""
+  # The first P of one seeded draw: larger populations extend smaller ones.
+  draw = max(size, _DRAW)
+  archs = space.sample(np.random.default_rng(_SEED.value), draw)[:size]
+  keys = jax.random.split(jax.random.PRNGKey(_SEED.value), draw)[:size]
   sampler = train.BatchSampler(dataset.train, dataset.num_items,
                                _BATCH_SIZE.value,
                                train_config.get_config().num_negatives,
                                seed=_SEED.value)
   batch = jax.tree.map(lambda x: jnp.asarray(x[0]), sampler.epoch(0))
-  population = population_lib.init_population(
-      model, graph, population_lib.encode(archs), keys)
+  steps_per_candidate = sampler.steps_per_epoch * _FIDELITY.value
 
-  start = time.perf_counter()
-  step = population_lib.train_step.lower(
-      model, population, graph, batch, keys, _MODE.value).compile()
-  compile_seconds = time.perf_counter() - start
-  state = {'population': population}
+  def population(grouped):
+    return population_lib.GroupedPopulation(
+        dataset.num_users, dataset.num_items, models.ModelShape.full(), graph,
+        archs, keys, keys, _MODE.value, grouped=grouped)
 
-  def population_step():
-    state['population'], metrics = step(state['population'], graph, batch,
-                                        keys)
-    return metrics
-
-  population_step()  # Warm-up.
-  per_candidate = _median_seconds(population_step, _STEPS.value) / size
-  population_peak_rss = train.peak_rss_mb()
-
-  singles = [jax.tree.map(lambda x, i=i: x[i], state['population'].state)
-             for i in range(size)]
-
-  def one_at_a_time():
-    outputs = []
-    for i in range(size):
-      singles[i], metrics = train.train_step(model, singles[i], graph, batch,
-                                             keys[i])
-      outputs.append(metrics)
-    return outputs
-
-  one_at_a_time()  # Compiles the single-candidate step once.
-  alone = _median_seconds(one_at_a_time, max(1, _STEPS.value // 2)) / size
-
-  specialised, specialised_compile = [], 0.0
-  for arch, key in list(zip(archs, keys))[:_SPECIALISED]:
-    own = models.build_model(dataset.num_users, dataset.num_items, [arch])
-    own_state = train.init_state(own, graph, jnp.asarray(arch.encode()), key)
-    start = time.perf_counter()
-    own_step = train.train_step.lower(own, own_state, graph, batch,
-                                      key).compile()
-    specialised_compile += time.perf_counter() - start
-    cell = {'state': own_state}
-
-    def own_once(own_step=own_step, cell=cell, key=key):
-      cell['state'], metrics = own_step(cell['state'], graph, batch, key)
-      return metrics
-
-    own_once()
-    specialised.append(_median_seconds(own_once, max(1, _STEPS.value // 2)))
-  steps_per_epoch = sampler.steps_per_epoch
-  return {
+  grouped = population(grouped=True)
+  step_ms, compiles, compile_seconds = _step_ms(grouped, graph, batch)
+  record = {
       'dataset': dataset.name,
+      'user_fraction': _USER_FRACTION.value,
+      'num_users': dataset.num_users,
+      'num_items': dataset.num_items,
+      'num_interactions': int(len(dataset.train)),
       'backend': graph.backend,
       'device': jax.devices()[0].device_kind,
-      'population_size': size,
-      'per_candidate_step_ms': per_candidate * 1e3,
-      'one_at_a_time_step_ms': alone * 1e3,
-      'speedup': alone / per_candidate,
-      'specialised_step_ms': float(np.mean(specialised)) * 1e3,
-      'specialised_candidates': len(specialised),
-      'specialised_compile_seconds': specialised_compile,
+      'platform': jax.default_backend(),
       'mode': _MODE.value,
+      'population_size': size,
+      'per_candidate_step_ms': step_ms,
+      'compile_count': compiles,
       'compile_seconds': compile_seconds,
+      'candidates_per_hour': _per_hour(step_ms, steps_per_candidate),
+      'first_round_candidates_per_hour': _per_hour(
+          step_ms, steps_per_candidate, compile_seconds / size),
+      'failed': int(grouped.failed.sum()),
       'fidelity_epochs': _FIDELITY.value,
-      'steps_per_epoch': steps_per_epoch,
-      'candidates_per_hour': 3600.0 / (per_candidate * steps_per_epoch *
-                                       _FIDELITY.value),
-      'failed': int(np.asarray(state['population'].failed).sum()),
-      'peak_rss_mb': population_peak_rss,
+      'steps_per_epoch': sampler.steps_per_epoch,
+      'peak_rss_mb': train.peak_rss_mb(),
+      'peak_device_mb': _peak_device_mb(),
   }
+  del grouped
+  if _SUPERSET.value:
+    superset_ms, _, superset_compile = _step_ms(population(grouped=False),
+                                                graph, batch)
+    record.update(
+        superset_step_ms=superset_ms,
+        superset_compile_seconds=superset_compile,
+        superset_candidates_per_hour=_per_hour(superset_ms,
+                                               steps_per_candidate))
+  count = min(size, _SPECIALISED.value)
+  if count:
+    own_ms, own_compile = _specialised_ms(dataset, graph, batch,
+                                          archs[:count], keys[:count])
+    amortised = own_ms + own_compile / steps_per_candidate * 1e3
+    record.update(
+        specialised_candidates=count,
+        specialised_step_ms=own_ms,
+        specialised_compile_seconds=own_compile,
+        specialised_amortised_step_ms=amortised,
+        specialised_candidates_per_hour=_per_hour(amortised,
+                                                  steps_per_candidate))
+  return record
+
+
+_FORWARDED = ('dataset', 'data_dir', 'user_fraction', 'backend', 'steps',
+              'batch_size', 'fidelity_epochs', 'seed', 'mode', 'superset',
+              'specialised')
 
 
 def _measure_in_child(size: int) -> dict:
   """Runs `measure` for one size in a fresh process (clean peak memory)."""
   with tempfile.NamedTemporaryFile(suffix='.json') as out:
-    flags_to_pass = [f'--{name}={flags.FLAGS[name].value}' for name in (
-        'dataset', 'data_dir', 'backend', 'steps', 'batch_size',
-        'fidelity_epochs', 'seed', 'mode')]
+    flags_to_pass = [f'--{name}={flags.FLAGS[name].value}'
+                     for name in _FORWARDED]
     subprocess.run(
         [sys.executable, '-m', 'experiments.benchmark_population',
          *flags_to_pass, f'--population_sizes={size}', f'--out={out.name}',
          '--measure_one_size'], check=True)
     with open(out.name) as f:
       return json.load(f)[0]
+
+
+def _cell(record: dict, key: str, fmt: str) -> str:
+  value = record.get(key)
+  return '—' if value is None else format(value, fmt)
+
+
+# (column, record key, format) of the printed table.
+COLUMNS = (
+    ('P', 'population_size', 'd'),
+    ('step / candidate (ms)', 'per_candidate_step_ms', '.2f'),
+    ('programs', 'compile_count', 'd'),
+    ('compile (s)', 'compile_seconds', '.1f'),
+    ('superset step (ms)', 'superset_step_ms', '.2f'),
+    ('specialised step (ms)', 'specialised_step_ms', '.2f'),
+    ('specialised amortised (ms)', 'specialised_amortised_step_ms', '.2f'),
+    ('candidates / hour', 'candidates_per_hour', '.0f'),
+    ('first round / hour', 'first_round_candidates_per_hour', '.0f'),
+    ('superset / hour', 'superset_candidates_per_hour', '.0f'),
+    ('specialised / hour', 'specialised_candidates_per_hour', '.0f'),
+    ('peak RSS (MiB)', 'peak_rss_mb', '.0f'),
+)
 
 
 def main(argv):
@@ -201,21 +290,14 @@ def main(argv):
       json.dump([measure(dataset, graph, sizes[0])], f)
     return
   records = []
-  print('| P | per-candidate step (ms) | one at a time (ms) | speed-up | '
-        'specialised (ms) | compile (s) | candidates/hour | '
-        'peak RSS (MiB) |')
-  print('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |')
+  print('| ' + ' | '.join(name for name, _, _ in COLUMNS) + ' |')
+  print('|' + ' ---: |' * len(COLUMNS))
   for size in sizes:
     logging.info('Measuring P=%d on %s.', size, _DATASET.value)
     record = _measure_in_child(size)
     records.append(record)
-    print(f'| {size} | {record["per_candidate_step_ms"]:.2f} | '
-          f'{record["one_at_a_time_step_ms"]:.2f} | '
-          f'{record["speedup"]:.2f} | '
-          f'{record["specialised_step_ms"]:.2f} | '
-          f'{record["compile_seconds"]:.1f} | '
-          f'{record["candidates_per_hour"]:.0f} | '
-          f'{record["peak_rss_mb"]:.0f} |', flush=True)
+    print('| ' + ' | '.join(_cell(record, key, fmt)
+                            for _, key, fmt in COLUMNS) + ' |', flush=True)
     if _OUT.value:
       with open(_OUT.value, 'w') as f:
         json.dump(records, f, indent=2)

@@ -200,8 +200,11 @@ def throughput(records: dict[str, list[dict[str, Any]]], path: str) -> None:
     sizes = [r['population_size'] for r in rows]
     line, = step_ax.plot(sizes, [r['per_candidate_step_ms'] for r in rows],
                          'o-', label=f'{label}: population')
-    step_ax.plot(sizes, [r['one_at_a_time_step_ms'] for r in rows], 'x:',
-                 color=line.get_color(), label=f'{label}: one at a time')
+    specialised = [(r['population_size'], r['specialised_amortised_step_ms'])
+                   for r in rows if 'specialised_amortised_step_ms' in r]
+    if specialised:
+      step_ax.plot(*zip(*specialised), 'x:', color=line.get_color(),
+                   label=f'{label}: specialised, one by one')
     rate_ax.plot(sizes, [r['candidates_per_hour'] for r in rows], 'o-',
                  color=line.get_color(), label=label)
   for ax in (step_ax, rate_ax):

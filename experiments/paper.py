@@ -339,6 +339,19 @@ def run_accuracy(config, run: Run) -> Output:
 # --- Throughput -------------------------------------------------------------
 
 
+def throughput_records(folder: str, scale: str
+                       ) -> dict[tuple[str, str], list[dict]]:
+  """(platform, dataset) -> benchmark records, from `folder`'s
+  `{platform}_{dataset}_{scale}.json` files."""
+  records = {}
+  for name in sorted(os.listdir(folder)):
+    if name.endswith(f'_{scale}.json'):
+      platform_name, dataset_name = name[:-len(f'_{scale}.json')].split('_')
+      with open(os.path.join(folder, name)) as f:
+        records[(platform_name, dataset_name)] = json.load(f)
+  return records
+
+
 def run_throughput(config, run: Run) -> Output:
   workdir, scale = run.workdir, run.scale
   folder = os.path.join(workdir, 'throughput')
@@ -354,30 +367,33 @@ def run_throughput(config, run: Run) -> Output:
          f'--population_sizes={",".join(map(str, sizes))}',
          f'--steps={config.steps}', f'--batch_size={config.batch_size}',
          f'--fidelity_epochs={config.fidelity_epochs}',
+         f'--specialised={config.specialised}',
          f'--out={path}.partial'], check=True)
     os.replace(path + '.partial', path)
-  records = {}
-  for name in sorted(os.listdir(folder)):
-    if name.endswith(f'_{scale}.json'):
-      platform_name, dataset_name = name.split('_')[:2]
-      with open(os.path.join(folder, name)) as f:
-        records[(platform_name, dataset_name)] = json.load(f)
+  records = throughput_records(folder, scale)
   platforms = sorted({p for p, _ in records} | {'cpu', 'gpu'},
                      key=lambda p: ('cpu', 'gpu', 'tpu').index(p))
   header = ['dataset', 'P']
   for p in platforms:
     header += [f'{p.upper()} step / candidate (ms)',
-               f'{p.upper()} one at a time (ms)',
+               f'{p.upper()} specialised (ms)',
                f'{p.upper()} candidates / hour']
   rows = []
-  for dataset_name, sizes in config.population_sizes.items():
-    for size in sizes:
+  datasets = list(config.population_sizes) + sorted(
+      {d for _, d in records} - set(config.population_sizes))
+  for dataset_name in datasets:
+    # Every size measured on some platform gets a row.
+    sizes = set(config.population_sizes.get(dataset_name, ()))
+    for (_, d), found in records.items():
+      if d == dataset_name:
+        sizes |= {r['population_size'] for r in found}
+    for size in sorted(sizes):
       row = [dataset_name, size]
       for p in platforms:
         found = [r for r in records.get((p, dataset_name), [])
                  if r['population_size'] == size]
         row += ([f'{found[0]["per_candidate_step_ms"]:.1f}',
-                 f'{found[0]["one_at_a_time_step_ms"]:.1f}',
+                 _optional(found[0], 'specialised_amortised_step_ms', '.1f'),
                  f'{found[0]["candidates_per_hour"]:.0f}'] if found
                 else ['—'] * 3)
       rows.append(row)
@@ -386,16 +402,27 @@ def run_throughput(config, run: Run) -> Output:
   accelerators = {p: r[0]['device'] for (p, _), r in records.items()
                   if p != 'cpu'}
   return Output(header, rows, notes=[
-      'One training step of P random architectures of the whole space '
-      f'(batch {config.batch_size}, shared mini-batches), median of '
-      f'{config.steps} steps, divided by P; "one at a time" steps the same '
-      'architectures alone with the same compiled program. Candidates per '
-      f'hour: {config.fidelity_epochs} epochs each at the population\'s '
-      'speed. ' + ''.join(f'{p.upper()} columns: {d}. '
-                          for p, d in accelerators.items())
+      'One training step of the first P of a seeded draw of random '
+      'architectures of the whole space (batch '
+      f'{config.batch_size}, shared mini-batches), median of '
+      f'{config.steps} steps, divided by P, in the grouped population (one '
+      'compiled program per group of like architectures, compiled before '
+      'timing). "Specialised": the same architectures (up to '
+      f'{config.specialised}) each compiled alone, mean step plus its '
+      f'compilation spread over {config.fidelity_epochs} epochs: what '
+      'training candidates one by one costs. Candidates per hour: '
+      f'{config.fidelity_epochs} epochs each at the population\'s speed, '
+      'programs cached. '
+      + ''.join(f'{p.upper()} columns: {d}. ' for p, d in accelerators.items())
       + 'A column of dashes has not been measured: run this command on '
-      'that platform with the same workdir to fill it.'],
+      'that platform with the same workdir, or `experiments/device_check.sh`'
+      ' there, to fill it.'],
       figures=['throughput.png'])
+
+
+def _optional(record: dict, key: str, fmt: str) -> str:
+  value = record.get(key)
+  return '—' if value is None else format(value, fmt)
 
 
 # --- Public NAS benchmarks ------------------------------------------------

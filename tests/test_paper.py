@@ -222,21 +222,26 @@ def test_accuracy_table_trains_presets_and_the_searched(reproduced):
 def test_throughput_table_merges_platforms(tmp_path):
   folder = tmp_path / 'throughput'
   folder.mkdir()
-  for platform, step in (('cpu', 80.0), ('gpu', 2.0)):
+  for platform, step, sizes in (('cpu', 80.0, (1, 4)),
+                                ('gpu', 2.0, (1, 4, 64))):
     records = [{'population_size': p, 'per_candidate_step_ms': step / p,
-                'one_at_a_time_step_ms': step, 'candidates_per_hour':
-                1000.0 * p, 'device': platform} for p in (1, 4)]
+                'specialised_amortised_step_ms': step,
+                'candidates_per_hour': 1000.0 * p, 'device': platform}
+               for p in sizes]
     with open(folder / f'{platform}_ml-100k_small.json', 'w') as f:
       json.dump(records, f)
   config = paper.paper_config('throughput', 'small')
   config.population_sizes = {'ml-100k': (1, 4, 16)}
   output = paper.run_throughput(config, paper.Run(str(tmp_path)))
   assert output.header[2:5] == ['CPU step / candidate (ms)',
-                                'CPU one at a time (ms)',
+                                'CPU specialised (ms)',
                                 'CPU candidates / hour']
   assert output.rows[1] == ['ml-100k', 4, '20.0', '80.0', '4000', '0.5',
                             '2.0', '4000']
   assert output.rows[2][2:] == ['—'] * 6  # P=16 measured nowhere.
+  # A size measured on the GPU alone gets its row.
+  assert output.rows[3] == ['ml-100k', 64] + ['—'] * 3 + [
+      '0.0', '2.0', '64000']
 
 
 def test_reproduce_command_rejects_an_unknown_table():

@@ -30,4 +30,6 @@ def get_config(scale: str = 'small') -> ml_collections.ConfigDict:
   config.steps = 5 if scale == 'small' else 20
   config.batch_size = 2048
   config.fidelity_epochs = 5
+  # Architectures also compiled one by one, the bar for the population.
+  config.specialised = 16 if scale == 'small' else 4
   return config
