@@ -27,13 +27,18 @@ program per group of like architectures). It reports, per P:
                           one candidate's training (`--fidelity_epochs`
                           epochs): what running candidates one by one costs
   specialised_candidates_per_hour  candidates per hour at that cost
-  peak_rss_mb             peak resident memory of the process once the
-                          population has trained (each size runs in a
-                          process of its own); peak_device_mb, the
-                          accelerator's peak, where the platform reports it
+  peak_rss_mb             peak resident memory of the process once
+                          everything has stepped (each size runs in a
+                          process of its own; with --superset=false and
+                          --specialised=0, the grouped population's alone);
+                          peak_device_mb, the accelerator's, where the
+                          platform reports it
 
-Timings are medians over `--steps` steps after compilation. They are
-printed as a table and written to `--out` as a list of JSON records.
+Every program is compiled first; then each of `--steps` repeats times one
+step of the grouped population, of the superset and of every specialised
+program in turn (so a slow spell of a shared machine falls on all alike),
+and each figure is the median over the repeats. The records are printed as
+a table and written to `--out` as a list of JSON records.
 """
 
 import json
@@ -42,6 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Any, Callable
 
 from absl import app
 from absl import flags
@@ -99,29 +105,18 @@ def _load(name: str) -> data.Dataset:
   return data.load_dataset(config)
 
 
-def _median_seconds(step, repeats: int) -> float:
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(step())
-    times.append(time.perf_counter() - start)
-  return float(np.median(times))
+def _population_step(population: population_lib.GroupedPopulation, graph,
+                     batch) -> tuple[Callable[[], Any], int, float]:
+  """A step of every group, its programs count and their compile seconds.
 
-
-def _compiled_steps(population: population_lib.GroupedPopulation, graph,
-                    batch) -> tuple[list, float]:
-  """Each group's compiled step, and the seconds compiling them took."""
+  The programs are compiled here, ahead of time, so that timing the step
+  times no compilation.
+  """
   start = time.perf_counter()
   steps = [population_lib.train_step.lower(
       group.model, group.population, graph, batch, group.keys,
       population.mode).compile() for group in population.groups]
-  return steps, time.perf_counter() - start
-
-
-def _step_ms(population: population_lib.GroupedPopulation, graph,
-             batch) -> tuple[float, int, float]:
-  """(per-candidate step ms, programs compiled, compile seconds)."""
-  steps, compile_seconds = _compiled_steps(population, graph, batch)
+  compile_seconds = time.perf_counter() - start
 
   def step_all():
     outputs = []
@@ -131,14 +126,13 @@ def _step_ms(population: population_lib.GroupedPopulation, graph,
       outputs.append(metrics)
     return outputs
 
-  step_all()  # Warm-up.
-  per_candidate = _median_seconds(step_all, _STEPS.value) / population.size
-  return per_candidate * 1e3, len(steps), compile_seconds
+  return step_all, len(steps), compile_seconds
 
 
-def _specialised_ms(dataset, graph, batch, archs, keys) -> tuple[float, float]:
-  """(mean step ms, mean compile seconds) of `archs` compiled one by one."""
-  step_ms, compile_seconds = [], []
+def _specialised_steps(dataset, graph, batch, archs, keys
+                       ) -> tuple[list[Callable[[], Any]], float]:
+  """A step of each of `archs` compiled alone; mean compile seconds."""
+  steps, compile_seconds = [], []
   for arch, key in zip(archs, keys):
     own = models.build_model(dataset.num_users, dataset.num_items, [arch])
     state = train.init_state(own, graph, jnp.asarray(arch.encode()), key)
@@ -151,9 +145,26 @@ def _specialised_ms(dataset, graph, batch, archs, keys) -> tuple[float, float]:
       cell['state'], metrics = own_step(cell['state'], graph, batch, key)
       return metrics
 
-    once()
-    step_ms.append(_median_seconds(once, max(1, _STEPS.value // 2)) * 1e3)
-  return float(np.mean(step_ms)), float(np.mean(compile_seconds))
+    steps.append(once)
+  return steps, float(np.mean(compile_seconds))
+
+
+def _interleaved_medians(contenders: dict[str, list[Callable[[], Any]]],
+                         repeats: int) -> dict[str, float]:
+  """Median seconds of each contender's steps (summed over its list).
+
+  Each repeat times every contender once, one after the other, so that a
+  slow spell of a shared machine falls on all of them alike.
+  """
+  times = {name: [] for name in contenders}
+  for repeat in range(repeats + 1):
+    for name, steps in contenders.items():
+      start = time.perf_counter()
+      for step in steps:
+        jax.block_until_ready(step())
+      if repeat:  # The first round warms up.
+        times[name].append(time.perf_counter() - start)
+  return {name: float(np.median(t)) for name, t in times.items()}
 
 
 def _per_hour(step_ms: float, steps_per_candidate: int,
@@ -189,7 +200,19 @@ def measure(dataset: data.Dataset, graph: graph_lib.BipartiteGraph,
         archs, keys, keys, _MODE.value, grouped=grouped)
 
   grouped = population(grouped=True)
-  step_ms, compiles, compile_seconds = _step_ms(grouped, graph, batch)
+  grouped_step, compiles, compile_seconds = _population_step(grouped, graph,
+                                                             batch)
+  contenders = {'grouped': [grouped_step]}
+  if _SUPERSET.value:
+    superset_step, _, superset_compile = _population_step(
+        population(grouped=False), graph, batch)
+    contenders['superset'] = [superset_step]
+  count = min(size, _SPECIALISED.value)
+  if count:
+    contenders['specialised'], own_compile = _specialised_steps(
+        dataset, graph, batch, archs[:count], keys[:count])
+  seconds = _interleaved_medians(contenders, _STEPS.value)
+  step_ms = seconds['grouped'] / size * 1e3
   record = {
       'dataset': dataset.name,
       'user_fraction': _USER_FRACTION.value,
@@ -213,19 +236,15 @@ def measure(dataset: data.Dataset, graph: graph_lib.BipartiteGraph,
       'peak_rss_mb': train.peak_rss_mb(),
       'peak_device_mb': _peak_device_mb(),
   }
-  del grouped
   if _SUPERSET.value:
-    superset_ms, _, superset_compile = _step_ms(population(grouped=False),
-                                                graph, batch)
+    superset_ms = seconds['superset'] / size * 1e3
     record.update(
         superset_step_ms=superset_ms,
         superset_compile_seconds=superset_compile,
         superset_candidates_per_hour=_per_hour(superset_ms,
                                                steps_per_candidate))
-  count = min(size, _SPECIALISED.value)
   if count:
-    own_ms, own_compile = _specialised_ms(dataset, graph, batch,
-                                          archs[:count], keys[:count])
+    own_ms = seconds['specialised'] / count * 1e3
     amortised = own_ms + own_compile / steps_per_candidate * 1e3
     record.update(
         specialised_candidates=count,

@@ -356,19 +356,23 @@ class GNNRecommender(nn.Module):
     if edge_mask is not None:
       rate = arch_value(arch, 'edge_dropout')
       keep = edge_mask.astype(jnp.float32) / (1.0 - rate)
-    if len(norms) == 1:
-      # One normalisation for every member: its edge values are data of the
-      # graph, shared by all, with no node-sized scaling passes.
+    if len(norms) == 1 or not self.vectorised:
+      # One normalisation for every member, or members that run one at a
+      # time: the product reads the normalisation's edge values (data of the
+      # graph, picked by the architecture at run time when the shape has
+      # several), with no node-sized scaling passes.
+      norm = (graph_lib.NORMALISATIONS.index(norms[0]) if len(norms) == 1
+              else arch[space.index('norm')])
       edge_values, transposed_values = graph_lib.normalised_edge_values(
-          graph, graph_lib.NORMALISATIONS.index(norms[0]))
+          graph, norm)
       if keep is not None:
         edge_values, transposed_values = (edge_values * keep,
                                           transposed_values * keep)
       return lambda x: graph_lib.propagate(graph, x, edge_values,
                                            transposed_values)
-    # Members differ in normalisation: scale nodes around the 0/1 product
-    # (D^-a A D^-b h = d^-a * (A (d^-b * h))), so that every member's product
-    # has the same matrix and a population can share it.
+    # Vectorised members differ in normalisation: scale nodes around the 0/1
+    # product (D^-a A D^-b h = d^-a * (A (d^-b * h))), so that every
+    # member's product has the same matrix and a population can share it.
     scale_out, scale_in = graph_lib.normalisation_scales(
         graph, arch[space.index('norm')])
     return lambda x: scale_out[:, None] * graph_lib.propagate(

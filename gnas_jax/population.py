@@ -1,8 +1,8 @@
 """A population of architectures trained at once in compiled programs.
 
 A round's candidates are split into groups by the choices that shape a
-program (`program_shape`: width, depth, whether the readout concatenates,
-whether any layer attends), and each group trains as one `Population`: its
+program (`program_shape`: width, depth, loss, whether the readout
+concatenates, whether any layer attends), and each group trains as one `Population`: its
 candidates share one model of the group's shape, one graph and every
 mini-batch; their parameters, optimizer states and architectures are
 pytrees with a leading candidate axis, and the single-model update of
@@ -295,14 +295,15 @@ def program_shape(arch: space.Architecture,
                   within: models.ModelShape) -> models.ModelShape:
   """The shape of the program that trains `arch` among others like it.
 
-  It takes the architecture's own width and depth, the concatenating readout
-  or the others, and attention only when one of its layers attends; every
-  other decision keeps the choices of `within` (the search's shape), so
-  architectures that differ only in those share one program. These are the
-  choices that cost a candidate most when a program carries them for it: the
-  widest width, unused layers, a concatenation's wider output, and
-  attention's edge operands in every layer's branch (each measured at 1.3x
-  to 3x of the architecture's own program per step on MovieLens-100K).
+  It takes the architecture's own width, depth and loss, the concatenating
+  readout or the others, and attention only when one of its layers attends;
+  every other decision keeps the choices of `within` (the search's shape),
+  so architectures that differ only in those share one program. These are
+  the choices that cost a candidate most when a program carries them for
+  it: the widest width, unused layers, a concatenation's wider output,
+  attention's edge operands in every layer's branch, and the loss switch
+  (each measured at 1.3x to 3x of the architecture's own program per step
+  on MovieLens-100K, the switch at 1.5x to 2x for a BPR candidate).
 
   Raises:
     ValueError: `within` does not cover `arch`.
@@ -316,7 +317,7 @@ def program_shape(arch: space.Architecture,
     if arch.layers == 0 and name not in _DEPTH_FREE:
       value = getattr(arch, name)
       values = value if isinstance(value, tuple) else (value,)
-    elif name in ('width', 'layers'):
+    elif name in ('width', 'layers', 'loss'):
       values = (getattr(arch, name),)
     elif name == 'readout':
       concat = arch.readout == 'concat'

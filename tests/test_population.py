@@ -81,13 +81,16 @@ def test_program_shape_keeps_width_depth_concat_and_attention_apart():
   assert attending.values('readout') == ('concat',)
   # Architectures that differ in anything else share the program.
   assert population_lib.program_shape(space.from_string(
-      'ngcf,width=32,layers=2,readout=sum,act=tanh,norm=left,loss=softmax'),
+      'ngcf,width=32,layers=2,readout=sum,act=tanh,norm=left'),
                                       within()) == shape
-  # At depth 0 only the width tells programs apart.
+  assert population_lib.program_shape(space.from_string(
+      'gin,width=32,layers=2,readout=mean,loss=softmax'),
+                                      within()).values('loss') == ('softmax',)
+  # At depth 0 only the width and the loss tell programs apart.
   shallow = {population_lib.program_shape(a, within()) for a in
              space.sample(np.random.default_rng(0), 200, CHOICES)
              if a.layers == 0}
-  assert len(shallow) == 2
+  assert len(shallow) == 4
 
 
 def test_program_shape_refuses_an_architecture_outside_the_shape():
