@@ -1,7 +1,9 @@
 """Shared fixtures: small graphs and datasets, and the real-data switch."""
 
 import functools
+import importlib.util
 import os
+import pathlib
 import shutil
 import tempfile
 
@@ -28,9 +30,36 @@ def pytest_configure(config):
   jax.config.update('jax_compilation_cache_dir', os.environ[_CACHE_VARIABLE])
 
 
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
 needs_data = pytest.mark.skipif(
     not DATA_DIR, reason='GNAS_DATA_DIR is not set (CI points it at '
     '../shared/datasets); real-data tests are skipped.')
+
+
+def make_config(**overrides):
+  """Returns experiments/configs/train.py's config with dotted overrides."""
+  spec = importlib.util.spec_from_file_location(
+      'train_config', ROOT / 'experiments' / 'configs' / 'train.py')
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config()
+  for key, value in overrides.items():
+    *parents, leaf = key.split('.')
+    node = config
+    for parent in parents:
+      node = node[parent]
+    node[leaf] = value
+  return config
+
+
+def write(folder, name, content):
+  """Writes `content` (text, as UTF-8, or bytes) to `folder/name`."""
+  path = pathlib.Path(folder) / name
+  path.parent.mkdir(parents=True, exist_ok=True)
+  path.write_bytes(content.encode('utf-8') if isinstance(content, str)
+                   else content)
+  return path
 
 
 def random_pairs(num_users, num_items, num_pairs, seed=0):

@@ -1,8 +1,6 @@
 """Tests for gnas_jax.data: readers, preprocessing, splits, registry."""
 
-import importlib.util
 import logging
-import os
 import pathlib
 import subprocess
 import sys
@@ -16,34 +14,7 @@ import pytest
 
 from gnas_jax import data
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-DATA_DIR = os.environ.get('GNAS_DATA_DIR', '')
-needs_data = pytest.mark.skipif(
-    not DATA_DIR, reason='GNAS_DATA_DIR is not set (CI points it at '
-    '../shared/datasets); real-data tests are skipped.')
-
-
-def make_config(**overrides):
-  """Returns experiments/configs/train.py's config with dotted overrides."""
-  spec = importlib.util.spec_from_file_location(
-      'train_config', ROOT / 'experiments' / 'configs' / 'train.py')
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config()
-  for key, value in overrides.items():
-    *parents, leaf = key.split('.')
-    node = config
-    for parent in parents:
-      node = node[parent]
-    node[leaf] = value
-  return config
-
-
-def write(folder, name, text):
-  path = pathlib.Path(folder) / name
-  path.parent.mkdir(parents=True, exist_ok=True)
-  path.write_bytes(text.encode('utf-8') if isinstance(text, str) else text)
-  return path
+from conftest import DATA_DIR, ROOT, make_config, needs_data, write
 
 
 def counts_by_user(assignment, users, num_users):

@@ -3,7 +3,6 @@ damaged files, and checksums of registered datasets."""
 
 import gzip
 import hashlib
-import importlib.util
 import logging
 import os
 import pathlib
@@ -16,38 +15,10 @@ import pytest
 from gnas_jax import data
 from gnas_jax.data import registry
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-DATA_DIR = os.environ.get('GNAS_DATA_DIR', '')
-needs_data = pytest.mark.skipif(
-    not DATA_DIR, reason='GNAS_DATA_DIR is not set (CI points it at '
-    '../shared/datasets); real-data tests are skipped.')
+from conftest import DATA_DIR, make_config, needs_data, write
 
 OPT_OUT = ('turn the check off with --config.data.verify_checksums=False (or '
            'GNAS_VERIFY_CHECKSUMS=0).')
-
-
-def make_config(**overrides):
-  """Returns experiments/configs/train.py's config with dotted overrides."""
-  spec = importlib.util.spec_from_file_location(
-      'train_config', ROOT / 'experiments' / 'configs' / 'train.py')
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config()
-  for key, value in overrides.items():
-    *parents, leaf = key.split('.')
-    node = config
-    for parent in parents:
-      node = node[parent]
-    node[leaf] = value
-  return config
-
-
-def write(folder, name, content):
-  path = pathlib.Path(folder) / name
-  path.parent.mkdir(parents=True, exist_ok=True)
-  path.write_bytes(content.encode('utf-8') if isinstance(content, str)
-                   else content)
-  return path
 
 
 def read_error(path, *args, **kwargs):
