@@ -1,12 +1,22 @@
 """Helpers shared by the experiment entry points."""
 
+import difflib
 import logging
+import re
+from typing import Callable, Sequence
 
+from absl import app
+from absl import flags
 from absl import logging as absl_logging
+import ml_collections
 
 # Libraries whose INFO records (one per checkpoint step, per file) drown
 # the training log; their warnings and errors still show.
 _QUIET_PACKAGES = ('/orbax/', '/tensorboardX/')
+
+# What a user can get wrong in a command: a value out of range, a missing
+# file. Anything else is a bug, and keeps its traceback.
+USER_ERRORS = (ValueError, FileNotFoundError)
 
 
 class _DropLibraryInfo(logging.Filter):
@@ -19,3 +29,110 @@ class _DropLibraryInfo(logging.Filter):
 def quiet_library_logs() -> None:
   """Hides INFO logs from checkpointing and summary libraries."""
   absl_logging.get_absl_handler().addFilter(_DropLibraryInfo())
+
+
+def run(main: Callable[[list[str]], None],
+        user_errors: tuple[type[Exception], ...] = USER_ERRORS) -> None:
+  """`app.run(main)` that answers a user's mistake with one line.
+
+  A bad flag (an unknown `--config.*` option among them, with the closest
+  names it has) or an error of `user_errors` raised by `main` prints
+  `Error: <message>` to stderr and exits with status 1, without the
+  traceback, which only says where the check is. `--debug` (defined here)
+  raises the error instead, traceback and all.
+
+  Args:
+    main: The entry point's main function, as for `app.run`.
+    user_errors: The exceptions that are the user's mistakes.
+  """
+  flags.DEFINE_bool('debug', False, 'Show the traceback of an error '
+                    'instead of its one-line message.')
+
+  def parse(argv):
+    try:
+      return flags.FLAGS(argv)
+    except (flags.Error, AttributeError, KeyError) as e:
+      # --debug itself may not be parsed yet.
+      if _debug_requested(argv):
+        raise
+      if isinstance(e, flags.Error):
+        _fail(str(e))
+      # ml_collections raises these for an option the config lacks.
+      message = unknown_config_option(argv)
+      if message is None:
+        raise
+      _fail(message)
+
+  def checked_main(argv):
+    try:
+      return main(argv)
+    except user_errors as e:
+      if flags.FLAGS.debug:
+        raise
+      _fail(_message(e))
+
+  app.run(checked_main, flags_parser=parse)
+
+
+def _fail(message: str) -> None:
+  raise SystemExit(f'Error: {message}')
+
+
+def _message(error: Exception) -> str:
+  # str() of a KeyError is the repr of its message, quotes and all.
+  if isinstance(error, KeyError) and len(error.args) == 1:
+    return str(error.args[0])
+  return str(error)
+
+
+def _debug_requested(argv: Sequence[str]) -> bool:
+  debug = False
+  for arg in argv[1:]:
+    if arg in ('--debug', '--debug=true', '--debug=True', '--debug=1'):
+      debug = True
+    elif arg in ('--nodebug', '--debug=false', '--debug=False', '--debug=0'):
+      debug = False
+  return debug
+
+
+def unknown_config_option(argv: Sequence[str],
+                          flag_values: flags.FlagValues = flags.FLAGS
+                          ) -> str | None:
+  """The message for the first `--<config flag>.<path>` of `argv` whose
+  path the config lacks, with the closest names it has; None if all exist.
+
+  The config is the one `argv` names (`--config=FILE`), else the flag's
+  default.
+  """
+  files = {}
+  overrides = []
+  for arg in argv[1:]:
+    match = re.fullmatch(r'--([A-Za-z_]\w*)(\.[^=]+)?(=.*)?', arg)
+    if not match or match[1] not in flag_values:
+      continue
+    if match[2]:
+      overrides.append((match[1], match[2][1:]))
+    elif match[3]:
+      files[match[1]] = match[3][1:]
+  for name, path in overrides:
+    flag = flag_values[name]
+    config = (flag.parser.parse(files[name]) if name in files
+              else flag.value)
+    if not isinstance(config, ml_collections.ConfigDict):
+      continue
+    node, parents = config, [name]
+    for part in path.split('.'):
+      if not isinstance(node, ml_collections.ConfigDict):
+        return (f'unknown option --{name}.{path}: --{".".join(parents)} '
+                'is a value, not a group of options.')
+      if part not in node:
+        option = '.'.join(parents)
+        close = difflib.get_close_matches(part, list(node.keys()), n=3)
+        if close:
+          return (f'unknown option --{name}.{path}; did you mean '
+                  + ' or '.join(f'--{option}.{c}' for c in close) + '?')
+        return (f'unknown option --{name}.{path}; the options of {option} '
+                f'are {", ".join(sorted(node.keys()))}.')
+      node = node[part]
+      parents.append(part)
+  return None

@@ -17,6 +17,7 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from experiments import common
 from gnas_jax import data
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -68,4 +69,4 @@ def main(argv):
 
 if __name__ == '__main__':
   flags.mark_flags_as_required(['config'])
-  app.run(main)
+  common.run(main)

@@ -41,23 +41,20 @@ def main(argv):
   if not (_USERS.value or _HISTORY.value or _SIMILAR.value):
     raise app.UsageError('Give --user, --history or --similar_to.')
   common.quiet_library_logs()
-  try:
-    model = recommend.Recommender.load(_MODEL_DIR.value)
-    for user, ranked in zip(_USERS.value, model.recommend(
-        _USERS.value, _K.value, _EXCLUDE_SEEN.value) if _USERS.value
-                            else []):
-      _print(f'user {user}:', ranked)
-    if _HISTORY.value:
-      _print(f'new user with items {",".join(_HISTORY.value)}:',
-             model.recommend_for_histories([_HISTORY.value], _K.value,
-                                           _EXCLUDE_SEEN.value)[0])
-    if _SIMILAR.value:
-      _print(f'items similar to {_SIMILAR.value}:',
-             model.similar_items(_SIMILAR.value, _K.value))
-  except (KeyError, ValueError, FileNotFoundError) as e:
-    # A KeyError's message comes quoted.
-    raise SystemExit(f'Error: {str(e).strip(chr(34))}') from e
+  model = recommend.Recommender.load(_MODEL_DIR.value)
+  for user, ranked in zip(_USERS.value, model.recommend(
+      _USERS.value, _K.value, _EXCLUDE_SEEN.value) if _USERS.value
+                          else []):
+    _print(f'user {user}:', ranked)
+  if _HISTORY.value:
+    _print(f'new user with items {",".join(_HISTORY.value)}:',
+           model.recommend_for_histories([_HISTORY.value], _K.value,
+                                         _EXCLUDE_SEEN.value)[0])
+  if _SIMILAR.value:
+    _print(f'items similar to {_SIMILAR.value}:',
+           model.similar_items(_SIMILAR.value, _K.value))
 
 
 if __name__ == '__main__':
-  app.run(main)
+  # Unknown user and item ids are KeyErrors.
+  common.run(main, common.USER_ERRORS + (KeyError,))

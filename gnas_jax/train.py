@@ -455,6 +455,64 @@ def _record_fingerprint(workdir: str, current: dict[str, Any]) -> None:
   os.replace(path + '.tmp', path)
 
 
+# Counts of the training protocol, each with its least allowed value: zero
+# or a negative one would otherwise fail deep inside training (a division by
+# zero, an empty batch) or stop it before it starts.
+TRAIN_MINIMA = (('seed', 0), ('epochs', 1), ('batch_size', 1),
+                ('num_negatives', 1), ('eval_every', 1), ('patience', 1),
+                ('eval_batch_size', 1), ('data.kcore', 0))
+
+
+def check_config(config: ml_collections.ConfigDict,
+                 minima: Sequence[tuple[str, int]] = TRAIN_MINIMA) -> None:
+  """Checks the ranges of a training config's options before any work.
+
+  Options absent from `config` are left to the code that reads them (a
+  config built by hand may hold only some). The data options that
+  `gnas_jax.data` checks when it loads the data are not repeated here.
+
+  Args:
+    config: A configuration with the keys of experiments/configs/train.py.
+    minima: (dotted path, least value) of the options that must be
+      integers at least that large; the search adds its own.
+
+  Raises:
+    ValueError: an option is out of its range; the message names it as
+      `config.<path>=<value>` with the values it takes.
+  """
+
+  def get(path):
+    node = config
+    for part in path.split('.'):
+      if not hasattr(node, 'get') or part not in node:
+        return None
+      node = node[part]
+    return node
+
+  def is_int(value):
+    # A bool is an int to Python, never a count to a user.
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+  def fail(path, value, allowed):
+    raise ValueError(f'config.{path}={value!r} is not allowed: it must be '
+                     f'{allowed}.')
+
+  for path, least in minima:
+    value = get(path)
+    if value is not None and not (is_int(value) and value >= least):
+      fail(path, value, f'an integer >= {least}')
+  ks = get('ks')
+  if ks is not None and not (
+      isinstance(ks, (list, tuple)) and ks
+      and all(is_int(k) and k >= 1 for k in ks)):
+    fail('ks', ks, 'a non-empty list of integers >= 1')
+  ratio = get('data.given_valid_ratio')
+  if ratio is not None and not (
+      isinstance(ratio, (int, float)) and not isinstance(ratio, bool)
+      and 0 <= ratio < 1):
+    fail('data.given_valid_ratio', ratio, 'a number in [0, 1)')
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                        dataset: data_lib.Dataset | None = None
                        ) -> dict[str, Any]:
@@ -477,6 +535,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       checkpoints are damaged beyond falling back to an older one.
   """
   # A wrong setting fails before the workdir is touched.
+  check_config(config)
   space.from_string(config.arch)
   ks = tuple(config.ks)
   stop_metric = config.early_stopping_metric

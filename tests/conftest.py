@@ -45,11 +45,17 @@ def make_config(**overrides):
   spec.loader.exec_module(module)
   config = module.get_config()
   for key, value in overrides.items():
-    *parents, leaf = key.split('.')
-    node = config
-    for parent in parents:
-      node = node[parent]
-    node[leaf] = value
+    with_value(config, key, value)
+  return config
+
+
+def with_value(config, path, value):
+  """`config` with the option at dotted `path` set to `value`."""
+  *parents, name = path.split('.')
+  node = config
+  for parent in parents:
+    node = node[parent]
+  node[name] = value
   return config
 
 

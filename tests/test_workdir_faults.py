@@ -156,10 +156,11 @@ def test_a_second_training_process_exits_at_once(tmp_path):
         [sys.executable, '-m', 'experiments.train',
          '--config=experiments/configs/test.py', f'--workdir={workdir}'],
         cwd=ROOT, capture_output=True, text=True, timeout=300)
-  assert result.returncode != 0
-  assert (f'ValueError: workdir {workdir} is in use by process '
+  assert result.returncode == 1
+  assert (f'Error: workdir {workdir} is in use by process '
           f'{os.getpid()}; wait for it to end or choose another workdir.'
           in result.stderr)
+  assert 'Traceback' not in result.stderr
   assert os.listdir(workdir) == ['.lock']
 
 

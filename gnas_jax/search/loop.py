@@ -243,6 +243,42 @@ class _OutOfTime(Exception):
   """Raised after a round that exhausts `config.max_wall_seconds`."""
 
 
+# The search's counts with their least allowed values (see
+# `train.check_config`): a budget or population below one would search
+# nothing and report no best architecture, and a zero fidelity fails
+# inside population training.
+SEARCH_MINIMA = (('budget', 1), ('population_size', 1),
+                 ('fidelity.epochs', 1), ('fidelity.eval_every', 1),
+                 ('fidelity.patience', 1), ('fidelity.batch_size', 1),
+                 ('final.top_k', 0))
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+  """Checks the ranges of a search config's options before any work: the
+  training protocol's (`train.check_config`, for the final retraining)
+  and the search's own.
+
+  Raises:
+    ValueError: an option is out of its range; the message names it as
+      `config.<path>=<value>` with the values it takes.
+  """
+  train.check_config(config, train.TRAIN_MINIMA + SEARCH_MINIMA)
+  wall = config.get('max_wall_seconds')
+  if wall is not None and not (isinstance(wall, (int, float))
+                               and not isinstance(wall, bool) and wall >= 0):
+    raise ValueError(f'config.max_wall_seconds={wall!r} is not allowed: it '
+                     'must be a number >= 0 (0: no limit).')
+  final = config.get('final')
+  seeds = final.get('seeds') if final is not None else None
+  # Every finalist is retrained once per seed and reported by its first.
+  if seeds is not None and not (
+      isinstance(seeds, (list, tuple)) and seeds
+      and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
+              for s in seeds)):
+    raise ValueError(f'config.final.seeds={seeds!r} is not allowed: it must '
+                     'be a non-empty list of integers >= 0.')
+
+
 def search(config: ml_collections.ConfigDict, workdir: str,
            dataset: data_lib.Dataset | None = None) -> dict[str, Any]:
   """The search rounds (no final retraining); resumable.
@@ -263,6 +299,7 @@ def search(config: ml_collections.ConfigDict, workdir: str,
   """
   from tensorboardX import SummaryWriter  # Heavy import, only for searches.
 
+  check_config(config)
   choices = space.subspace_from_string(config.space)
   strategy = build_strategy(config)
   # Taken once the settings are checked, before anything is read.
@@ -439,6 +476,8 @@ def _mean_std(results, key) -> tuple[float, float]:
 def run_search(config: ml_collections.ConfigDict,
                workdir: str) -> dict[str, Any]:
   """Search, retrain the best, test; writes `workdir/search_summary.json`."""
+  # Before the data load, which can take minutes.
+  check_config(config)
   dataset = data_lib.load_dataset(config)
   start = time.perf_counter()
   facts = search(config, workdir, dataset)
