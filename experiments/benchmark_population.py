@@ -274,11 +274,6 @@ def _measure_in_child(size: int) -> dict:
       return json.load(f)[0]
 
 
-def _cell(record: dict, key: str, fmt: str) -> str:
-  value = record.get(key)
-  return '—' if value is None else format(value, fmt)
-
-
 # (column, record key, format) of the printed table.
 COLUMNS = (
     ('P', 'population_size', 'd'),
@@ -315,7 +310,7 @@ def main(argv):
     logging.info('Measuring P=%d on %s.', size, _DATASET.value)
     record = _measure_in_child(size)
     records.append(record)
-    print('| ' + ' | '.join(_cell(record, key, fmt)
+    print('| ' + ' | '.join(common.table_cell(record, key, fmt)
                             for _, key, fmt in COLUMNS) + ' |', flush=True)
     if _OUT.value:
       with open(_OUT.value, 'w') as f:

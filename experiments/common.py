@@ -26,6 +26,13 @@ class _DropLibraryInfo(logging.Filter):
         package in record.pathname for package in _QUIET_PACKAGES)
 
 
+def table_cell(record: dict, key: str, fmt: str) -> str:
+  """`record[key]` formatted with `fmt`, or a dash where it is missing or
+  None (a figure that run did not measure)."""
+  value = record.get(key)
+  return '—' if value is None else format(value, fmt)
+
+
 def quiet_library_logs() -> None:
   """Hides INFO logs from checkpointing and summary libraries."""
   absl_logging.get_absl_handler().addFilter(_DropLibraryInfo())

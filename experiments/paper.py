@@ -24,6 +24,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from experiments import common
 from experiments import figures
 from gnas_jax import data as data_lib
 from gnas_jax import models
@@ -393,7 +394,8 @@ def run_throughput(config, run: Run) -> Output:
         found = [r for r in records.get((p, dataset_name), [])
                  if r['population_size'] == size]
         row += ([f'{found[0]["per_candidate_step_ms"]:.1f}',
-                 _optional(found[0], 'specialised_amortised_step_ms', '.1f'),
+                 common.table_cell(found[0], 'specialised_amortised_step_ms',
+                                   '.1f'),
                  f'{found[0]["candidates_per_hour"]:.0f}'] if found
                 else ['—'] * 3)
       rows.append(row)
@@ -418,11 +420,6 @@ def run_throughput(config, run: Run) -> Output:
       'that platform with the same workdir, or `experiments/device_check.sh`'
       ' there, to fill it.'],
       figures=['throughput.png'])
-
-
-def _optional(record: dict, key: str, fmt: str) -> str:
-  value = record.get(key)
-  return '—' if value is None else format(value, fmt)
 
 
 # --- Public NAS benchmarks ------------------------------------------------
