@@ -15,12 +15,11 @@ import os
 
 from absl import app
 from absl import flags
-from absl import logging
-import numpy as np
 from ml_collections import config_flags
 
 from experiments import common
-from gnas_jax import train
+from gnas_jax import driver
+from gnas_jax import space
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', 'experiments/configs/ml100k_baselines.py',
@@ -34,21 +33,11 @@ COLUMNS = ('test/recall@20', 'test/ndcg@20', 'test/recall@10',
 
 def run_all(config, workdir: str) -> dict[str, list[dict]]:
   """Trains each of `config.archs` with each of `config.seeds`."""
-  results = {}
-  for arch in config.archs:
-    for seed in config.seeds:
-      run_dir = os.path.join(workdir, arch.replace(',', '_'), f'seed_{seed}')
-      path = os.path.join(run_dir, 'results.json')
-      if os.path.exists(path):
-        with open(path) as f:
-          run = json.load(f)
-      else:
-        logging.info('Training %s with seed %d in %s.', arch, seed, run_dir)
-        run_config = config.copy_and_resolve_references()
-        run_config.arch, run_config.seed = arch, seed
-        run = train.train_and_evaluate(run_config, run_dir)
-      results.setdefault(arch, []).append(run)
-  return results
+  data = driver.TrainingData.from_config(config)
+  return {arch: driver.train_with_seeds(
+              config, os.path.join(workdir, arch.replace(',', '_')),
+              space.from_string(arch), config.seeds, data)
+          for arch in config.archs}
 
 
 def summary_table(results: dict[str, list[dict]]) -> str:
@@ -57,12 +46,10 @@ def summary_table(results: dict[str, list[dict]]) -> str:
   lines = ['| ' + ' | '.join(header) + ' |',
            '| --- |' + ' ---: |' * (len(header) - 1)]
   for arch, runs in results.items():
-    cells = []
-    for column in (*COLUMNS, 'best_epoch', 'train_seconds_per_epoch'):
-      values = np.array([run[column] for run in runs], float)
-      digits = 4 if column in COLUMNS else 2
-      spread = values.std(ddof=1) if len(values) > 1 else 0.0
-      cells.append(f'{values.mean():.{digits}f} ± {spread:.{digits}f}')
+    cells = [driver.format_statistic(driver.seed_statistics(runs, column),
+                                     4 if column in COLUMNS else 2)
+             for column in (*COLUMNS, 'best_epoch',
+                            'train_seconds_per_epoch')]
     lines.append(f'| {arch} | ' + ' | '.join(cells) + f' | {len(runs)} |')
   return '\n'.join(lines)
 

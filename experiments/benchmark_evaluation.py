@@ -21,6 +21,7 @@ from ml_collections import config_flags
 
 from experiments import common
 from gnas_jax import data
+from gnas_jax import driver
 from gnas_jax import graph as graph_lib
 from gnas_jax import metrics
 from gnas_jax import models
@@ -43,7 +44,8 @@ def main(argv):
   graph = graph_lib.build_graph(dataset.train, dataset.num_users,
                                 dataset.num_items, config.backend)
   model = models.build_model(dataset.num_users, dataset.num_items, [arch])
-  state = train.init_state(model, graph, jnp.asarray(arch.encode()),
+  state = train.init_state(model, train.create_optimizer(), graph,
+                           jnp.asarray(arch.encode()),
                            jax.random.PRNGKey(config.seed))
   task = metrics.build_ranking_task(
       dataset.num_users, dataset.num_items, [dataset.train, dataset.valid],
@@ -51,7 +53,7 @@ def main(argv):
   popularity = jnp.asarray(dataset.item_popularity(), jnp.float32)
   user_reps, item_reps = jax.block_until_ready(
       train.representations(model, state.params, graph, state.arch))
-  rss_before = train.peak_rss_mb()
+  rss_before = driver.peak_rss_mb()
 
   def evaluate():
     start = time.perf_counter()
@@ -66,7 +68,7 @@ def main(argv):
   print(f'first evaluation (with compilation): {first:.2f} s')
   print(f'evaluation, median of {len(timed)}: {np.median(timed):.2f} s')
   print(f'peak RSS: {rss_before:.0f} MiB before evaluating, '
-        f'{train.peak_rss_mb():.0f} MiB after')
+        f'{driver.peak_rss_mb():.0f} MiB after')
 
 
 if __name__ == '__main__':

@@ -59,6 +59,7 @@ import numpy as np
 from experiments import common
 from experiments.configs import train as train_config
 from gnas_jax import data
+from gnas_jax import driver
 from gnas_jax import graph as graph_lib
 from gnas_jax import models
 from gnas_jax import population as population_lib
@@ -135,7 +136,8 @@ def _specialised_steps(dataset, graph, batch, archs, keys
   steps, compile_seconds = [], []
   for arch, key in zip(archs, keys):
     own = models.build_model(dataset.num_users, dataset.num_items, [arch])
-    state = train.init_state(own, graph, jnp.asarray(arch.encode()), key)
+    state = train.init_state(own, train.create_optimizer(), graph,
+                             jnp.asarray(arch.encode()), key)
     start = time.perf_counter()
     own_step = train.train_step.lower(own, state, graph, batch, key).compile()
     compile_seconds.append(time.perf_counter() - start)
@@ -233,7 +235,7 @@ def measure(dataset: data.Dataset, graph: graph_lib.BipartiteGraph,
       'failed': int(grouped.failed.sum()),
       'fidelity_epochs': _FIDELITY.value,
       'steps_per_epoch': sampler.steps_per_epoch,
-      'peak_rss_mb': train.peak_rss_mb(),
+      'peak_rss_mb': driver.peak_rss_mb(),
       'peak_device_mb': _peak_device_mb(),
   }
   if _SUPERSET.value:

@@ -32,9 +32,9 @@ from ml_collections import config_flags
 
 from experiments import common
 from gnas_jax import data as data_lib
+from gnas_jax import driver
 from gnas_jax import metrics as metrics_lib
 from gnas_jax import recommend
-from gnas_jax import train
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', 'experiments/configs/cold_start.py', 'Configuration.',
@@ -106,7 +106,7 @@ def main(argv):
                                  config.cold.min_interactions,
                                  config.cold.seed)
   base = without_users(dataset, cold)
-  train.train_and_evaluate(config, os.path.join(workdir, 'without_cold'),
+  driver.train_and_evaluate(config, os.path.join(workdir, 'without_cold'),
                            base)
   model = recommend.Recommender.load(os.path.join(workdir, 'without_cold'))
   popularity = jnp.asarray(base.item_popularity(), jnp.float32)
@@ -128,7 +128,7 @@ def main(argv):
       extra = np.concatenate([np.stack([np.full(n, u), h], 1)
                               for u, h in zip(cold, histories)])
       run_dir = os.path.join(workdir, f'in_training_n{n}')
-      train.train_and_evaluate(config, run_dir,
+      driver.train_and_evaluate(config, run_dir,
                                without_users(dataset, cold, extra))
       warm = recommend.Recommender.load(run_dir)
       row['in_training'] = metrics_of(

@@ -1,8 +1,10 @@
 """Helpers shared by the experiment entry points."""
 
+import ast
 import difflib
 import logging
 import re
+import sys
 from typing import Callable, Sequence
 
 from absl import app
@@ -12,7 +14,7 @@ import ml_collections
 
 # Libraries whose INFO records (one per checkpoint step, per file) drown
 # the training log; their warnings and errors still show.
-_QUIET_PACKAGES = ('/orbax/', '/tensorboardX/')
+_QUIET_PACKAGES = ('/orbax/', '/clu/')
 
 # What a user can get wrong in a command: a value out of range, a missing
 # file. Anything else is a bug, and keeps its traceback.
@@ -56,6 +58,9 @@ def run(main: Callable[[list[str]], None],
                     'instead of its one-line message.')
 
   def parse(argv):
+    if any(arg in _HELP for arg in argv[1:]):
+      print(usage(argv))
+      raise SystemExit(0)
     try:
       return flags.FLAGS(argv)
     except (flags.Error, AttributeError, KeyError) as e:
@@ -79,6 +84,33 @@ def run(main: Callable[[list[str]], None],
       _fail(_message(e))
 
   app.run(checked_main, flags_parser=parse)
+
+
+# absl's own help flags exit with status 1 and list no config option.
+_HELP = ('--help', '-h', '-?', '--helpshort')
+
+
+def usage(argv: Sequence[str],
+          flag_values: flags.FlagValues = flags.FLAGS) -> str:
+  """The entry point's `--help`: its docstring, its flags, and every option
+  of each config flag (of the file `argv` names, else the default one)
+  with its default and meaning."""
+  from experiments import config_docs  # pylint: disable=g-import-not-at-top
+  main = sys.modules['__main__']
+  parts = [(main.__doc__ or '').strip(), '', flag_values.main_module_help()]
+  files = dict(match.groups() for match in (
+      re.fullmatch(r'--([A-Za-z_]\w*)=(.*)', arg) for arg in argv[1:])
+      if match)
+  for name in sorted(flag_values):
+    flag = flag_values[name]
+    if flag.flag_type() != 'config object':  # Not a config file flag.
+      continue
+    path = files.get(name) or ast.literal_eval(flag.default_as_str)
+    config = flag.parser.parse(path)
+    parts += ['', f'Options of --{name}={path} (set one with '
+              f'--{name}.<option>=<value>):',
+              config_docs.flag_help(name, path, config)]
+  return '\n'.join(parts)
 
 
 def _fail(message: str) -> None:

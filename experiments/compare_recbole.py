@@ -28,8 +28,8 @@ from ml_collections import config_flags
 
 from experiments import common
 from gnas_jax import data
+from gnas_jax import driver
 from gnas_jax import space
-from gnas_jax import train
 
 _ROOT = pathlib.Path(__file__).resolve().parents[1]
 _CONFIG = config_flags.DEFINE_config_file(
@@ -122,7 +122,7 @@ def main(argv):
     data.write_recbole_split(dataset, split_dir / name, name)
     recbole = _run_recbole(config, split_dir, name,
                            workdir / 'recbole_results.json')
-  ours = train.train_and_evaluate(config, str(workdir / 'gnas_jax'))
+  ours = driver.train_and_evaluate(config, str(workdir / 'gnas_jax'))
 
   rows = [('test/recall@20', 'test/recall@20'),
           ('test/ndcg@20', 'test/ndcg@20'),

@@ -1,8 +1,9 @@
 """The tables and figures of `experiments.reproduce`, as functions.
 
 Each `run_<table>(config, run)` makes one table from its configuration
-(`experiments/configs/paper/<table>.py`) and returns its `Output`, which
-writes `NAME.md` and `NAME.csv`; figures are written by the runner.
+(`experiments/configs/paper/<table>.py:<scale>`, loaded as `--config`
+loads it) and returns its `Output`, which writes `NAME.md` and `NAME.csv`;
+figures are written by the runner.
 Everything expensive is kept under `run.workdir` as it finishes.
 """
 
@@ -11,37 +12,72 @@ from __future__ import annotations
 import csv
 import dataclasses
 import hashlib
-import importlib
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 from typing import Any, Callable
 
+from absl import flags
 from absl import logging
 import jax
 import ml_collections
+from ml_collections import config_flags
 import numpy as np
 
 from experiments import common
 from experiments import figures
+from experiments.configs import paper as paper_configs
 from gnas_jax import data as data_lib
+from gnas_jax import driver
 from gnas_jax import models
 from gnas_jax import space
+from gnas_jax.search import evaluation
 from gnas_jax.search import loop
 from gnas_jax.search import strategies as strategies_lib
 from gnas_jax.search import tabular
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # In running order: accuracy uses the searches of search_efficiency.
 TABLES = ('search_efficiency', 'ablations', 'accuracy', 'throughput',
           'nas_benchmarks')
 
 
+def config_path(table: str, scale: str) -> str:
+  """The `--config` of `table` at `scale`, relative to the repository."""
+  return f'experiments/configs/paper/{table}.py:{scale}'
+
+
 def paper_config(table: str, scale: str) -> ml_collections.ConfigDict:
-  """`experiments/configs/paper/<table>.py` at `scale`."""
-  module = importlib.import_module(f'experiments.configs.paper.{table}')
-  return module.get_config(scale)
+  """`config_path(table, scale)`, loaded (and locked) as `--config` loads
+  it."""
+  if table not in TABLES:
+    raise ValueError(f'Unknown table {table!r}; choose from '
+                     f'{", ".join(TABLES)}.')
+  paper_configs.check_scale(scale)
+  # Absolute, so that it loads from any working directory.
+  path = os.path.join(_ROOT, config_path(table, scale))
+  argv = ['reproduce', f'--config={path}']
+  values = flags.FlagValues()
+  config_flags.DEFINE_config_file('config', flag_values=values,
+                                  sys_argv=argv)
+  values(argv)
+  return values.config
+
+
+def table_and_scale(config_file: str) -> tuple[str, str]:
+  """The table and scale of a `--config` value `.../<table>.py[:<scale>]`."""
+  path, _, scale = config_file.partition(':')
+  table = os.path.splitext(os.path.basename(path))[0]
+  if table not in TABLES:
+    raise ValueError(
+        f'--config={config_file} names no table: a table is configured by '
+        f'a file named after it (experiments/configs/paper/<table>.py), '
+        f'one of {", ".join(TABLES)}.')
+  return table, scale or 'small'  # `get_config`'s default.
 
 
 def machine() -> str:
@@ -58,18 +94,22 @@ def _digest(value: Any) -> str:
   return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
-def _mean_std(values) -> str:
-  values = np.asarray(values, float)
-  spread = values.std(ddof=1) if len(values) > 1 else 0.0
-  return f'{values.mean():.4f} ± {spread:.4f}'
-
-
 @dataclasses.dataclass(frozen=True)
 class Run:
-  """Where a table is written, at which scale, and where the data is."""
+  """Where a table is written, at which scale, and where the data is.
+
+  `config_args` are the `--config` and `--config.<option>` arguments of a
+  run that gave its table that way; empty for `--table` and `--scale`.
+  """
   workdir: str
   scale: str = 'small'
   data_dir: str = ''
+  config_args: tuple[str, ...] = ()
+
+  def command(self, table: str) -> str:
+    """The command that makes `table` in this run (workdir and data aside)."""
+    args = self.config_args or (f'--table={table}', f'--scale={self.scale}')
+    return shlex.join(['python', '-m', 'experiments.reproduce', *args])
 
 
 @dataclasses.dataclass
@@ -82,8 +122,7 @@ class Output:
 
   def write(self, run: Run, name: str, seconds: float) -> str:
     workdir = run.workdir
-    command = (f'python -m experiments.reproduce --table={name} '
-               f'--scale={run.scale}')
+    command = run.command(name)
     lines = [f'<!-- {name}.md: written by `{command}`; edit the code, not '
              'this file. -->',
              f'Produced by `{command}` on a {machine()}; wall time '
@@ -289,18 +328,23 @@ def run_accuracy(config, run: Run) -> Output:
   for dataset_name, protocol in config.datasets.items():
     protocol = protocol.copy_and_resolve_references()
     protocol.data_dir = run.data_dir
-    dataset = data_lib.load_dataset(protocol)
+    data = driver.TrainingData.from_config(protocol)
+    dataset = data.dataset
     folder = os.path.join(workdir, 'accuracy', dataset_name)
     points[dataset_name] = []
     for label, arch in models_to_train.items():
       logging.info('accuracy: %s on %s', label, dataset_name)
-      results = loop.retrain(protocol, folder, arch, config.seeds, dataset)
+      architecture = space.from_string(arch)
+      results = driver.train_with_seeds(
+          protocol, evaluation.retraining_directory(folder, architecture),
+          architecture, config.seeds, data)
       parameters = models.count_parameters(
-          space.from_string(arch), dataset.num_users, dataset.num_items)
-      ndcg = [r['test/ndcg@20'] for r in results]
+          architecture, dataset.num_users, dataset.num_items)
+      ndcg = driver.seed_statistics(results, 'test/ndcg@20')
       rows.append([dataset_name, label, f'{parameters:,}',
-                   _mean_std([r['test/recall@20'] for r in results]),
-                   _mean_std(ndcg),
+                   driver.format_statistic(
+                       driver.seed_statistics(results, 'test/recall@20')),
+                   driver.format_statistic(ndcg),
                    f'{np.mean([r["best_epoch"] for r in results]):.0f}',
                    f'{np.mean([r["train_seconds_per_epoch"] for r in results]):.2f}',
                    '' if label in config.hand_designed else f'`{arch}`'])
@@ -310,8 +354,8 @@ def run_accuracy(config, run: Run) -> Output:
         continue
       points[dataset_name].append({
           'label': label.replace('searched: ', ''), 'arch': arch,
-          'parameters': parameters, 'ndcg': float(np.mean(ndcg)),
-          'ndcg_std': float(np.std(ndcg, ddof=1)) if len(ndcg) > 1 else 0.0,
+          'parameters': parameters, 'ndcg': ndcg['mean'],
+          'ndcg_std': ndcg['std'],
           'searched': label not in config.hand_designed})
   figures.pareto(points, os.path.join(workdir, 'accuracy_pareto.png'))
   protocol = next(iter(config.datasets.values()))

@@ -3,8 +3,16 @@ r"""Reproduces the project's tables and figures, one command per table.
   python -m experiments.reproduce --table=all --scale=small \
       --workdir=/tmp/gnas_paper --data_dir=../shared/datasets
 
-Tables (each configured by `experiments/configs/paper/<table>.py`, whose
-docstring gives its protocol and expected time):
+Each table is configured by `experiments/configs/paper/<table>.py`, whose
+docstring gives its protocol and expected time. `--table=NAME --scale=S`
+is the same as `--config=experiments/configs/paper/NAME.py:S`, which also
+takes overrides of its options:
+
+  python -m experiments.reproduce \
+      --config=experiments/configs/paper/accuracy.py:small \
+      --config.seeds='(0,)' --workdir=/tmp/gnas_paper
+
+Tables:
 
   search_efficiency  best-so-far validation NDCG@20 of each strategy against
                      evaluations and wall time, on a tabular benchmark
@@ -31,32 +39,66 @@ import time
 
 from absl import app
 from absl import flags
+import ml_collections
+from ml_collections import config_flags
 
 from experiments import common
 from experiments import paper
+from experiments.configs import paper as paper_configs
 
+_CONFIG = config_flags.DEFINE_config_file(
+    'config', None, 'One table\'s configuration, '
+    'experiments/configs/paper/<table>.py:<scale>, whose options '
+    '--config.<option>=<value> overrides (instead of --table and --scale).',
+    lock_config=True)
 _TABLE = flags.DEFINE_enum('table', None, (*paper.TABLES, 'all'),
                            'The table to reproduce, or all of them.')
 _SCALE = flags.DEFINE_enum(
-    'scale', 'small', ('small', 'full'),
-    'small: a 2-core CPU in about 90 minutes for all tables; full: the '
-    'configuration meant for a GPU or TPU.')
+    'scale', 'small', paper_configs.SCALES,
+    'With --table. small: a 2-core CPU in about 90 minutes for all tables; '
+    'full: the configuration meant for a GPU or TPU.')
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.')
 _DATA_DIR = flags.DEFINE_string(
     'data_dir', os.environ.get('GNAS_DATA_DIR', ''),
     'Folder holding ml-100k/ and gowalla/ (default: $GNAS_DATA_DIR, then '
     'the download cache).')
-flags.mark_flags_as_required(['table', 'workdir'])
+flags.mark_flag_as_required('workdir')
+
+
+def _flag_text(value) -> str:
+  """`value` as a `--config.<option>=` argument that parses back to it."""
+  if isinstance(value, ml_collections.ConfigDict):
+    value = value.to_dict()
+  return value if isinstance(value, str) else repr(value)
+
+
+def _tables() -> tuple[paper.Run, dict[str, ml_collections.ConfigDict]]:
+  """The run and the configuration of each table, from the flags."""
+  if (_CONFIG.value is None) == (_TABLE.value is None):
+    raise app.UsageError('Give either --table (and --scale) or --config.')
+  if _CONFIG.value is None:
+    names = paper.TABLES if _TABLE.value == 'all' else (_TABLE.value,)
+    run = paper.Run(_WORKDIR.value, _SCALE.value, _DATA_DIR.value)
+    return run, {name: paper.paper_config(name, run.scale) for name in names}
+  if flags.FLAGS['scale'].present:
+    raise app.UsageError('With --config the scale follows the path: '
+                         '--config=experiments/configs/paper/<table>.py:full')
+  flag = flags.FLAGS['config']
+  name, scale = paper.table_and_scale(flag.config_filename)
+  overrides = config_flags.get_override_values(flag)
+  args = (f'--config={flag.config_filename}',
+          *(f'--config.{k}={_flag_text(v)}' for k, v in overrides.items()))
+  run = paper.Run(_WORKDIR.value, scale, _DATA_DIR.value, args)
+  return run, {name: _CONFIG.value}
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
   common.quiet_library_logs()
-  run = paper.Run(_WORKDIR.value, _SCALE.value, _DATA_DIR.value)
+  run, configs = _tables()
   workdir = run.workdir
   os.makedirs(workdir, exist_ok=True)
-  names = paper.TABLES if _TABLE.value == 'all' else (_TABLE.value,)
   timings_path = os.path.join(workdir, 'timings.json')
   timings = {}
   if os.path.exists(timings_path):
@@ -65,12 +107,12 @@ def main(argv):
   # A terminated run unwinds, so that its time is counted below.
   signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
   total = time.perf_counter()
-  for name in names:
+  for name, config in configs.items():
     start = time.perf_counter()
-    key = f'{name}/{run.scale}'
+    # Overridden options make another table, which has its own time.
+    key = ' '.join((f'{name}/{run.scale}', *run.config_args[1:]))
     try:
-      output = paper.RUNNERS[name](paper.paper_config(name, run.scale),
-                                    run)
+      output = paper.RUNNERS[name](config, run)
     finally:
       # Summed over runs, interrupted ones included: a table's time is
       # all the time spent making it (rewriting a finished one adds
@@ -86,4 +128,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  common.run(main)

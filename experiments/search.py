@@ -17,6 +17,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from experiments import common
+from gnas_jax import driver
 from gnas_jax.search import loop
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -33,9 +34,7 @@ def format_summary(summary) -> str:
            'test Recall@20 | test NDCG@20 |',
            '| --- | ---: | ---: | ---: | ---: |']
 
-  def cell(pair):
-    return f'{pair[0]:.4f} ± {pair[1]:.4f}'
-
+  cell = driver.format_statistic
   for finalist in summary.get('finalists', []):
     lines.append(f'| `{finalist["arch"]}` | '
                  f'{finalist["search_valid_ndcg@20"]:.4f} | '
@@ -44,7 +43,8 @@ def format_summary(summary) -> str:
                  f'{cell(finalist["test_ndcg@20"])} |')
   reference = summary.get('reference')
   if reference:
-    lines.append(f'| {reference["arch"]} (reference) | | | '
+    lines.append(f'| {reference["name"]} (reference) | | '
+                 f'{cell(reference["valid_ndcg@20"])} | '
                  f'{cell(reference["test_recall@20"])} | '
                  f'{cell(reference["test_ndcg@20"])} |')
   return '\n'.join(lines)

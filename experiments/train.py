@@ -12,7 +12,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from experiments import common
-from gnas_jax import train
+from gnas_jax import driver
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', 'experiments/configs/train.py', 'Training configuration.',
@@ -26,8 +26,8 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
   common.quiet_library_logs()
-  results = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-  print(train.format_results_table(results))
+  results = driver.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  print(driver.format_results_table(results))
   print(f'best epoch {results["best_epoch"]}, '
         f'{results["train_seconds_per_epoch"]:.3f} s per training epoch, '
         f'peak RSS {results["peak_rss_mb"]:.0f} MiB; '

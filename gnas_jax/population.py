@@ -43,6 +43,7 @@ import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from gnas_jax import graph as graph_lib
 from gnas_jax import metrics as metrics_lib
@@ -76,14 +77,16 @@ def encode(archs: Sequence[space.Architecture]) -> jax.Array:
   return jnp.asarray(np.stack([a.encode() for a in archs]))
 
 
-@functools.partial(jax.jit, static_argnames=('model',))
+@functools.partial(jax.jit, static_argnames=('model', 'optimizer'))
 def init_population(model: models.GNNRecommender,
+                    optimizer: optax.GradientTransformation,
                     graph: graph_lib.BipartiteGraph, archs: jax.Array,
                     keys: jax.Array) -> Population:
   """Independent initial states, one per row of `archs` and of `keys`.
 
   Args:
     model: the shared model; its shape must cover every architecture.
+    optimizer: `train.create_optimizer`'s.
     graph: the training graph.
     archs: `[P, space.NUM_DECISIONS]` encoded architectures.
     keys: `[P]` initialisation keys (`jax.random.split(key, P)`).
@@ -91,9 +94,10 @@ def init_population(model: models.GNNRecommender,
   Returns:
     The population, every candidate active.
   """
-  state = jax.vmap(train.init_state.__wrapped__,
-                   in_axes=(None, None, 0, 0))(
-                       _for_mode(model, 'vmap'), graph, archs, keys)
+  state = jax.vmap(train.create_train_state,
+                   in_axes=(None, None, None, 0, 0))(
+                       _for_mode(model, 'vmap'), optimizer, graph, archs,
+                       keys)
   size = archs.shape[0]
   return Population(state=state, active=jnp.ones(size, bool),
                     failed=jnp.zeros(size, bool))
@@ -136,9 +140,9 @@ def _resolve(mode: str | None) -> str:
 
 
 def step_population(model: models.GNNRecommender, population: Population,
-               graph: graph_lib.BipartiteGraph, batch: train.Batch,
-               keys: jax.Array, mode: str | None = None
-               ) -> tuple[Population, dict[str, jax.Array]]:
+                    graph: graph_lib.BipartiteGraph, batch: train.Batch,
+                    keys: jax.Array, mode: str | None = None
+                    ) -> tuple[Population, dict[str, jax.Array]]:
   """One step of every active candidate on the shared mini-batch.
 
   Args:
@@ -260,7 +264,7 @@ def _per_user_metrics(model, params, archs, graph, task, popularity, ks,
   model = _for_mode(model, mode)
 
   def one(params, arch):
-    user_reps, item_reps = train.representations.__wrapped__(
+    user_reps, item_reps = train.user_item_representations(
         model, params, graph, arch)
     return metrics_lib.per_user_metrics(user_reps, item_reps, task,
                                         popularity, ks)
@@ -371,7 +375,8 @@ class GroupedPopulation:
                within: models.ModelShape, graph: graph_lib.BipartiteGraph,
                archs: Sequence[space.Architecture], init_keys: jax.Array,
                train_keys: jax.Array, mode: str | None = None,
-               grouped: bool = True):
+               grouped: bool = True,
+               optimizer: optax.GradientTransformation | None = None):
     """Initialises every candidate.
 
     Args:
@@ -385,7 +390,9 @@ class GroupedPopulation:
       mode: 'map' or 'vmap'; None picks the platform's default.
       grouped: False trains all candidates in one program of shape `within`
         (the superset), to measure what grouping saves.
+      optimizer: `train.create_optimizer`'s; None takes its defaults.
     """
+    optimizer = optimizer or train.create_optimizer()
     self.size = len(archs)
     self.mode = _resolve(mode)
     self.graph = graph
@@ -404,7 +411,7 @@ class GroupedPopulation:
       # Padding repeats the first member; it never trains nor reports.
       rows = np.array(members + members[:1] * (padded - len(members)))
       population = init_population(
-          model, graph, encode([archs[r] for r in rows]), init_keys[rows])
+          model, optimizer, graph, encode([archs[r] for r in rows]), init_keys[rows])
       population = population.replace(
           active=population.active.at[len(members):].set(False))
       self.groups.append(_Group(model, np.array(members), population,

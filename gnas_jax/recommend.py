@@ -146,6 +146,7 @@ class Recommender:
 
   @classmethod
   def load(cls, directory: str) -> Recommender:
+    """The model `export_model` wrote to `directory`."""
     return cls(directory)
 
   def _check_shapes(self, expected):

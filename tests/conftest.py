@@ -1,5 +1,6 @@
 """Shared fixtures: small graphs and datasets, and the real-data switch."""
 
+import collections
 import functools
 import importlib.util
 import os
@@ -15,6 +16,8 @@ from gnas_jax import graph as graph_lib
 
 DATA_DIR = os.environ.get('GNAS_DATA_DIR', '')
 _CACHE_VARIABLE = 'JAX_COMPILATION_CACHE_DIR'
+_COMPILE_EVENT = '/jax/core/compile/backend_compile_duration'
+_compiled = collections.Counter()  # Compilations by function name.
 
 
 def pytest_configure(config):
@@ -28,6 +31,7 @@ def pytest_configure(config):
     config.add_cleanup(lambda: shutil.rmtree(directory, ignore_errors=True))
   # This process imported JAX before the variable was set.
   jax.config.update('jax_compilation_cache_dir', os.environ[_CACHE_VARIABLE])
+  jax.monitoring.register_event_duration_secs_listener(_count_compilation)
 
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -66,6 +70,23 @@ def write(folder, name, content):
   path.write_bytes(content.encode('utf-8') if isinstance(content, str)
                    else content)
   return path
+
+
+def compilations(jitted):
+  """The programs this process has compiled for a jitted function so far.
+
+  Counted by name (jitted functions of one name count together) from JAX's
+  compilation events, which report every compilation that its in-memory
+  caches miss, a load from the persistent cache included: the count does
+  not depend on what other test processes compiled.
+  """
+  return _compiled[f'jit({jitted.__name__})']
+
+
+def _count_compilation(event, seconds, **kwargs):
+  del seconds  # Unused.
+  if event == _COMPILE_EVENT:
+    _compiled[kwargs.get('fun_name')] += 1
 
 
 def random_pairs(num_users, num_items, num_pairs, seed=0):

@@ -12,7 +12,7 @@ import pytest
 from experiments import common
 from experiments.configs import search_test
 from experiments.configs import test as test_config
-from gnas_jax import train
+from gnas_jax import driver
 from gnas_jax.search import loop
 
 from conftest import with_value
@@ -65,7 +65,7 @@ SEARCH_CASES = [
 def test_training_option_out_of_range(path, value, message):
   config = with_value(test_config.get_config(), path, value)
   with pytest.raises(ValueError) as error:
-    train.check_config(config)
+    driver.check_config(config)
   assert str(error.value) == message
 
 
@@ -78,7 +78,7 @@ def test_search_option_out_of_range(path, value, message):
 
 
 def test_the_default_configs_pass():
-  train.check_config(test_config.get_config())
+  driver.check_config(test_config.get_config())
   loop.check_config(search_test.get_config())
 
 
@@ -86,7 +86,7 @@ def test_training_checks_before_touching_the_workdir(tmp_path):
   workdir = tmp_path / 'never'
   config = with_value(test_config.get_config(), 'patience', 0)
   with pytest.raises(ValueError, match=r'^config\.patience=0 '):
-    train.train_and_evaluate(config, str(workdir))
+    driver.train_and_evaluate(config, str(workdir))
   assert not workdir.exists()
 
 
@@ -158,3 +158,24 @@ def test_debug_shows_the_traceback(tmp_path):
   assert 'Traceback' in result.stderr
   assert ('ValueError: config.epochs=0 is not allowed: it must be an '
           'integer >= 1.') in result.stderr
+
+
+def test_help_lists_every_config_option_and_exits_0():
+  result = subprocess.run(
+      [sys.executable, '-m', 'experiments.search',
+       '--config=experiments/configs/search_test.py', '--help'],
+      cwd=ROOT, capture_output=True, text=True, timeout=120)
+  assert result.returncode == 0, result.stderr
+  text = result.stdout
+  assert 'Options of --config=experiments/configs/search_test.py' in text
+  # The file given, not the default, sets the defaults listed.
+  lines = text.splitlines()
+  (where,) = [i for i, line in enumerate(lines)
+              if line.startswith('  --config.budget:')]
+  assert 'Evaluations' in lines[where]  # Its comment in search.py.
+  assert lines[where + 1] == (
+      f'    (default: {search_test.get_config().budget!r})')
+  for option in ('fidelity.epochs', 'optimizer.b1', 'data.columns',
+                 'strategies.adversarial.hidden'):
+    assert any(line.startswith(f'  --config.{option}:') for line in lines), (
+        option)

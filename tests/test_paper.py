@@ -4,7 +4,11 @@ import csv
 import json
 import os
 import re
+import subprocess
+import sys
 
+from absl import flags
+from ml_collections import config_flags
 import numpy as np
 import pytest
 
@@ -19,6 +23,7 @@ from gnas_jax import space
 from gnas_jax.search import strategies
 from gnas_jax.search import tabular
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_SPACE = ('width=16,layers=0/1,norm=sym,readout=last/mean,'
               'edge_dropout=0,decoder=dot,loss=bpr,lr=0.001/0.01,l2=0.0001,'
               'agg=lightgcn/gcn,act=identity/relu,residual=0')
@@ -127,13 +132,13 @@ def test_build_table_trains_every_architecture_once_and_resumes(
     f.writelines(lines[:-8])
     f.write(lines[-8][:20])
   trained = []
-  original = tabular.loop.PopulationEvaluator.__call__
+  original = tabular.evaluation.PopulationEvaluator.__call__
 
   def counting(self, archs, key):
     trained.extend(a.to_string() for a in archs)
     return original(self, archs, key)
 
-  monkeypatch.setattr(tabular.loop.PopulationEvaluator, '__call__', counting)
+  monkeypatch.setattr(tabular.evaluation.PopulationEvaluator, '__call__', counting)
   resumed = tabular.build_table(config, dataset, path)
   # Only the populations with a lost record are trained again.
   lost = {json.loads(line)['arch'] for line in lines[-8:]}
@@ -244,21 +249,85 @@ def test_throughput_table_merges_platforms(tmp_path):
       '0.0', '2.0', '64000']
 
 
+def _reproduce(*args):
+  return subprocess.run(
+      [sys.executable, '-m', 'experiments.reproduce', *args], cwd=ROOT,
+      capture_output=True, text=True, timeout=300,
+      env=dict(os.environ, JAX_PLATFORMS='cpu'))
+
+
 def test_reproduce_command_rejects_an_unknown_table():
-  import subprocess  # pylint: disable=g-import-not-at-top
-  import sys  # pylint: disable=g-import-not-at-top
-  result = subprocess.run(
-      [sys.executable, '-m', 'experiments.reproduce', '--table=speed',
-       '--workdir=/tmp/unused'], capture_output=True, text=True)
+  result = _reproduce('--table=speed', '--workdir=/tmp/unused')
   assert result.returncode != 0
   assert "flag --table=speed" in result.stderr
 
 
+def test_paper_config_is_the_config_flag_with_its_overrides():
+  argv = ['prog', '--config=' + paper.config_path('accuracy', 'full'),
+          '--config.seeds=(7,)']
+  values = flags.FlagValues()
+  config_flags.DEFINE_config_file('config', flag_values=values,
+                                  sys_argv=argv)
+  values(argv)
+  expected = paper.paper_config('accuracy', 'full')
+  with expected.unlocked():
+    expected.seeds = (7,)
+  assert values.config == expected
+  assert paper.table_and_scale(values['config'].config_filename) == (
+      'accuracy', 'full')
+  assert paper.table_and_scale('/elsewhere/ablations.py') == (
+      'ablations', 'small')
+  with pytest.raises(ValueError, match='names no table'):
+    paper.table_and_scale('experiments/configs/train.py')
+  with pytest.raises(ValueError, match="Unknown scale 'medium'"):
+    paper.paper_config('accuracy', 'medium')
+
+
+def test_reproduce_from_a_config_file_writes_its_command(tmp_path):
+  # Records for every size: the table is written without measuring.
+  (tmp_path / 'throughput').mkdir()
+  records = [{'population_size': p, 'per_candidate_step_ms': 1.0,
+              'candidates_per_hour': 10.0, 'device': 'cpu'} for p in (1, 4)]
+  with open(tmp_path / 'throughput' / 'cpu_ml-100k_full.json', 'w') as f:
+    json.dump(records, f)
+  result = _reproduce(
+      '--config=experiments/configs/paper/throughput.py:full',
+      "--config.population_sizes={'ml-100k': (1, 4)}", '--config.steps=3',
+      f'--workdir={tmp_path}')
+  assert result.returncode == 0, result.stderr
+  with open(tmp_path / 'throughput.md') as f:
+    produced = f.read().splitlines()[1]
+  assert produced.startswith(
+      'Produced by `python -m experiments.reproduce '
+      '--config=experiments/configs/paper/throughput.py:full '
+      "'--config.population_sizes={'\"'\"'ml-100k'\"'\"': (1, 4)}' "
+      '--config.steps=3` on a ')
+  with open(tmp_path / 'throughput.csv') as f:
+    assert [row[:2] for row in csv.reader(f)][1:] == [
+        ['ml-100k', '1'], ['ml-100k', '4']]
+
+
+@pytest.mark.parametrize('args,message', [
+    (('--table=accuracy',
+      '--config=experiments/configs/paper/accuracy.py:small'),
+     'Give either --table (and --scale) or --config.'),
+    (('--config=experiments/configs/paper/accuracy.py', '--scale=full'),
+     'With --config the scale follows the path'),
+    (('--config=experiments/configs/test.py',),
+     'Error: --config=experiments/configs/test.py names no table'),
+    (('--config=experiments/configs/paper/accuracy.py', '--config.seedz=1'),
+     'Error: unknown option --config.seedz; did you mean --config.seeds?'),
+])
+def test_reproduce_command_rejects_a_wrong_config(tmp_path, args, message):
+  result = _reproduce(*args, f'--workdir={tmp_path / "never"}')
+  assert result.returncode == 1 and message in result.stderr
+  assert not (tmp_path / 'never').exists()
+
+
 def test_readme_shows_the_committed_tables():
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  with open(os.path.join(root, 'README.md')) as f:
+  with open(os.path.join(ROOT, 'README.md')) as f:
     readme = f.read()
-  results = os.path.join(root, 'results')
+  results = os.path.join(ROOT, 'results')
   for name in paper.TABLES:
     with open(os.path.join(results, f'{name}.md')) as f:
       table = '\n'.join(line for line in f.read().splitlines()

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import compilations
 from conftest import random_pairs
 from gnas_jax import graph as graph_lib
 from gnas_jax import metrics
@@ -48,7 +49,8 @@ def random_archs(seed, num):
 def train_population(model, graph, batches, archs, keys, learning_rates=None,
                      mode='map'):
   population = population_lib.init_population(
-      model, graph, population_lib.encode(archs), keys)
+      model, train.create_optimizer(), graph, population_lib.encode(archs),
+      keys)
   if learning_rates is not None:
     population.state.opt_state.hyperparams['learning_rate'] = jnp.asarray(
         learning_rates, jnp.float32)
@@ -128,7 +130,8 @@ def test_grouped_population_equals_each_architecture_trained_alone(problem,
   assert failed.sum() < len(archs) // 2  # The comparison must mean much.
   for i, arch in enumerate(archs):
     own = models.build_model(NUM_USERS, NUM_ITEMS, [arch])
-    state = train.init_state(own, graph, jnp.asarray(arch.encode()), keys[i])
+    state = train.init_state(own, train.create_optimizer(), graph,
+                             jnp.asarray(arch.encode()), keys[i])
     for batch in batches:
       state, step_metrics = train.train_step(own, state, graph, batch,
                                              keys[i])
@@ -182,18 +185,18 @@ def test_a_round_compiles_one_program_per_new_group_and_size(problem):
   keys = jax.random.split(jax.random.PRNGKey(2), 6)
   # Counted from an empty cache (other tests compile some of the same).
   population_lib.train_step.clear_cache()
-  before = population_lib.train_step._cache_size()
+  before = compilations(population_lib.train_step)
   train_grouped(graph, batches[:2], first, keys, 'map')
-  assert population_lib.train_step._cache_size() - before == len(
+  assert compilations(population_lib.train_step) - before == len(
       programs(first))
   # A later round compiles only the (shape, size) pairs it has not met.
-  before = population_lib.train_step._cache_size()
+  before = compilations(population_lib.train_step)
   train_grouped(graph, batches[:2], second, keys, 'map')
-  assert population_lib.train_step._cache_size() - before == len(
+  assert compilations(population_lib.train_step) - before == len(
       programs(second) - programs(first))
-  before = population_lib.train_step._cache_size()
+  before = compilations(population_lib.train_step)
   train_grouped(graph, batches[:2], list(reversed(second)), keys, 'map')
-  assert population_lib.train_step._cache_size() == before
+  assert compilations(population_lib.train_step) == before
 
 
 def test_stopped_candidates_stay_where_they_stopped(problem):
@@ -243,8 +246,9 @@ model = models.GNNRecommender(30, 40, models.ModelShape(tuple(choices.items())))
 keys = jax.random.split(jax.random.PRNGKey(0), 6)
 sampler = train.BatchSampler(pairs, 40, 32, 4, seed=0)
 batches = sampler.epoch(0)
-single = population_lib.init_population(model, graph,
-                                        population_lib.encode(archs), keys)
+single = population_lib.init_population(model, train.create_optimizer(),
+                                        graph, population_lib.encode(archs),
+                                        keys)
 mesh = population_lib.candidate_mesh()
 sharded, padded_keys = population_lib.pad_population(single, keys, 4)
 assert sharded.size == 8 and not np.asarray(sharded.active)[6:].any()
@@ -277,13 +281,13 @@ EVALUATOR_RUN = r'''
 import json, sys
 import jax, numpy as np
 from experiments.configs import search_test
-from gnas_jax import data, space
-from gnas_jax.search import loop
+from gnas_jax import data, driver, space
+from gnas_jax.search import evaluation
 config = search_test.get_config()
 choices = space.subspace_from_string(config.space)
 archs = space.sample(np.random.default_rng(3), 3, choices)
-evaluator = loop.PopulationEvaluator(config, data.load_dataset(config),
-                                     choices)
+evaluator = evaluation.PopulationEvaluator(
+    config, driver.TrainingData.from_config(config), choices)
 result = evaluator(archs, jax.random.PRNGKey(7))
 print(json.dumps({'devices': jax.device_count(),
                   **{k: np.asarray(v).tolist() for k, v in result.items()}}))
@@ -306,3 +310,6 @@ def test_search_rounds_shard_over_four_devices_as_on_one():
   assert len(four['ndcg']) == 3
   np.testing.assert_allclose(four['ndcg'], one['ndcg'], rtol=1e-4)
   assert four['epochs'] == one['epochs'] and four['failed'] == one['failed']
+  # The curve holds every evaluation; its best is the score.
+  np.testing.assert_allclose(four['curve'], one['curve'], rtol=1e-4)
+  np.testing.assert_allclose(np.nanmax(one['curve'], 1), one['ndcg'])

@@ -11,8 +11,8 @@ import pytest
 
 from experiments.configs import test as test_config
 from gnas_jax import data as data_lib
+from gnas_jax import driver
 from gnas_jax import recommend
-from gnas_jax import train
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -22,7 +22,7 @@ def trained(tmp_path_factory):
   """A tiny LightGCN (width 16, 2 layers) trained and exported."""
   workdir = str(tmp_path_factory.mktemp('trained'))
   config = test_config.get_config()
-  train.train_and_evaluate(config, workdir)
+  driver.train_and_evaluate(config, workdir)
   return workdir, data_lib.load_dataset(config)
 
 

@@ -13,6 +13,7 @@ import pytest
 from experiments.configs import search as search_config
 from gnas_jax import search
 from gnas_jax import space
+from gnas_jax.search import evaluation
 from gnas_jax.search import loop
 from gnas_jax.search import networks
 from gnas_jax.search import store as store_lib
@@ -54,7 +55,7 @@ def test_subspace_string_errors_name_the_decision():
 def test_strategies_propose_distinct_unseen_architectures(name,
                                                           small_strategy):
   restricted = _restricted()
-  shape = loop.search_shape(space.subspace_from_string(_RESTRICTED))
+  shape = evaluation.search_shape(space.subspace_from_string(_RESTRICTED))
   strategy = small_strategy(name, restricted)
   objective = surrogate.SurrogateObjective(0)
   key = jax.random.PRNGKey(0)
@@ -265,7 +266,8 @@ def test_search_config_defaults_are_the_strategies_defaults():
   assert set(config.strategies) == set(strategies.STRATEGIES)
   for name, options in config.strategies.items():
     defaults = strategies.options(name)
-    assert {k: defaults.get(k) for k in options} == options.to_dict(), name
+    # Every option, so that each can be set from the command line.
+    assert options.to_dict() == defaults, name
   strategy = loop.build_strategy(config)
   assert strategy.name == 'adversarial'
   config.strategies.adversarial.truth_sise = 3
@@ -287,7 +289,7 @@ def test_search_shape_covers_the_defaults_of_inactive_decisions():
   choices = space.subspace_from_string(
       'width=16/32,layers=0/1,readout=sum/last,temperature=0.5,norm=left,'
       'edge_dropout=0.1,agg=gcn,act=relu,residual=0,lr=0.001,l2=0.0')
-  shape = loop.search_shape(choices)
+  shape = evaluation.search_shape(choices)
   assert shape.values('width') == (16, 32)
   assert shape.values('readout') == ('last', 'mean', 'sum')
   assert shape.values('temperature') == (0.1, 0.5)

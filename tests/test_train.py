@@ -10,8 +10,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import compilations
 from conftest import random_pairs
 from experiments.configs import test as test_config
+from gnas_jax import driver
 from gnas_jax import graph as graph_lib
 from gnas_jax import models
 from gnas_jax import space
@@ -94,9 +96,10 @@ def test_steps_learn_and_one_compilation_serves_same_shape_archs(
   model = models.GNNRecommender(40, 50, shape)
   sampler = train.BatchSampler(pairs, 50, 64, 1, 0)
   key = jax.random.PRNGKey(0)
-  before = train.train_step._cache_size()
+  before = compilations(train.train_step)
   for arch in (first, second):
-    state = train.init_state(model, graph, jnp.asarray(arch.encode()), key)
+    state = train.init_state(model, train.create_optimizer(), graph,
+                             jnp.asarray(arch.encode()), key)
     assert float(state.opt_state.hyperparams['learning_rate']) == (
         pytest.approx(arch.lr))
     losses = []
@@ -109,7 +112,7 @@ def test_steps_learn_and_one_compilation_serves_same_shape_archs(
     assert np.all(np.isfinite(losses))
     assert np.mean(losses[-5:]) < np.mean(losses[:5])
     assert int(state.step) == 8 * sampler.steps_per_epoch
-  assert train.train_step._cache_size() == before + 1
+  assert compilations(train.train_step) == before + 1
 
 
 def run_training(workdir, **overrides):
@@ -118,7 +121,7 @@ def run_training(workdir, **overrides):
   for name, value in overrides.items():
     config[name] = value
   config.lock()
-  return train.train_and_evaluate(config, str(workdir))
+  return driver.train_and_evaluate(config, str(workdir))
 
 
 @pytest.fixture(scope='module')
@@ -140,9 +143,28 @@ def test_end_to_end_writes_results(four_epoch_run):
   assert 1 <= results['best_epoch'] <= results['epochs_run'] == 4
   assert results['arch'] == space.from_string(
       'lightgcn,width=16,layers=2').to_string()
-  assert os.listdir(workdir / 'tensorboard')
-  table = train.format_results_table(results)
+  table = driver.format_results_table(results)
   assert '| test ndcg |' in table and '@20' in table
+
+
+def test_summaries_are_tagged_as_the_results_are_keyed(four_epoch_run):
+  from tensorboard.backend.event_processing import event_accumulator
+  workdir, results = four_epoch_run
+  events = event_accumulator.EventAccumulator(str(workdir / 'tensorboard'))
+  events.Reload()
+  tags = set(events.Tags()['tensors'])
+  metrics = {k for k in results if k.startswith(('valid/', 'test/'))}
+  assert metrics <= tags, metrics - tags
+  assert {'train/loss', 'train/ranking_loss', 'train/l2_loss'} <= tags
+  (test_ndcg,) = events.Tensors('test/ndcg@20')
+  assert test_ndcg.step == results['best_epoch']
+  assert float(tf_value(test_ndcg)) == pytest.approx(results['test/ndcg@20'])
+  assert [e.step for e in events.Tensors('valid/ndcg@20')] == [1, 2, 3, 4]
+
+
+def tf_value(event):
+  from tensorboard.util import tensor_util
+  return tensor_util.make_ndarray(event.tensor_proto)
 
 
 def test_resumed_run_equals_uninterrupted_run(tmp_path, four_epoch_run):

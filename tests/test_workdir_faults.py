@@ -17,8 +17,8 @@ from conftest import needs_data
 from experiments.configs import search_test
 from experiments.configs import test as test_config
 from gnas_jax import data as data_lib
+from gnas_jax import driver
 from gnas_jax import space
-from gnas_jax import train
 from gnas_jax import workdir as workdir_lib
 from gnas_jax.search import loop
 from gnas_jax.search import store as store_lib
@@ -105,7 +105,7 @@ def try_lock_elsewhere(workdir):
 def trained(tmp_path_factory):
   """A finished 3-epoch run: latest checkpoints 2 and 3."""
   workdir = str(tmp_path_factory.mktemp('trained'))
-  results = train.train_and_evaluate(training_config(), workdir)
+  results = driver.train_and_evaluate(training_config(), workdir)
   return workdir, results
 
 
@@ -132,7 +132,7 @@ def test_a_training_run_refuses_a_workdir_another_process_holds(tmp_path):
   holder = hold(workdir)
   try:
     with pytest.raises(ValueError, match=in_use(workdir, holder.pid)):
-      train.train_and_evaluate(training_config(), workdir)
+      driver.train_and_evaluate(training_config(), workdir)
   finally:
     release(holder)
   assert not os.path.exists(os.path.join(workdir, 'checkpoints'))
@@ -185,7 +185,7 @@ def test_a_killed_holder_leaves_a_lock_that_blocks_nobody(tmp_path):
 def test_a_failed_run_releases_its_workdir(tmp_path):
   workdir = str(tmp_path / 'run')
   with pytest.raises(ValueError, match='no-such-dataset'):
-    train.train_and_evaluate(
+    driver.train_and_evaluate(
         training_config(dataset='no-such-dataset'), workdir)
   # It was taken (before the dataset was looked for) and given back.
   assert os.path.exists(os.path.join(workdir, '.lock'))
@@ -273,7 +273,7 @@ def test_training_resumes_from_the_newest_intact_checkpoint(
   assert sorted(os.listdir(latest)) == ['2', '3']
   truncate(os.path.join(latest, '3', 'state', '_METADATA'))
   with caplog.at_level(logging.WARNING):
-    results = train.train_and_evaluate(training_config(), workdir)
+    results = driver.train_and_evaluate(training_config(), workdir)
   assert (f'Checkpoint {latest}/3 is damaged ({JSON_ERROR}); resuming from '
           f'{latest}/2, the newest intact one. The damaged one is now in '
           f'{latest}.damaged/3.' in caplog.text)
@@ -292,7 +292,7 @@ def test_a_damaged_array_file_is_named_without_tensorstore_specs(
   for path in glob.glob(f'{latest}/3/state/ocdbt.process_0/d/*'):
     os.truncate(path, os.path.getsize(path) // 2)
   with caplog.at_level(logging.WARNING):
-    train.train_and_evaluate(training_config(), workdir)
+    driver.train_and_evaluate(training_config(), workdir)
   warning, = [r.getMessage() for r in caplog.records
               if 'is damaged' in r.getMessage()]
   assert warning.startswith(f'Checkpoint {latest}/3 is damaged (Exception: ')
@@ -312,7 +312,7 @@ def test_training_without_an_intact_checkpoint_names_them(trained,
       f'No checkpoint in {latest} is intact ({latest}/3: {JSON_ERROR}; '
       f'{latest}/2: {JSON_ERROR}); restore them from a backup or start a new '
       'workdir.')):
-    train.train_and_evaluate(training_config(), workdir)
+    driver.train_and_evaluate(training_config(), workdir)
   # Nothing is set aside when nothing can stand in for it.
   assert sorted(os.listdir(latest)) == ['2', '3']
   assert not os.path.exists(f'{latest}.damaged')
@@ -326,7 +326,7 @@ def test_a_damaged_best_state_is_named(trained, tmp_path):
   with pytest.raises(ValueError, match=re.escape(
       f'Checkpoint {best}/{step} of the best state is damaged '
       f'({JSON_ERROR}); restore it from a backup or start a new workdir.')):
-    train.train_and_evaluate(training_config(), workdir)
+    driver.train_and_evaluate(training_config(), workdir)
 
 
 def test_a_search_resumes_from_the_newest_intact_round(searched, tmp_path,
@@ -387,10 +387,10 @@ def test_a_training_run_refuses_another_architecture(trained, tmp_path):
       f"'{old}', now '{new}'. Resume it with the same ones (only the epochs, "
       'patience and evaluation settings may change) or choose a new '
       'workdir.')):
-    train.train_and_evaluate(training_config(arch='ngcf,width=16,layers=2'),
+    driver.train_and_evaluate(training_config(arch='ngcf,width=16,layers=2'),
                              workdir)
   # More epochs and another patience are a continuation.
-  results = train.train_and_evaluate(training_config(epochs=4, patience=50),
+  results = driver.train_and_evaluate(training_config(epochs=4, patience=50),
                                      workdir)
   assert results['epochs_run'] == 4
 
@@ -398,30 +398,30 @@ def test_a_training_run_refuses_another_architecture(trained, tmp_path):
 def test_a_training_run_refuses_another_split(trained, tmp_path):
   workdir = copy_workdir(trained[0], tmp_path)
   config = training_config(**{'data.split_seed': 1})
-  old = train.fingerprint(training_config(),
+  old = driver.fingerprint(training_config(),
                           data_lib.load_dataset(training_config()))
-  new = train.fingerprint(config, data_lib.load_dataset(config))
+  new = driver.fingerprint(config, data_lib.load_dataset(config))
   with pytest.raises(ValueError, match=changed_settings(
       workdir, old, new, ['data.split_seed', 'data_sha256'])):
-    train.train_and_evaluate(config, workdir)
+    driver.train_and_evaluate(config, workdir)
 
 
 @needs_data
 def test_a_training_run_refuses_another_dataset(trained, tmp_path):
   workdir = copy_workdir(trained[0], tmp_path)
   config = training_config(dataset='ml-100k', data_dir=DATA_DIR)
-  old = train.fingerprint(training_config(),
+  old = driver.fingerprint(training_config(),
                           data_lib.load_dataset(training_config()))
-  new = train.fingerprint(config, data_lib.load_dataset(config))
+  new = driver.fingerprint(config, data_lib.load_dataset(config))
   with pytest.raises(ValueError, match=changed_settings(
       workdir, old, new, ['data_sha256', 'dataset'])):
-    train.train_and_evaluate(config, workdir)
+    driver.train_and_evaluate(config, workdir)
 
 
 def test_a_run_from_before_fingerprints_still_holds_its_architecture(
     trained, tmp_path):
   workdir = copy_workdir(trained[0], tmp_path)
-  fingerprint = os.path.join(workdir, train.FINGERPRINT_FILE)
+  fingerprint = os.path.join(workdir, driver.FINGERPRINT_FILE)
   os.remove(fingerprint)
   old = space.from_string('lightgcn,width=16,layers=2').to_string()
   other = 'lightgcn,width=16,layers=2,readout=sum'
@@ -430,11 +430,11 @@ def test_a_run_from_before_fingerprints_still_holds_its_architecture(
       f'Checkpoint {workdir}/checkpoints/latest/3 holds architecture {old}, '
       f'not {new}; resume it with the architecture it was trained with or '
       'choose a new workdir.')):
-    train.train_and_evaluate(training_config(arch=other), workdir)
+    driver.train_and_evaluate(training_config(arch=other), workdir)
   assert not os.path.exists(fingerprint)
-  train.train_and_evaluate(training_config(), workdir)
+  driver.train_and_evaluate(training_config(), workdir)
   with pytest.raises(ValueError, match='arch was'):
-    train.train_and_evaluate(training_config(arch=other), workdir)
+    driver.train_and_evaluate(training_config(arch=other), workdir)
 
 
 def test_a_training_workdir_holds_one_run(trained, tmp_path):
@@ -442,4 +442,4 @@ def test_a_training_workdir_holds_one_run(trained, tmp_path):
   with pytest.raises(ValueError, match=re.escape(
       f'{workdir} holds a training run already; resume it '
       '(config.resume=True) or choose a new workdir.')):
-    train.train_and_evaluate(training_config(resume=False), workdir)
+    driver.train_and_evaluate(training_config(resume=False), workdir)

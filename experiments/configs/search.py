@@ -20,9 +20,9 @@ def get_config() -> ml_collections.ConfigDict:
 
   # 'adversarial' | 'random' | 'evolution' | 'reinforce' | 'tpe' | 'local'.
   config.strategy = 'adversarial'
-  # Evaluations (rounded up to whole populations) and an optional wall-time
-  # limit in seconds (0: none).
+  # Evaluations (rounded up to whole populations).
   config.budget = 208
+  # Wall-time limit of the search in seconds (0: none).
   config.max_wall_seconds = 0
   # Candidates trained at once per round.
   config.population_size = 16
@@ -35,6 +35,7 @@ def get_config() -> ml_collections.ConfigDict:
   # final protocol make an epoch cheap; a candidate stops after `patience`
   # evaluations without a better validation NDCG@20.
   config.fidelity = ml_collections.ConfigDict()
+  # As the training options of the same names, for a candidate.
   config.fidelity.epochs = 8
   config.fidelity.eval_every = 2
   config.fidelity.patience = 2
@@ -44,29 +45,36 @@ def get_config() -> ml_collections.ConfigDict:
   # any of them can be set from the command line (see each strategy's
   # class in gnas_jax/search/strategies/; a test keeps these defaults equal
   # to the classes'). An option a strategy does not take is an error.
-  config.strategies = ml_collections.ConfigDict({
-      'random': {},
-      'evolution': {'population': 32, 'sample_size': 8},
-      'reinforce': {'hidden': 64, 'learning_rate': 3.5e-3,
-                    'entropy_weight': 1e-2, 'baseline_decay': 0.9,
-                    'steps_per_round': 4, 'oversample': 4},
-      'tpe': {'startup_trials': 10},
-      'local': {},
-      'adversarial': {
-          'hidden': 64, 'truth_size': 10, 'truth_fraction': 0.25,
-          'warmup': 0, 'ranking_factor': 8, 'rank_with_discriminator': True,
-          'discriminator_steps': 50, 'generator_steps': 20,
-          'batch_size': 64, 'generator_learning_rate': 3e-3,
-          'discriminator_learning_rate': 1e-3, 'label_smoothing': 0.1,
-          'r1_weight': 0.1, 'entropy_weight': 1e-2, 'pairwise': True,
-          'archive_negatives': True, 'refit_weight': 1.0, 'clip': 0.2,
-          'ppo_epochs': 4, 'mutations': 8},
-  })
+  config.strategies = ml_collections.ConfigDict()
+  # GA-NAS-style: a discriminator learns the best architectures so far
+  # against a generator's samples, which it ranks (AdversarialSearch).
+  config.strategies.adversarial = {
+      'hidden': 64, 'truth_size': 10, 'truth_fraction': 0.25,
+      'warmup': 0, 'ranking_factor': 8, 'rank_with_discriminator': True,
+      'discriminator_steps': 50, 'generator_steps': 20,
+      'batch_size': 64, 'generator_learning_rate': 3e-3,
+      'discriminator_learning_rate': 1e-3, 'label_smoothing': 0.1,
+      'r1_weight': 0.1, 'entropy_weight': 1e-2, 'pairwise': True,
+      'archive_negatives': True, 'refit_weight': 1.0, 'clip': 0.2,
+      'ppo_epochs': 4, 'mutations': 8}
+  # Uniform over decisions.
+  config.strategies.random = {}
+  # Regularized (aging) evolution.
+  config.strategies.evolution = {'population': 32, 'sample_size': 8}
+  # A GraphNAS-style controller trained by REINFORCE.
+  config.strategies.reinforce = {
+      'hidden': 64, 'learning_rate': 3.5e-3, 'entropy_weight': 1e-2,
+      'baseline_decay': 0.9, 'steps_per_round': 4, 'oversample': 4}
+  # Optuna's TPE (needs the [tpe] extra).
+  config.strategies.tpe = {'startup_trials': 10}
+  # Local search with random restarts.
+  config.strategies.local = {}
 
   # Retraining at full fidelity: the best `top_k` distinct architectures
   # and the reference preset, each with every seed.
   config.final = ml_collections.ConfigDict()
   config.final.top_k = 3
   config.final.seeds = (0, 1, 2)
+  # The preset retrained beside the finalists ('' for none).
   config.final.reference = 'lightgcn'
   return config

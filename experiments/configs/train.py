@@ -40,6 +40,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.kcore = 0
   # 'random' | 'temporal' | 'leave_one_out' | 'given'
   config.data.split = 'random'
+  # Per-user train/validation/test shares of the 'random' and 'temporal'
+  # splits.
   config.data.split_ratios = (0.8, 0.1, 0.1)
   # Seeds the random splits, fixed across model seeds so that models and
   # seeds are compared on one split.
@@ -63,9 +65,13 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.synthetic = ml_collections.ConfigDict()
   config.data.synthetic.num_users = 1000
   config.data.synthetic.num_items = 1500
+  # Planted communities, shared by users and items.
   config.data.synthetic.num_communities = 8
+  # Mean interactions per user.
   config.data.synthetic.interactions_per_user = 40
+  # Zipf exponent of item popularity (0: all items equally popular).
   config.data.synthetic.popularity_exponent = 1.0
+  # Share of a user's interactions drawn from its own community.
   config.data.synthetic.community_affinity = 0.8
   # Seeds the generated data.
   config.data.synthetic.seed = 0
@@ -78,22 +84,32 @@ def get_config() -> ml_collections.ConfigDict:
   # `gnas_jax.graph.BACKENDS`.
   config.backend = 'auto'
 
-  # Training.
+  # Training: at most this many epochs (early stopping may end it sooner).
   config.epochs = 300
+  # Positive pairs per training step.
   config.batch_size = 2048
   # Negatives per positive for the sampled-softmax loss (BPR uses one).
   config.num_negatives = 16
+  # Epochs between validation evaluations (and checkpoints).
   config.eval_every = 1
   # Evaluations without a better validation score before stopping. Graph
   # recommenders often dip after an early popularity peak before they
   # improve again, so a short patience stops them too early.
   config.patience = 30
+  # The validation metric that early stopping and the best state follow.
   config.early_stopping_metric = 'ndcg@20'
+  # Adam's moment decays and epsilon; its learning rate is the
+  # architecture's own (`lr`), as is the L2 weight (`l2`).
+  config.optimizer = ml_collections.ConfigDict()
+  config.optimizer.b1 = 0.9
+  config.optimizer.b2 = 0.999
+  config.optimizer.eps = 1e-8
   # Continue from the workdir's latest checkpoint when there is one.
   config.resume = True
+  # Show a progress bar.
   config.progress = True
 
-  # Evaluation: full ranking over all items.
+  # Evaluation: full ranking over all items, metrics at these cut-offs.
   config.ks = (10, 20)
   # Users ranked at once (memory: this many rows of item scores).
   config.eval_batch_size = 1024

@@ -28,8 +28,6 @@ retraining runs are themselves resumable `train_and_evaluate` workdirs.
 
 from __future__ import annotations
 
-import copy
-import hashlib
 import json
 import math
 import os
@@ -39,25 +37,19 @@ from typing import Any
 from absl import logging
 import flax
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
-import tqdm
 
 from gnas_jax import data as data_lib
-from gnas_jax import graph as graph_lib
-from gnas_jax import metrics as metrics_lib
-from gnas_jax import models
-from gnas_jax import population as population_lib
+from gnas_jax import driver
 from gnas_jax import search as search_lib
 from gnas_jax import space
 from gnas_jax import train
 from gnas_jax import workdir as workdir_lib
+from gnas_jax.search import evaluation
 from gnas_jax.search import store as store_lib
 from gnas_jax.search import strategies as strategies_lib
-
-FITNESS = 'ndcg@20'
 
 
 def build_strategy(config: ml_collections.ConfigDict
@@ -70,19 +62,6 @@ def build_strategy(config: ml_collections.ConfigDict
       config.strategy, space.search_space(choices), **dict(options))
 
 
-def search_shape(choices) -> models.ModelShape:
-  """The model shape of a (sub)space: its choices plus the defaults that
-  inactive decisions canonicalise to (a cosine-free architecture's
-  temperature, the readout of a depth-0 one, ...), so the model covers
-  every canonical architecture of the space. (The space's one equivalence
-  merges into a default too: a cosine 'sum' readout is 'mean'.)"""
-  return models.ModelShape(tuple(
-      (d.name, tuple(c for c in d.choices if c in choices[d.name] or (
-          d.name in space.SEARCH_SPACE.conditions and
-          c == space.SEARCH_SPACE.defaults[d.name])))
-      for d in space.DECISIONS))
-
-
 def training_key(seed: int, round_index: int) -> jax.Array:
   """The key that trains round `round_index`'s population: a stream apart
   from the strategy's (`search.round_keys`), which never draws with it."""
@@ -91,88 +70,22 @@ def training_key(seed: int, round_index: int) -> jax.Array:
 
 
 def fingerprint(config: ml_collections.ConfigDict) -> dict[str, Any]:
-  """What a resumed search must share with the one it continues."""
+  """What a resumed search must share with the one it continues.
+
+  The optimizer counts only when it is not Adam's default, so that the
+  fingerprints (and the tabular benchmarks keyed by them) of searches from
+  before it was an option stay valid.
+  """
+  optimizer = train.create_optimizer(config)
+  default = optimizer is train.create_optimizer()
   return json.loads(json.dumps({
       'strategy': config.strategy, 'space': config.space,
       'options': config.strategies.get(config.strategy, {}),
       'population_size': config.population_size, 'seed': config.seed,
       'fidelity': config.fidelity.to_dict(), 'dataset': config.dataset,
       'data': config.data.to_dict(), 'num_negatives': config.num_negatives,
+      **({} if default else {'optimizer': config.optimizer.to_dict()}),
   }, default=str))
-
-
-class PopulationEvaluator:
-  """Trains a round's candidates together and scores them on validation."""
-
-  def __init__(self, config: ml_collections.ConfigDict,
-               dataset: data_lib.Dataset, choices):
-    if not len(dataset.valid):
-      raise ValueError('The search scores candidates on a validation split; '
-                       f'dataset {dataset.name!r} has none (set '
-                       'config.data.given_valid_ratio > 0 or a random split).')
-    self.config = config
-    self.fidelity = config.fidelity
-    self.graph = graph_lib.build_graph(dataset.train, dataset.num_users,
-                                       dataset.num_items, config.backend)
-    self.shape = search_shape(choices)
-    self.num_users, self.num_items = dataset.num_users, dataset.num_items
-    self.mode = config.population_mode or population_lib.default_mode()
-    self.sampler = train.BatchSampler(
-        dataset.train, dataset.num_items, self.fidelity.batch_size,
-        config.num_negatives, config.seed)
-    self.valid_task = metrics_lib.build_ranking_task(
-        dataset.num_users, dataset.num_items, [dataset.train], dataset.valid,
-        config.eval_batch_size)
-    self.popularity = jnp.asarray(dataset.item_popularity(), jnp.float32)
-
-  def __call__(self, archs, key: jax.Array) -> dict[str, np.ndarray]:
-    """Trains `archs` at low fidelity.
-
-    Returns:
-      `[P]` arrays: best validation 'ndcg' and 'recall' at 20, 'failed',
-      and 'epochs' trained.
-    """
-    uncovered = [a for a in archs if not self.shape.covers(a)]
-    if uncovered:
-      raise ValueError(f'Architecture {uncovered[0]} is outside the search '
-                       f'space {self.config.space!r}.')
-    size = len(archs)
-    init_key, train_key = jax.random.split(key)
-    # With several devices, each group is split over all of them.
-    population = population_lib.GroupedPopulation(
-        self.num_users, self.num_items, self.shape, self.graph, archs,
-        jax.random.split(init_key, size), jax.random.split(train_key, size),
-        self.mode)
-    best_ndcg = np.full(size, -np.inf)
-    best_recall = np.zeros(size)
-    stale = np.zeros(size, int)
-    epochs = np.zeros(size, int)
-    for epoch in range(self.fidelity.epochs):
-      batches = jax.device_put(self.sampler.epoch(epoch))
-      epochs += population.active
-      for step in range(self.sampler.steps_per_epoch):
-        population.step(jax.tree.map(lambda x, s=step: x[s], batches))
-      last = epoch + 1 == self.fidelity.epochs
-      if (epoch + 1) % self.fidelity.eval_every and not last:
-        continue
-      valid = population.evaluate(self.valid_task, self.popularity, ks=(20,))
-      ndcg = np.array([v['ndcg@20'] for v in valid])
-      recall = np.array([v['recall@20'] for v in valid])
-      active = population.active
-      improved = active & (ndcg > best_ndcg)
-      best_ndcg = np.where(improved, ndcg, best_ndcg)
-      best_recall = np.where(improved, recall, best_recall)
-      stale = np.where(improved, 0, stale + active)
-      keep = active & (stale < self.fidelity.patience)
-      if not keep.any():
-        break
-      population.keep(keep)
-    failed = population.failed
-    # A candidate that diverged scores zero, whatever it reached before.
-    best_ndcg = np.where(failed | ~np.isfinite(best_ndcg), 0.0, best_ndcg)
-    best_recall = np.where(failed, 0.0, best_recall)
-    return {'ndcg': best_ndcg, 'recall': best_recall, 'failed': failed,
-            'epochs': epochs}
 
 
 class _StateCheckpoints:
@@ -244,7 +157,7 @@ class _OutOfTime(Exception):
 
 
 # The search's counts with their least allowed values (see
-# `train.check_config`): a budget or population below one would search
+# `driver.check_config`): a budget or population below one would search
 # nothing and report no best architecture, and a zero fidelity fails
 # inside population training.
 SEARCH_MINIMA = (('budget', 1), ('population_size', 1),
@@ -255,14 +168,14 @@ SEARCH_MINIMA = (('budget', 1), ('population_size', 1),
 
 def check_config(config: ml_collections.ConfigDict) -> None:
   """Checks the ranges of a search config's options before any work: the
-  training protocol's (`train.check_config`, for the final retraining)
+  training protocol's (`driver.check_config`, for the final retraining)
   and the search's own.
 
   Raises:
     ValueError: an option is out of its range; the message names it as
       `config.<path>=<value>` with the values it takes.
   """
-  train.check_config(config, train.TRAIN_MINIMA + SEARCH_MINIMA)
+  driver.check_config(config, driver.TRAIN_MINIMA + SEARCH_MINIMA)
   wall = config.get('max_wall_seconds')
   if wall is not None and not (isinstance(wall, (int, float))
                                and not isinstance(wall, bool) and wall >= 0):
@@ -280,10 +193,13 @@ def check_config(config: ml_collections.ConfigDict) -> None:
 
 
 def search(config: ml_collections.ConfigDict, workdir: str,
-           dataset: data_lib.Dataset | None = None) -> dict[str, Any]:
+           data: data_lib.Dataset | driver.TrainingData | None = None
+           ) -> dict[str, Any]:
   """The search rounds (no final retraining); resumable.
 
-  The workdir is this process's while it runs (`gnas_jax.workdir.lock`).
+  `data` is the dataset, or one prepared already; None loads
+  `config.dataset`. The workdir is this process's while it runs
+  (`gnas_jax.workdir.lock`).
   A resumed search continues from its newest intact checkpoint, and only
   with a trial store that holds every trial of the rounds checkpointed.
 
@@ -297,16 +213,14 @@ def search(config: ml_collections.ConfigDict, workdir: str,
       trial store is missing, damaged or lacks trials of checkpointed
       rounds; or no checkpoint of the search is intact.
   """
-  from tensorboardX import SummaryWriter  # Heavy import, only for searches.
-
   check_config(config)
   choices = space.subspace_from_string(config.space)
   strategy = build_strategy(config)
   # Taken once the settings are checked, before anything is read.
   with workdir_lib.lock(workdir):
-    dataset = dataset or data_lib.load_dataset(config)
+    data = driver.TrainingData.from_config(config, data)
     os.makedirs(workdir, exist_ok=True)
-    evaluator = PopulationEvaluator(config, dataset, choices)
+    evaluator = evaluation.PopulationEvaluator(config, data, choices)
     size = config.population_size
     rounds = math.ceil(config.budget / size)
     init_key, _ = search_lib.round_keys(config.seed)
@@ -361,11 +275,9 @@ def search(config: ml_collections.ConfigDict, workdir: str,
     if discarded:
       logging.info('Discarded %d trials of the unfinished round %d.',
                    discarded, meta['rounds_done'])
-    writer = SummaryWriter(os.path.join(workdir, 'tensorboard'))
+    writer = driver.create_writer(os.path.join(workdir, 'tensorboard'))
     history = [t['valid_ndcg'] for t in trials.trials()]
     started = time.perf_counter() - meta['wall_seconds']
-    progress = tqdm.tqdm(desc=strategy.name, initial=meta['rounds_done'],
-                         total=rounds, disable=not config.progress)
     # What `evaluate` measured of the round that `on_round` records.
     measured = {}
 
@@ -404,28 +316,30 @@ def search(config: ml_collections.ConfigDict, workdir: str,
                 'round/best_ndcg@20': float(np.max(result['ndcg'])),
                 'round/failed': int(result['failed'].sum())}
       logged.update({f'strategy/{k}': v for k, v in metrics.items()})
-      for name, value in logged.items():
-        if np.isfinite(value):
-          writer.add_scalar(name.replace('@', '_'), value, len(history))
+      writer.write_scalars(len(history), {
+          name: value for name, value in logged.items()
+          if np.isfinite(value)})
       writer.flush()
-      progress.update()
-      progress.set_postfix(best=f'{max(history):.4f}', evals=len(history))
+      bar.update()
+      bar.set_postfix(best=f'{max(history):.4f}', evals=len(history))
       logging.info('round %d: %s', round_index + 1, ', '.join(
           f'{k} {v:.4f}' for k, v in logged.items()))
       if out_of_time():
         raise _OutOfTime()
 
-    try:
-      if out_of_time():
-        raise _OutOfTime()
-      # Whole rounds: a smaller last population would compile anew.
-      search_lib.fold(strategy, evaluate, rounds * size, size, config.seed,
-                      state=state, rounds_done=meta['rounds_done'],
-                      on_round=on_round)
-    except _OutOfTime:
-      logging.info('Wall-time budget of %d s reached.',
-                   config.max_wall_seconds)
-    progress.close()
+    with driver.progress_bar(desc=strategy.name,
+                             initial=meta['rounds_done'], total=rounds,
+                             disable=not config.progress) as bar:
+      try:
+        if out_of_time():
+          raise _OutOfTime()
+        # Whole rounds: a smaller last population would compile anew.
+        search_lib.fold(strategy, evaluate, rounds * size, size,
+                        config.seed, state=state,
+                        rounds_done=meta['rounds_done'], on_round=on_round)
+      except _OutOfTime:
+        logging.info('Wall-time budget of %d s reached.',
+                     config.max_wall_seconds)
     writer.close()
     checkpoints.close()
     best = trials.best(1)
@@ -438,84 +352,46 @@ def search(config: ml_collections.ConfigDict, workdir: str,
     return facts
 
 
-def retrain(config: ml_collections.ConfigDict, workdir: str, arch: str,
-            seeds, dataset: data_lib.Dataset | None = None
-            ) -> list[dict[str, Any]]:
-  """`arch` trained with the protocol of `config` once per seed of `seeds`
-  (resumable: finished seeds are read back from their results.json).
-
-  Runs go to `workdir/final/<architecture hash>/seed_<seed>`, so a run is
-  found again whatever rank its architecture has."""
-  arch = space.from_string(arch).to_string()
-  label = hashlib.sha1(arch.encode()).hexdigest()[:12]
-  results = []
-  for seed in seeds:
-    run_dir = os.path.join(workdir, 'final', label, f'seed_{seed}')
-    path = os.path.join(run_dir, 'results.json')
-    if os.path.exists(path):
-      with open(path) as f:
-        results.append(json.load(f))
-      continue
-    run_config = copy.deepcopy(config)
-    with run_config.unlocked():
-      run_config.arch = arch
-      run_config.seed = seed
-      run_config.progress = False
-    results.append(train.train_and_evaluate(run_config, run_dir, dataset))
-  return [dict(r, workdir=os.path.join(workdir, 'final', label,
-                                       f'seed_{seed}'))
-          for r, seed in zip(results, seeds)]
-
-
-def _mean_std(results, key) -> tuple[float, float]:
-  values = [r[key] for r in results]
-  return (float(np.mean(values)),
-          float(np.std(values, ddof=1)) if len(values) > 1 else 0.0)
-
-
 def run_search(config: ml_collections.ConfigDict,
                workdir: str) -> dict[str, Any]:
-  """Search, retrain the best, test; writes `workdir/search_summary.json`."""
+  """Search, retrain the best, test; writes `workdir/search_summary.json`.
+
+  The finalists and the reference are retrained with every seed of
+  `config.final.seeds`; each metric is summarised as
+  `{'mean', 'std', 'seeds', 'values'}` (`driver.seed_statistics`). The
+  finalist with the best mean validation NDCG@20 is the search's result:
+  the test split decides nothing.
+  """
   # Before the data load, which can take minutes.
   check_config(config)
-  dataset = data_lib.load_dataset(config)
+  data = driver.TrainingData.from_config(config)
   start = time.perf_counter()
-  facts = search(config, workdir, dataset)
+  facts = search(config, workdir, data)
   trials = store_lib.TrialStore(os.path.join(workdir, 'trials.sqlite'))
   finalists = trials.best(config.final.top_k)
   trials.close()
-  candidates = []
-  for rank, finalist in enumerate(finalists):
-    results = retrain(config, workdir, finalist['arch'],
-                      config.final.seeds, dataset)
-    candidates.append({
-        'rank': rank, 'run_dir': results[0]['workdir'],
-        'arch': finalist['arch'], 'search_valid_ndcg@20':
-        finalist['valid_ndcg'],
-        'valid_ndcg@20': _mean_std(results, 'valid/ndcg@20'),
-        'test_recall@20': _mean_std(results, 'test/recall@20'),
-        'test_ndcg@20': _mean_std(results, 'test/ndcg@20')})
-  summary = dict(facts, strategy=config.strategy, dataset=dataset.name,
+  seeds = list(config.final.seeds)
+  candidates = [
+      dict(evaluation.retrain(config, workdir,
+                              space.from_string(finalist['arch']), seeds,
+                              data),
+           rank=rank, **{'search_valid_ndcg@20': finalist['valid_ndcg']})
+      for rank, finalist in enumerate(finalists)]
+  summary = dict(facts, strategy=config.strategy, dataset=data.dataset.name,
                  seed=config.seed, population_size=config.population_size,
-                 fidelity_epochs=config.fidelity.epochs,
-                 final_seeds=list(config.final.seeds), finalists=candidates)
+                 fidelity_epochs=config.fidelity.epochs, final_seeds=seeds,
+                 finalists=candidates)
   if candidates:
-    # The finalists are compared on validation; the test split decides
-    # nothing.
-    chosen = max(candidates, key=lambda c: c['valid_ndcg@20'][0])
-    summary.update(best_arch=chosen['arch'],
-                   test_recall_mean=chosen['test_recall@20'][0],
-                   test_recall_std=chosen['test_recall@20'][1],
-                   test_ndcg_mean=chosen['test_ndcg@20'][0],
-                   test_ndcg_std=chosen['test_ndcg@20'][1])
-  if config.final.reference and candidates:
-    reference_arch = space.from_string(config.final.reference).to_string()
-    results = retrain(config, workdir, reference_arch,
-                      config.final.seeds, dataset)
-    summary['reference'] = {
-        'arch': config.final.reference, 'run_dir': results[0]['workdir'],
-        'test_recall@20': _mean_std(results, 'test/recall@20'),
-        'test_ndcg@20': _mean_std(results, 'test/ndcg@20')}
+    chosen = max(candidates, key=lambda c: c['valid_ndcg@20']['mean'])
+    summary.update({'best_arch': chosen['arch'],
+                    'test_recall@20': chosen['test_recall@20'],
+                    'test_ndcg@20': chosen['test_ndcg@20']})
+    if config.final.reference:
+      summary['reference'] = dict(
+          evaluation.retrain(config, workdir,
+                             space.from_string(config.final.reference),
+                             seeds, data),
+          name=config.final.reference)
   summary['total_wall_seconds'] = time.perf_counter() - start
   with open(os.path.join(workdir, 'search_summary.json'), 'w') as f:
     json.dump(summary, f, indent=2)

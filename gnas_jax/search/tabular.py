@@ -27,12 +27,12 @@ from absl import logging
 import jax
 import ml_collections
 import numpy as np
-import tqdm
 
 from gnas_jax import data as data_lib
+from gnas_jax import driver
 from gnas_jax import search as search_lib
 from gnas_jax import space
-from gnas_jax.search import loop
+from gnas_jax.search import evaluation
 from gnas_jax.search import strategies as strategies_lib
 
 
@@ -111,25 +111,28 @@ def build_table(config: ml_collections.ConfigDict,
   if missing:
     logging.info('Tabular benchmark: training %d of %d architectures of %r.',
                  sum(len(c) for _, c in missing), len(archs), config.space)
-    evaluator = loop.PopulationEvaluator(config, dataset, choices)
+    evaluator = evaluation.PopulationEvaluator(
+        config, driver.TrainingData.from_config(config, dataset), choices)
     key = jax.random.PRNGKey(config.seed)
-    for index, chunk in tqdm.tqdm(missing, desc='tabular benchmark',
-                                  disable=not config.progress):
-      start = time.perf_counter()
-      result = evaluator(chunk, jax.random.fold_in(key, index))
-      seconds = (time.perf_counter() - start) / len(chunk)
-      lines = []
-      for slot, arch in enumerate(chunk):
-        record = {'arch': arch.to_string(),
-                  'valid_ndcg': float(result['ndcg'][slot]),
-                  'valid_recall': float(result['recall'][slot]),
-                  'train_seconds': seconds,
-                  'epochs': int(result['epochs'][slot]),
-                  'failed': bool(result['failed'][slot])}
-        records[record['arch']] = record
-        lines.append(json.dumps(record) + '\n')
-      with open(path, 'a') as f:
-        f.write(''.join(lines))
+    with driver.progress_bar(total=len(missing), desc='tabular benchmark',
+                             disable=not config.progress) as bar:
+      for index, chunk in missing:
+        start = time.perf_counter()
+        result = evaluator(chunk, jax.random.fold_in(key, index))
+        seconds = (time.perf_counter() - start) / len(chunk)
+        lines = []
+        for slot, arch in enumerate(chunk):
+          record = {'arch': arch.to_string(),
+                    'valid_ndcg': float(result['ndcg'][slot]),
+                    'valid_recall': float(result['recall'][slot]),
+                    'train_seconds': seconds,
+                    'epochs': int(result['epochs'][slot]),
+                    'failed': bool(result['failed'][slot])}
+          records[record['arch']] = record
+          lines.append(json.dumps(record) + '\n')
+        with open(path, 'a') as f:
+          f.write(''.join(lines))
+        bar.update()
   return Table(config.space, {a.to_string(): records[a.to_string()]
                               for a in archs})
 

@@ -1,6 +1,7 @@
 r"""Ablations of the adversarial strategy on the search-efficiency benchmark.
 
-  python -m experiments.reproduce --table=ablations --scale=small \
+  python -m experiments.reproduce \
+      --config=experiments/configs/paper/ablations.py:small \
       --workdir=/tmp/gnas_paper --data_dir=../shared/datasets
 
 Each variant changes one option of the adversarial strategy (see
@@ -15,6 +16,7 @@ that table this one costs only its searches (minutes).
 
 import ml_collections
 
+from experiments.configs import paper
 from experiments.configs.paper import search_efficiency
 
 # Each variant turns off one part of the adversarial strategy (the same
@@ -32,6 +34,7 @@ VARIANTS = {
 
 def get_config(scale: str = 'small') -> ml_collections.ConfigDict:
   """Returns the ablations configuration at `scale`."""
+  paper.check_scale(scale)
   config = search_efficiency.get_config(scale)
   # In the order above, for the table's rows.
   config.variants = ml_collections.ConfigDict(VARIANTS, sort_keys=False)

@@ -1,6 +1,7 @@
 r"""Accuracy: hand-designed models against the searched ones, one protocol.
 
-  python -m experiments.reproduce --table=accuracy --scale=small \
+  python -m experiments.reproduce \
+      --config=experiments/configs/paper/accuracy.py:small \
       --workdir=/tmp/gnas_paper --data_dir=../shared/datasets
 
 MF-BPR, NGCF, LightGCN, GCN, GraphSAGE, GAT and GIN (the presets of
@@ -28,6 +29,7 @@ full: 5 seeds, the protocol of experiments/configs/train.py (up to 300
 
 import ml_collections
 
+from experiments.configs import paper
 from experiments.configs import train
 from experiments.configs.paper import search_efficiency
 
@@ -47,6 +49,7 @@ def _protocol(scale: str) -> ml_collections.ConfigDict:
 
 def get_config(scale: str = 'small') -> ml_collections.ConfigDict:
   """Returns the accuracy configuration at `scale`."""
+  paper.check_scale(scale)
   config = ml_collections.ConfigDict()
   config.search = search_efficiency.get_config(scale)
   config.hand_designed = HAND_DESIGNED

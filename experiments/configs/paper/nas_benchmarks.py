@@ -1,6 +1,7 @@
 r"""NAS-Bench-Graph: every strategy on every dataset, the field's protocol.
 
-  python -m experiments.reproduce --table=nas_benchmarks --scale=small \
+  python -m experiments.reproduce \
+      --config=experiments/configs/paper/nas_benchmarks.py:small \
       --workdir=/tmp/gnas_paper
 
 The same as
@@ -23,10 +24,12 @@ adversarial variants and REINFORCE.
 
 import ml_collections
 
+from experiments.configs import paper
+
 
 def get_config(scale: str = 'small') -> ml_collections.ConfigDict:
   """Returns the NAS-benchmark configuration (the same at every scale)."""
-  del scale
+  paper.check_scale(scale)
   config = ml_collections.ConfigDict()
   config.benchmark = 'nasbench_graph'
   config.datasets = 'all'

@@ -1,6 +1,7 @@
 r"""Search efficiency: each strategy's best-so-far validation NDCG@20.
 
-  python -m experiments.reproduce --table=search_efficiency --scale=small \
+  python -m experiments.reproduce \
+      --config=experiments/configs/paper/search_efficiency.py:small \
       --workdir=/tmp/gnas_paper --data_dir=../shared/datasets
 
 Every architecture of `benchmark.space` is trained once on ML-100K at the
@@ -22,6 +23,7 @@ full: 4,624 architectures (two widths and normalisations, both decoders),
 
 import ml_collections
 
+from experiments.configs import paper
 from experiments.configs import search
 
 SPACES = {
@@ -54,6 +56,7 @@ def benchmark_config(scale: str) -> ml_collections.ConfigDict:
 
 def get_config(scale: str = 'small') -> ml_collections.ConfigDict:
   """Returns the search-efficiency configuration at `scale`."""
+  paper.check_scale(scale)
   config = ml_collections.ConfigDict()
   config.benchmark = benchmark_config(scale)
   config.strategies = ('random', 'evolution', 'reinforce', 'tpe', 'local',

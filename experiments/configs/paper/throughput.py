@@ -1,6 +1,7 @@
 r"""Throughput: population training speed against population size.
 
-  python -m experiments.reproduce --table=throughput --scale=small \
+  python -m experiments.reproduce \
+      --config=experiments/configs/paper/throughput.py:small \
       --workdir=/tmp/gnas_paper --data_dir=../shared/datasets
 
 Runs `experiments.benchmark_population` (each size in its own process) on
@@ -17,9 +18,12 @@ full: ML-100K and Gowalla, P = 1, 4, 16, 64 (256 on ML-100K); meant for a
 
 import ml_collections
 
+from experiments.configs import paper
+
 
 def get_config(scale: str = 'small') -> ml_collections.ConfigDict:
   """Returns the throughput configuration at `scale`."""
+  paper.check_scale(scale)
   config = ml_collections.ConfigDict()
   if scale == 'small':
     config.population_sizes = ml_collections.ConfigDict(

@@ -1,0 +1,119 @@
+"""Tests for the driver's loop: early stopping, evaluation epochs, progress."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from gnas_jax import driver
+
+
+def test_early_stopping_by_hand():
+  stopping = driver.EarlyStopping.start(3, patience=2)
+  evaluated = np.array([True, True, False])
+  improved = stopping.update(np.array([0.1, 0.2, 0.9]), 1, evaluated)
+  np.testing.assert_array_equal(improved, [True, True, False])
+  improved = stopping.update(np.array([0.3, 0.1, 0.9]), 2, evaluated)
+  np.testing.assert_array_equal(improved, [True, False, False])
+  improved = stopping.update(np.array([0.3, 0.2, 0.9]), 3, evaluated)
+  # An equal score is no improvement.
+  np.testing.assert_array_equal(improved, [False, False, False])
+  np.testing.assert_array_equal(stopping.best_score, [0.3, 0.2, -np.inf])
+  np.testing.assert_array_equal(stopping.best_epoch, [2, 1, -1])
+  np.testing.assert_array_equal(stopping.stale, [1, 2, 0])
+  np.testing.assert_array_equal(stopping.stopped, [False, True, False])
+  again = driver.EarlyStopping.from_json(stopping.to_json(), patience=3)
+  np.testing.assert_array_equal(again.best_score, stopping.best_score)
+  np.testing.assert_array_equal(again.stopped, [False, False, False])
+
+
+@pytest.mark.parametrize('epoch,expected', [(1, False), (3, True),
+                                            (6, True), (7, True)])
+def test_evaluation_epochs_are_every_nth_and_the_last(epoch, expected):
+  assert driver.is_evaluation_epoch(epoch, 3, 7) == expected
+
+
+class _Sampler:
+  """Epochs of two steps whose batches are the epoch number."""
+  steps_per_epoch = 2
+
+  def epoch(self, epoch):
+    return np.full(2, epoch)
+
+
+class _ScriptedLearner:
+  """Two candidates whose validation scores follow a script per epoch."""
+
+  def __init__(self, scores):
+    self.scores = scores
+    self.active = np.ones(2, bool)
+    self.steps = []
+
+  def step(self, batch):
+    self.steps.append((int(batch), self.active.copy()))
+
+  def evaluate(self):
+    epoch = self.steps[-1][0] + 1
+    return [{'ndcg@20': s} for s in self.scores[epoch]]
+
+  def keep(self, keep):
+    self.active = self.active & keep
+
+
+def test_fit_stops_each_candidate_after_its_patience():
+  # Candidate 0 peaks at epoch 2, candidate 1 keeps improving.
+  scores = {2: [0.5, 0.1], 4: [0.4, 0.2], 6: [0.3, 0.3], 8: [0.2, 0.4],
+            10: [0.1, 0.5]}
+  learner = _ScriptedLearner(scores)
+  stopping = driver.EarlyStopping.start(2, patience=2)
+  seen = []
+  driver.fit(learner, _Sampler(), stopping, epochs=10, eval_every=2,
+             metric='ndcg@20',
+             on_evaluation=lambda epoch, _, improved: seen.append(
+                 (epoch, improved.tolist())))
+  assert seen == [(2, [True, True]), (4, [False, True]), (6, [False, True]),
+                  (8, [False, True]), (10, [False, True])]
+  # Candidate 0 trained until its second evaluation without improvement.
+  trained_0 = [epoch for epoch, active in learner.steps if active[0]]
+  assert sorted(set(trained_0)) == [0, 1, 2, 3, 4, 5]
+  np.testing.assert_array_equal(stopping.best_epoch, [2, 10])
+
+
+def test_fit_resumes_stopped_and_ends_when_none_trains():
+  learner = _ScriptedLearner({})
+  stopping = driver.EarlyStopping.start(2, patience=1)
+  stopping.stale[:] = 1
+  driver.fit(learner, _Sampler(), stopping, epochs=5, eval_every=1,
+             metric='ndcg@20', start_epoch=2)
+  assert not learner.steps
+
+
+# An entry point: absl's handler logs to stderr, where the bars are drawn.
+PROGRESS_WITH_LOGS = r"""
+from absl import app, logging
+from gnas_jax import driver
+
+def main(argv):
+  with driver.progress_bar(total=3, desc='epochs') as bar:
+    bar.update()
+    logging.warning('a line of the log')
+    bar.update()
+  logging.warning('after the bar')
+
+app.run(main)
+"""
+
+
+def test_log_lines_print_above_an_open_progress_bar():
+  result = subprocess.run([sys.executable, '-c', PROGRESS_WITH_LOGS],
+                          cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+  assert result.returncode == 0, result.stderr
+  lines = result.stderr.split('\n')
+  for message in ('a line of the log', 'after the bar'):
+    (line,) = [line for line in lines if message in line]
+    # No bar is drawn on the record's line: it starts its line.
+    assert line.split('\r')[-1].startswith('W'), repr(line)
+    assert 'epochs' not in line.split('\r')[-1], repr(line)
