@@ -437,15 +437,27 @@ def fingerprint(config: ml_collections.ConfigDict,
     digest.update(np.ascontiguousarray(pairs, np.int32).tobytes())
   data = config.data.to_dict()
   data.pop('verify_checksums', None)
-  optimizer = config.get('optimizer')
   return json.loads(json.dumps({
       'arch': arch.to_string(), 'dataset': dataset.name, 'data': data,
       'data_sha256': digest.hexdigest()[:16], 'seed': config.seed,
       'batch_size': config.batch_size,
       'num_negatives': 1 if arch.loss == 'bpr' else config.num_negatives,
       'early_stopping_metric': config.early_stopping_metric,
-      **({'optimizer': optimizer.to_dict()} if optimizer else {}),
+      **changed_trainer_options(config),
   }, default=str))
+
+
+def changed_trainer_options(config: ml_collections.ConfigDict
+                            ) -> dict[str, Any]:
+  """The trainer options (optimizer, sampling) that differ from their
+  defaults, for fingerprints: runs recorded before an option existed used
+  its default, and still resume."""
+  changed = {}
+  if train.create_optimizer(config) is not train.create_optimizer():
+    changed['optimizer'] = config.optimizer.to_dict()
+  if config.get('sampling', 'pairs') != 'pairs':
+    changed['sampling'] = config.sampling
+  return changed
 
 
 def _flatten(tree: dict[str, Any], prefix: str = '') -> dict[str, Any]:
@@ -571,6 +583,9 @@ def check_config(config: ml_collections.ConfigDict,
     value = get(beta)
     if value is not None and not (is_number(value) and 0 <= value < 1):
       fail(beta, value, 'a number in [0, 1)')
+  sampling = get('sampling')
+  if sampling is not None and sampling not in train.SAMPLINGS:
+    fail('sampling', sampling, f'one of {", ".join(train.SAMPLINGS)}')
   eps = get('optimizer.eps')
   if eps is not None and not (is_number(eps) and eps > 0):
     fail('optimizer.eps', eps, 'a number > 0')
@@ -673,7 +688,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                            jnp.asarray(arch.encode()), init_key)
   sampler = train.BatchSampler(
       dataset.train, dataset.num_items, config.batch_size,
-      1 if arch.loss == 'bpr' else config.num_negatives, config.seed)
+      1 if arch.loss == 'bpr' else config.num_negatives, config.seed,
+      config.get('sampling', 'pairs'))
   if data.valid_task is None:
     logging.warning('No validation split: training all %d epochs without '
                     'early stopping and testing the last state.',

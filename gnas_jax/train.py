@@ -69,8 +69,18 @@ class Batch:
   negatives: jax.Array
 
 
+SAMPLINGS = ('pairs', 'users')
+
+
 class BatchSampler:
-  """Shuffles the training pairs each epoch and draws uniform negatives.
+  """Draws an epoch's training triples: (user, positive, negatives).
+
+  `sampling` says how the (user, positive) pairs are drawn:
+
+  * 'pairs': every training pair once per epoch, in a shuffled order;
+  * 'users': LightGCN's sampler: a user drawn uniformly from those with
+    training pairs, then one of their training items, as many times as
+    there are pairs (so light users weigh as much as heavy ones).
 
   Negatives are uniform over the items a user has *not* interacted with in
   training (rejection sampling against the sorted training pairs). Epoch `e`
@@ -79,12 +89,16 @@ class BatchSampler:
   """
 
   def __init__(self, train: np.ndarray, num_items: int, batch_size: int,
-               num_negatives: int, seed: int):
+               num_negatives: int, seed: int, sampling: str = 'pairs'):
+    if sampling not in SAMPLINGS:
+      raise ValueError(f'config.sampling={sampling!r} is not allowed: it '
+                       f'must be one of {", ".join(SAMPLINGS)}.')
     self.train = np.asarray(train, np.int64)
     self.num_items = num_items
     self.batch_size = batch_size
     self.num_negatives = num_negatives
     self.seed = seed
+    self.sampling = sampling
     self._keys = np.sort(self.train[:, 0] * num_items + self.train[:, 1])
     degrees = np.bincount(self.train[:, 0])
     if degrees.size and degrees.max() >= num_items:
@@ -92,6 +106,11 @@ class BatchSampler:
       raise ValueError(
           f'User {user} interacted with all {num_items} items in training; '
           'no negative item can be sampled for it.')
+    # Each user's training items, contiguous: `_items[_starts[u]:][:deg]`.
+    self._by_user = self.train[np.argsort(self.train[:, 0], kind='stable')]
+    self._users = np.flatnonzero(degrees)
+    self._degrees = degrees
+    self._starts = np.concatenate([[0], np.cumsum(degrees)[:-1]])
 
   @property
   def steps_per_epoch(self) -> int:
@@ -107,10 +126,17 @@ class BatchSampler:
     """All batches of an epoch as numpy arrays with a leading step axis."""
     rng = np.random.default_rng((self.seed, epoch))
     steps, size = self.steps_per_epoch, self.batch_size
-    order = rng.permutation(len(self.train))
-    # Fill the last batch with extra random pairs: every step has one shape.
-    extra = rng.integers(0, len(self.train), steps * size - order.size)
-    pairs = self.train[np.concatenate([order, extra])]
+    if self.sampling == 'pairs':
+      order = rng.permutation(len(self.train))
+      # Fill the last batch with extra random pairs: every step has one
+      # shape.
+      extra = rng.integers(0, len(self.train), steps * size - order.size)
+      pairs = self.train[np.concatenate([order, extra])]
+    else:
+      users = self._users[rng.integers(0, self._users.size, steps * size)]
+      offsets = (rng.random(users.size) * self._degrees[users]).astype(
+          np.int64)
+      pairs = self._by_user[self._starts[users] + offsets]
     users = np.repeat(pairs[:, 0:1], self.num_negatives, axis=1)
     negatives = rng.integers(0, self.num_items, users.shape)
     redraw = self._is_training_pair(users, negatives)

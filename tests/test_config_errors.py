@@ -41,6 +41,12 @@ TRAIN_CASES = [
      'non-empty list of integers >= 1.'),
     ('data.given_valid_ratio', 1.0, 'config.data.given_valid_ratio=1.0 is '
      'not allowed: it must be a number in [0, 1).'),
+    ('sampling', 'user', "config.sampling='user' is not allowed: it must be "
+     'one of pairs, users.'),
+    ('optimizer.b2', 1.0, 'config.optimizer.b2=1.0 is not allowed: it must '
+     'be a number in [0, 1).'),
+    ('optimizer.eps', 0.0, 'config.optimizer.eps=0.0 is not allowed: it '
+     'must be a number > 0.'),
 ]
 
 SEARCH_CASES = [

@@ -201,3 +201,33 @@ def test_unknown_metric_for_early_stopping_lists_choices(tmp_path):
   with pytest.raises(ValueError, match=r"early_stopping_metric='auc'.*"
                      r"ndcg@20"):
     run_training(tmp_path, early_stopping_metric='auc')
+
+
+def test_user_sampling_weighs_users_equally_and_draws_their_items():
+  # User 0 has 20 training items, users 1-4 one each.
+  pairs = np.array([[0, i] for i in range(20)] +
+                   [[u, 20 + u] for u in range(1, 5)])
+  users_first = train.BatchSampler(pairs, 40, batch_size=24,
+                                   num_negatives=1, seed=0, sampling='users')
+  by_pairs = train.BatchSampler(pairs, 40, batch_size=24, num_negatives=1,
+                                seed=0)
+  drawn = [users_first.epoch(e) for e in range(200)]
+  users = np.concatenate([b.users.ravel() for b in drawn])
+  # As many draws per epoch as there are pairs, one step here.
+  assert users_first.steps_per_epoch == 1 and users.size == 200 * 24
+  np.testing.assert_allclose(np.bincount(users, minlength=5) / users.size,
+                             0.2, atol=0.02)
+  training = set(map(tuple, pairs.tolist()))
+  positives = np.concatenate([b.positives.ravel() for b in drawn])
+  assert all(p in training for p in zip(users.tolist(), positives.tolist()))
+  # User 0 draws each of its items alike.
+  items_of_0 = np.bincount(positives[users == 0], minlength=20)[:20]
+  assert items_of_0.min() > 0.5 * items_of_0.mean()
+  # Shuffled pairs give user 0 its 20 of 24.
+  assert np.mean(by_pairs.epoch(0).users == 0) == pytest.approx(20 / 24)
+
+
+def test_an_unknown_sampling_is_named():
+  with pytest.raises(ValueError, match=r"config\.sampling='user' .* pairs, "
+                     'users'):
+    train.BatchSampler(np.array([[0, 0]]), 3, 4, 1, 0, sampling='user')

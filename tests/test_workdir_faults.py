@@ -406,6 +406,17 @@ def test_a_training_run_refuses_another_split(trained, tmp_path):
     driver.train_and_evaluate(config, workdir)
 
 
+def test_a_training_run_refuses_another_sampling(trained, tmp_path):
+  workdir = copy_workdir(trained[0], tmp_path)
+  config = training_config(sampling='users')
+  # The default is not recorded: runs from before the option still resume.
+  assert 'sampling' not in driver.fingerprint(training_config(),
+                                              data_lib.load_dataset(config))
+  with pytest.raises(ValueError, match=re.escape(
+      "sampling was None, now 'users'")):
+    driver.train_and_evaluate(config, workdir)
+
+
 @needs_data
 def test_a_training_run_refuses_another_dataset(trained, tmp_path):
   workdir = copy_workdir(trained[0], tmp_path)

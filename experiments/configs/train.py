@@ -90,6 +90,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.batch_size = 2048
   # Negatives per positive for the sampled-softmax loss (BPR uses one).
   config.num_negatives = 16
+  # How an epoch's (user, positive) pairs are drawn: 'pairs' (each training
+  # pair once, shuffled) or 'users' (LightGCN's: a uniform user, then one of
+  # their items, as many times as there are pairs).
+  config.sampling = 'pairs'
   # Epochs between validation evaluations (and checkpoints).
   config.eval_every = 1
   # Evaluations without a better validation score before stopping. Graph

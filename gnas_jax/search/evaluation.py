@@ -92,7 +92,7 @@ class PopulationEvaluator:
     dataset = data.dataset
     self.sampler = train.BatchSampler(
         dataset.train, dataset.num_items, self.fidelity.batch_size,
-        config.num_negatives, config.seed)
+        config.num_negatives, config.seed, config.get('sampling', 'pairs'))
 
   def __call__(self, archs: Sequence[space.Architecture],
                key: jax.Array) -> dict[str, np.ndarray]:

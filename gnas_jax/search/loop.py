@@ -45,7 +45,6 @@ from gnas_jax import data as data_lib
 from gnas_jax import driver
 from gnas_jax import search as search_lib
 from gnas_jax import space
-from gnas_jax import train
 from gnas_jax import workdir as workdir_lib
 from gnas_jax.search import evaluation
 from gnas_jax.search import store as store_lib
@@ -72,19 +71,18 @@ def training_key(seed: int, round_index: int) -> jax.Array:
 def fingerprint(config: ml_collections.ConfigDict) -> dict[str, Any]:
   """What a resumed search must share with the one it continues.
 
-  The optimizer counts only when it is not Adam's default, so that the
-  fingerprints (and the tabular benchmarks keyed by them) of searches from
-  before it was an option stay valid.
+  Trainer options count only where they differ from their defaults
+  (`driver.changed_trainer_options`), so that the fingerprints (and the
+  tabular benchmarks keyed by them) of searches from before they were
+  options stay valid.
   """
-  optimizer = train.create_optimizer(config)
-  default = optimizer is train.create_optimizer()
   return json.loads(json.dumps({
       'strategy': config.strategy, 'space': config.space,
       'options': config.strategies.get(config.strategy, {}),
       'population_size': config.population_size, 'seed': config.seed,
       'fidelity': config.fidelity.to_dict(), 'dataset': config.dataset,
       'data': config.data.to_dict(), 'num_negatives': config.num_negatives,
-      **({} if default else {'optimizer': config.optimizer.to_dict()}),
+      **driver.changed_trainer_options(config),
   }, default=str))
 
 
