@@ -60,7 +60,7 @@ class TrainingData:
     valid_task: ranking task of the validation pairs (training pairs
       excluded), or None without a validation split.
     test_task: ranking task of the test pairs (training and validation
-      pairs excluded).
+      pairs excluded; `dataset.test_missed` counted as misses).
   """
   dataset: data_lib.Dataset
   graph: graph_lib.BipartiteGraph
@@ -86,7 +86,8 @@ class TrainingData:
         valid_task=valid_task,
         test_task=metrics_lib.build_ranking_task(
             dataset.num_users, dataset.num_items,
-            [dataset.train, dataset.valid], dataset.test, eval_batch_size))
+            [dataset.train, dataset.valid], dataset.test, eval_batch_size,
+            missed=dataset.test_missed))
 
   @classmethod
   def from_config(cls, config: ml_collections.ConfigDict,

@@ -83,7 +83,8 @@ def _batched_pairs(pairs: np.ndarray, slot_of_user: np.ndarray,
 
 def build_ranking_task(num_users: int, num_items: int,
                        excluded: Sequence[np.ndarray], targets: np.ndarray,
-                       batch_size: int = 1024) -> RankingTask:
+                       batch_size: int = 1024,
+                       missed: np.ndarray | None = None) -> RankingTask:
   """Builds the evaluation batches for a split.
 
   Args:
@@ -94,19 +95,25 @@ def build_ranking_task(num_users: int, num_items: int,
     targets: `[n, 2]` (user, item) held-out pairs; users without any are not
       evaluated.
     batch_size: users scored at once (memory: `batch_size * I` floats).
+    missed: `[U]` held-out items per user that cannot be ranked (absent from
+      the catalogue, `Dataset.test_missed`): they count among the user's
+      relevant items and are never hit. A user with only such items is
+      evaluated, and scores zero.
 
   Returns:
     The task, on the default device.
   """
   targets = np.asarray(targets, np.int64).reshape(-1, 2)
-  users = np.unique(targets[:, 0])
+  missed = (np.zeros(num_users, np.int64) if missed is None
+            else np.asarray(missed, np.int64))
+  users = np.union1d(targets[:, 0], np.flatnonzero(missed))
   num_batches = max(1, math.ceil(users.size / batch_size))
   slot_of_user = np.full(num_users, -1, np.int64)
   slot_of_user[users] = np.arange(users.size)
   padded_users = np.zeros(num_batches * batch_size, np.int32)
   padded_users[:users.size] = users
   mask = np.arange(num_batches * batch_size) < users.size
-  counts = np.bincount(targets[:, 0], minlength=num_users)
+  counts = np.bincount(targets[:, 0], minlength=num_users) + missed
   excluded = np.concatenate(
       [np.asarray(e, np.int64).reshape(-1, 2) for e in excluded] or
       [np.zeros((0, 2), np.int64)])

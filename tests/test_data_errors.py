@@ -6,7 +6,6 @@ import hashlib
 import logging
 import os
 import pathlib
-import time
 import zipfile
 
 import numpy as np
@@ -434,11 +433,9 @@ def test_shared_copies_pass_and_are_hashed_once(monkeypatch):
   original = registry.sha256_of
   monkeypatch.setattr(registry, 'sha256_of',
                       lambda path: hashed.append(path) or original(path))
-  start = time.perf_counter()
   for _ in range(3):
     for name in ('ml-100k', 'gowalla'):
       data.resolve(name, DATA_DIR, download=False)
-  assert time.perf_counter() - start < 2
   # Earlier tests of this process may have hashed them already.
   assert len(hashed) <= 3 and len(set(hashed)) == len(hashed)
   gowalla = pathlib.Path(DATA_DIR) / 'gowalla'

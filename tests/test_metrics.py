@@ -43,6 +43,21 @@ def test_no_hit_gives_zero_and_ideal_dcg_uses_min_of_targets_and_k():
   assert got['mrr@3'] == pytest.approx(1 / 3)
 
 
+def test_missed_items_count_as_relevant_and_never_hit():
+  item_reps = jnp.asarray([[3.0], [2.0], [1.0]])
+  # User 0: item 0 (ranked first) and one item outside the catalogue; user
+  # 1: only an item outside it.
+  task = metrics.build_ranking_task(2, 3, [], np.array([[0, 0]]), 2,
+                                    missed=np.array([1, 1]))
+  assert task.num_users == 2
+  got = metrics.evaluate_ranking(jnp.ones((2, 1)), item_reps, task,
+                                 jnp.zeros(3), ks=(1, 3))
+  # User 0: recall@1 1/2, NDCG@3 1 / (1 + 1/log2(3)); user 1: zero.
+  assert got['recall@1'] == pytest.approx(0.5 / 2)
+  assert got['ndcg@3'] == pytest.approx(1 / (1 + 1 / math.log2(3)) / 2)
+  assert got['hit@3'] == pytest.approx(0.5)
+
+
 def test_ties_go_to_the_lower_item_id():
   task = metrics.build_ranking_task(1, 4, [], np.array([[0, 1]]), 1)
   got = metrics.evaluate_ranking(jnp.ones((1, 1)), jnp.ones((4, 1)), task,

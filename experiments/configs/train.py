@@ -50,7 +50,9 @@ def get_config() -> ml_collections.ConfigDict:
   # interactions carved out for validation.
   config.data.given_valid_ratio = 0.1
   # Test pairs whose user or item is absent from training (after
-  # filtering): 'drop' (with a warning) or 'error'.
+  # filtering): 'drop' (with a warning), 'error', or 'miss' (an unseen
+  # item's pair stays a test item that is never ranked, so a user
+  # subsample keeps every test pair of the users it keeps).
   config.data.unseen_test_ids = 'drop'
   # Generic delimited files ('' infers the delimiter).
   config.data.delimiter = ''

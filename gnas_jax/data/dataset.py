@@ -110,6 +110,9 @@ class Dataset:
     raw_user_ids: [num_users] str raw id of each internal user, as read from
       the file.
     raw_item_ids: [num_items] str raw id of each internal item.
+    test_missed: [num_users] int32 test pairs per user whose item is absent
+      from the catalogue (data.unseen_test_ids='miss'): evaluation counts
+      them as relevant items never ranked; None when there are none.
   """
   name: str
   num_users: int
@@ -119,6 +122,7 @@ class Dataset:
   test: np.ndarray
   raw_user_ids: np.ndarray
   raw_item_ids: np.ndarray
+  test_missed: np.ndarray | None = None
 
   def __post_init__(self):
     if self.raw_user_ids.shape != (self.num_users,):
@@ -127,6 +131,10 @@ class Dataset:
     if self.raw_item_ids.shape != (self.num_items,):
       raise ValueError(f'raw_item_ids has shape {self.raw_item_ids.shape}; '
                        f'expected ({self.num_items},).')
+    if self.test_missed is not None and (
+        self.test_missed.shape != (self.num_users,)
+        or (self.test_missed < 0).any()):
+      raise ValueError('test_missed must hold a count >= 0 per user.')
     for split in ('train', 'valid', 'test'):
       pairs = getattr(self, split)
       if pairs.ndim != 2 or pairs.shape[1] != 2 or pairs.dtype != np.int32:
@@ -144,10 +152,16 @@ class Dataset:
     Returns:
       A dict with 'users', 'items', 'interactions' (all splits together),
       'density' (interactions / (users * items)), 'train', 'valid', 'test'
-      (pair counts), and 'users_with_valid' / 'users_with_test' (users with
-      at least one validation / test item).
+      (pair counts), 'users_with_valid' / 'users_with_test' (users with
+      at least one validation / test item), and with `test_missed`,
+      'test_missed' (test pairs evaluated as misses, counted in neither
+      'test' nor 'interactions').
     """
     interactions = len(self.train) + len(self.valid) + len(self.test)
+    missed = {} if self.test_missed is None else {
+        'test_missed': int(self.test_missed.sum()),
+        'users_with_test': len(np.union1d(
+            self.test[:, 0], np.flatnonzero(self.test_missed)))}
     cells = self.num_users * self.num_items
     return {
         'users': self.num_users,
@@ -159,6 +173,7 @@ class Dataset:
         'test': len(self.test),
         'users_with_valid': len(np.unique(self.valid[:, 0])),
         'users_with_test': len(np.unique(self.test[:, 0])),
+        **missed,
     }
 
   def item_popularity(self) -> np.ndarray:

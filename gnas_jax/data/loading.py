@@ -77,7 +77,9 @@ def load_dataset(config: ml_collections.ConfigDict) -> dataset.Dataset:
   experiments/configs/train.py). With data.split='given' (LightGCN files)
   the rating threshold and k-core apply to train.txt; test pairs whose user
   or item is then absent from training follow data.unseen_test_ids ('drop'
-  with a warning, or 'error'). With another split, a LightGCN dataset's
+  with a warning, 'error', or 'miss': kept as test items evaluation never
+  ranks, `Dataset.test_missed`, so that a user subsample keeps every test
+  pair of the users it keeps). With another split, a LightGCN dataset's
   train.txt and test.txt are pooled and split afresh.
 
   Args:
@@ -123,6 +125,7 @@ def load_dataset(config: ml_collections.ConfigDict) -> dataset.Dataset:
   # Its own stream, so the split of the kept users does not depend on it.
   user_rng = np.random.default_rng([data.split_seed, 1])
   fraction = data.get('user_fraction', 1.0)
+  test_missed = None
   if raw is None:
     train_raw, test_raw = preprocessing.sample_users(
         [train_raw, test_raw], fraction, user_rng)
@@ -133,6 +136,9 @@ def load_dataset(config: ml_collections.ConfigDict) -> dataset.Dataset:
         reference=f'the training pairs of {train_raw.source}')
     train, valid, test = splits.split_given(
         indexed.pairs, test, data.given_valid_ratio, rng)
+    if unseen == 'miss':
+      test_missed = preprocessing.count_unseen_items(
+          test_raw, indexed.raw_user_ids, indexed.raw_item_ids)
   else:
     raw, = preprocessing.sample_users([raw], fraction, user_rng)
     indexed = preprocessing.preprocess(raw, **preprocess_options)
@@ -155,7 +161,8 @@ def load_dataset(config: ml_collections.ConfigDict) -> dataset.Dataset:
   result = dataset.Dataset(
       name=name, num_users=indexed.num_users, num_items=indexed.num_items,
       train=train, valid=valid, test=test,
-      raw_user_ids=indexed.raw_user_ids, raw_item_ids=indexed.raw_item_ids)
+      raw_user_ids=indexed.raw_user_ids, raw_item_ids=indexed.raw_item_ids,
+      test_missed=test_missed)
   logging.info('Loaded %s (%s split) in %.2f s: %d users, %d items, '
                '%d/%d/%d train/valid/test pairs.', name, split,
                time.perf_counter() - start, result.num_users,

@@ -11,7 +11,7 @@ import numpy as np
 
 from gnas_jax.data import dataset
 
-UNSEEN_ID_RULES = ('drop', 'error')
+UNSEEN_ID_RULES = ('drop', 'error', 'miss')
 
 # How many unseen ids a warning or error quotes.
 _EXAMPLES = 5
@@ -270,10 +270,12 @@ def index_pairs(interactions: dataset.Interactions, raw_user_ids: np.ndarray,
                 reference: str = 'training') -> np.ndarray:
   """Maps raw pairs onto an existing id space (e.g. a test file onto train).
 
-  Pairs naming a user or item absent from the id space cannot be evaluated:
+  Pairs naming a user or item absent from the id space cannot be ranked:
   with unseen='drop' they are dropped and a warning gives their count and
-  the first few such ids; with unseen='error' the first one raises.
-  Duplicate pairs are removed.
+  the first few such ids; with unseen='error' the first one raises; with
+  unseen='miss' they are left out here too, and those of known users are
+  counted by `count_unseen_items`, so that evaluation scores them as
+  misses. Duplicate pairs are removed.
 
   Args:
     interactions: raw pairs (ratings and timestamps are ignored).
@@ -303,11 +305,29 @@ def index_pairs(interactions: dataset.Interactions, raw_user_ids: np.ndarray,
           f'{source} names {kind} {examples[0]!r}, absent from {reference} '
           f'({len(missing)} of {len(raw)} pairs name an unseen {kind}; '
           "unseen='drop' drops them).")
+    fate = ('counting as misses' if unseen == 'miss' and kind == 'item'
+            else 'dropping')
     logging.warning(
-        '%s: dropping %d of %d pairs whose %s is absent from %s (e.g. %s).',
-        source, len(missing), len(raw), kind, reference,
+        '%s: %s %d of %d pairs whose %s is absent from %s (e.g. %s).',
+        source, fate, len(missing), len(raw), kind, reference,
         ', '.join(map(str, examples)))
   keep = user_found & item_found
   users, items = users[keep], items[keep]
   pairs = np.stack([users, items], axis=1).astype(np.int32)
   return pairs[first_occurrences(users, items)]
+
+
+def count_unseen_items(interactions: dataset.Interactions,
+                       raw_user_ids: np.ndarray,
+                       raw_item_ids: np.ndarray) -> np.ndarray:
+  """`[num_users]` int32: per known user, the distinct pairs of
+  `interactions` whose item is absent from `raw_item_ids` (held-out pairs
+  that evaluation counts as misses, data.unseen_test_ids='miss')."""
+  users, user_found = lookup_ids(raw_user_ids, interactions.users)
+  _, item_found = lookup_ids(raw_item_ids, interactions.items)
+  unseen = user_found & ~item_found
+  distinct = np.unique(np.stack(
+      [users[unseen].astype(str), interactions.items[unseen].astype(str)],
+      axis=1), axis=0) if unseen.any() else np.zeros((0, 2), str)
+  return np.bincount(distinct[:, 0].astype(np.int64),
+                     minlength=len(raw_user_ids)).astype(np.int32)
