@@ -2,8 +2,12 @@
 
 import json
 
+import numpy as np
+import pytest
+
 from experiments import baselines
 from experiments.configs import test as test_config
+from gnas_jax import space
 
 
 def test_baselines_table_reports_mean_and_sample_std():
@@ -12,7 +16,8 @@ def test_baselines_table_reports_mean_and_sample_std():
            'train_seconds_per_epoch': 1.0, 'seed': seed}
           for seed, (r, n, e) in enumerate([(0.30, 0.20, 10),
                                             (0.32, 0.26, 20)])]
-  table = baselines.summary_table({'lightgcn': runs})
+  table = baselines.summary_table(
+      {'lightgcn': {'selected': 'lightgcn', 'runs': runs, 'tuning': {}}})
   row = table.splitlines()[2]
   # Recall@20: mean 0.31, sample std sqrt(2 * 0.01^2 / 1) = 0.0141.
   assert row.startswith('| lightgcn | 0.3100 ± 0.0141 | 0.2300 ± 0.0424 |')
@@ -27,5 +32,36 @@ def test_baselines_reuse_finished_runs(tmp_path):
   config = test_config.get_config()
   with config.unlocked():
     config.archs, config.seeds = ('mf',), (3,)
-  assert baselines.run_all(config, str(tmp_path)) == {
-      'mf': [dict(finished, workdir=str(run_dir))]}
+  assert baselines.run_all(config, str(tmp_path)) == {'mf': {
+      'selected': 'mf', 'tuning': {},
+      'runs': [dict(finished, workdir=str(run_dir))]}}
+
+
+def test_tuning_grid_is_the_product_of_lr_and_l2():
+  assert baselines.tuning_grid('mf', None) == ['mf']
+  tuning = {'lr': (1e-3, 1e-2), 'l2': (), 'seed': 0}
+  # An empty axis keeps the architecture's own value.
+  assert baselines.tuning_grid('mf', tuning) == [
+      f'mf,lr=0.001,l2={space.preset("mf").l2}',
+      f'mf,lr=0.01,l2={space.preset("mf").l2}']
+
+
+def test_tuning_selects_on_validation_and_trains_the_selection(tmp_path):
+  config = test_config.get_config()
+  with config.unlocked():
+    config.archs, config.seeds = ('mf',), (0, 1)
+    config.tuning = {'lr': (1e-3, 1e-2), 'l2': (0.0,), 'seed': 0}
+  results = baselines.run_all(config, str(tmp_path))['mf']
+  scores = results['tuning']
+  assert sorted(scores) == ['mf,lr=0.001,l2=0.0', 'mf,lr=0.01,l2=0.0']
+  assert results['selected'] == max(scores, key=scores.get)
+  runs = results['runs']
+  assert [r['seed'] for r in runs] == [0, 1]
+  # The tuning run of the selected setting is its seed-0 run.
+  assert runs[0]['valid/ndcg@20'] == scores[results['selected']]
+  (row,) = baselines.csv_rows({'mf': results}, 'synthetic')
+  assert row['arch'] == space.from_string(results['selected']).to_string()
+  assert row['seeds'] == '0 1' and row['kind'] == 'hand-designed'
+  assert row['test_ndcg@20_mean'] == pytest.approx(
+      np.mean([r['test/ndcg@20'] for r in runs]))
+  assert '| mf (lr=' in baselines.summary_table({'mf': results})
