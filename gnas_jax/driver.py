@@ -120,21 +120,28 @@ class EarlyStopping:
     best_score: `[P]` best score so far (-inf before any).
     best_epoch: `[P]` the epoch that scored it (-1 before any).
     stale: `[P]` evaluations since it.
+    halted: `[P]` bool, candidates stopped whatever their patience (`halt`).
   """
   patience: int
   best_score: np.ndarray
   best_epoch: np.ndarray
   stale: np.ndarray
+  halted: np.ndarray
 
   @classmethod
   def start(cls, size: int, patience: int) -> EarlyStopping:
     return cls(patience, np.full(size, -np.inf), np.full(size, -1),
-               np.zeros(size, int))
+               np.zeros(size, int), np.zeros(size, bool))
 
   @property
   def stopped(self) -> np.ndarray:
-    """`[P]` bool: candidates out of patience."""
-    return self.stale >= self.patience
+    """`[P]` bool: candidates out of patience, or halted."""
+    return (self.stale >= self.patience) | self.halted
+
+  def halt(self, halted: np.ndarray) -> None:
+    """Stops the candidates of the `[P]` bool mask (successive halving's
+    losers at a rung)."""
+    self.halted = self.halted | halted
 
   def update(self, scores: np.ndarray, epoch: int,
              evaluated: np.ndarray) -> np.ndarray:
@@ -153,13 +160,14 @@ class EarlyStopping:
     """The state (not the patience, which a resumed run may change)."""
     return {'best_score': self.best_score.tolist(),
             'best_epoch': self.best_epoch.tolist(),
-            'stale': self.stale.tolist()}
+            'stale': self.stale.tolist(), 'halted': self.halted.tolist()}
 
   @classmethod
   def from_json(cls, saved: dict[str, list], patience: int) -> EarlyStopping:
+    stale = np.asarray(saved['stale'], int)
     return cls(patience, np.asarray(saved['best_score'], float),
-               np.asarray(saved['best_epoch'], int),
-               np.asarray(saved['stale'], int))
+               np.asarray(saved['best_epoch'], int), stale,
+               np.asarray(saved.get('halted', np.zeros_like(stale)), bool))
 
 
 class Learner(Protocol):
@@ -181,7 +189,7 @@ class Learner(Protocol):
 
 def fit(learner: Learner, sampler: train.BatchSampler,
         stopping: EarlyStopping, *, epochs: int, eval_every: int,
-        metric: str, start_epoch: int = 0,
+        metric: str, start_epoch: int = 0, also_evaluate: Sequence[int] = (),
         on_epoch: Callable[[int, list, float, np.ndarray], None] | None = None,
         on_evaluation: Callable[[int, list | None, np.ndarray], None]
         | None = None,
@@ -196,7 +204,9 @@ def fit(learner: Learner, sampler: train.BatchSampler,
   and `on_evaluation(epoch, metrics, improved)` sees the candidates'
   metrics and which of them are at their best; without validation (the
   learner evaluates to None) every active candidate counts as improved.
-  Candidates out of patience stop; the loop ends when none trains.
+  The epochs of `also_evaluate` (successive halving's rungs) are
+  evaluation epochs too. Candidates out of patience, or halted by
+  `on_evaluation`, stop; the loop ends when none trains.
   """
   bar_options = dict(desc='epochs', initial=start_epoch, total=epochs,
                      disable=not progress)
@@ -219,7 +229,8 @@ def fit(learner: Learner, sampler: train.BatchSampler,
         on_epoch(epoch + 1, step_metrics, time.perf_counter() - start,
                  trained)
       bar.update()
-      if not is_evaluation_epoch(epoch + 1, eval_every, epochs):
+      if not (is_evaluation_epoch(epoch + 1, eval_every, epochs)
+              or epoch + 1 in also_evaluate):
         continue
       results = learner.evaluate()
       active = learner.active

@@ -64,6 +64,14 @@ SEARCH_CASES = [
      'non-empty list of integers >= 0.'),
     ('max_wall_seconds', -1, 'config.max_wall_seconds=-1 is not allowed: it '
      'must be a number >= 0 (0: no limit).'),
+    ('fidelity.rungs', (1, 1), 'config.fidelity.rungs=(1, 1) is not '
+     'increasing: each rung must come after the one before.'),
+    ('fidelity.rungs', (1, 3), 'config.fidelity.rungs=(1, 3) exceeds the '
+     'epoch budget: its last rung is after config.fidelity.epochs=2.'),
+    ('fidelity.rungs', (0,), 'config.fidelity.rungs=(0,) is not allowed: it '
+     'must be a list of epochs >= 1.'),
+    ('fidelity.eta', 1, 'config.fidelity.eta=1 is not allowed: it must be an '
+     'integer >= 2 (the share of candidates a rung keeps is 1/eta).'),
 ]
 
 

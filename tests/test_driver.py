@@ -27,6 +27,11 @@ def test_early_stopping_by_hand():
   again = driver.EarlyStopping.from_json(stopping.to_json(), patience=3)
   np.testing.assert_array_equal(again.best_score, stopping.best_score)
   np.testing.assert_array_equal(again.stopped, [False, False, False])
+  # Halted candidates stop whatever their patience, and stay halted.
+  again.halt(np.array([True, False, False]))
+  np.testing.assert_array_equal(again.stopped, [True, False, False])
+  resumed = driver.EarlyStopping.from_json(again.to_json(), patience=3)
+  np.testing.assert_array_equal(resumed.stopped, [True, False, False])
 
 
 @pytest.mark.parametrize('epoch,expected', [(1, False), (3, True),
@@ -117,3 +122,13 @@ def test_log_lines_print_above_an_open_progress_bar():
     # No bar is drawn on the record's line: it starts its line.
     assert line.split('\r')[-1].startswith('W'), repr(line)
     assert 'epochs' not in line.split('\r')[-1], repr(line)
+
+
+def test_fit_also_evaluates_at_extra_epochs():
+  scores = {e: [0.1 * e, 0.2] for e in range(1, 7)}
+  learner = _ScriptedLearner(scores)
+  seen = []
+  driver.fit(learner, _Sampler(), driver.EarlyStopping.start(2, 10),
+             epochs=6, eval_every=3, metric='ndcg@20', also_evaluate=(1, 2),
+             on_evaluation=lambda epoch, *_: seen.append(epoch))
+  assert seen == [1, 2, 3, 6]

@@ -8,11 +8,14 @@ import subprocess
 import sys
 import time
 
+import jax
 import numpy as np
 import pytest
 
 from experiments.configs import search_test
+from gnas_jax import driver
 from gnas_jax import space
+from gnas_jax.search import evaluation
 from gnas_jax.search import loop
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -127,3 +130,35 @@ def test_a_workdir_holds_one_search(uninterrupted):
   with pytest.raises(ValueError,
                      match='other settings of population_size, seed'):
     loop.search(config, workdir)
+
+
+def test_survivors_are_the_best_share_of_the_candidates():
+  scores = np.array([0.5, 0.9, 0.1, 0.7, 0.7, 0.3])
+  candidates = np.array([True, True, True, True, True, False])
+  # ceil(5 / 2) = 3 go on: 0.9, then 0.7 twice (the earlier first).
+  np.testing.assert_array_equal(
+      evaluation.survivors(scores, candidates, 2),
+      [False, True, False, True, True, False])
+  np.testing.assert_array_equal(
+      evaluation.survivors(scores, candidates, 3),
+      [False, True, False, True, False, False])
+
+
+def test_a_rung_stops_all_but_the_best_candidates():
+  config = search_test.get_config()
+  with config.unlocked():
+    config.fidelity.rungs = (1,)
+    config.fidelity.eta = 2
+  choices = space.subspace_from_string(config.space)
+  archs = space.sample(np.random.default_rng(3), 4, choices)
+  evaluator = evaluation.PopulationEvaluator(
+      config, driver.TrainingData.from_config(config), choices)
+  result = evaluator(archs, jax.random.PRNGKey(7))
+  assert not result['failed'].any()
+  at_rung = result['curve'][:, 0]
+  going_on = result['epochs'] == config.fidelity.epochs
+  # Two of four go on: those with the better scores at the rung.
+  assert going_on.sum() == 2
+  assert at_rung[going_on].min() >= at_rung[~going_on].max()
+  np.testing.assert_array_equal(result['epochs'][~going_on], 1)
+  assert np.isnan(result['curve'][~going_on, 1]).all()

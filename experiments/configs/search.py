@@ -40,6 +40,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.fidelity.eval_every = 2
   config.fidelity.patience = 2
   config.fidelity.batch_size = 8192
+  # Successive halving inside a round: at each of these epochs (increasing,
+  # at most fidelity.epochs) all but the best 1/eta of the candidates still
+  # training stop; () halves nothing.
+  config.fidelity.rungs = ()
+  config.fidelity.eta = 3
 
   # Each strategy's options with their defaults, as plain values so that
   # any of them can be set from the command line (see each strategy's

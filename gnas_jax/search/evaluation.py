@@ -3,15 +3,17 @@ the full-fidelity retraining of its finalists.
 
 `PopulationEvaluator` trains a round's candidates together
 (`gnas_jax.population.GroupedPopulation`) through the driver's loop
-(`gnas_jax.driver.fit`), each stopping early on its own, and scores each
-by its best validation NDCG@20 (`FITNESS`). `retrain` trains an
-architecture at full fidelity with several seeds and summarises each
-metric over them.
+(`gnas_jax.driver.fit`). Each stops early on its own, and at each rung of
+`config.fidelity.rungs` all but the best 1/eta stop (successive halving).
+Each is scored by its best validation NDCG@20 (`FITNESS`). `retrain`
+trains an architecture at full fidelity with several seeds and summarises
+each metric over them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from typing import Any, Sequence
 
@@ -39,6 +41,23 @@ def search_shape(choices) -> models.ModelShape:
           d.name in space.SEARCH_SPACE.conditions and
           c == space.SEARCH_SPACE.defaults[d.name])))
       for d in space.DECISIONS))
+
+
+def survivors(scores: np.ndarray, candidates: np.ndarray,
+              eta: int) -> np.ndarray:
+  """Successive halving at a rung: the best `ceil(n / eta)` of the `n`
+  `candidates` (`[P]` bool) by `[P]` `scores`, earlier positions first
+  among equals.
+
+  Returns:
+    `[P]` bool: the candidates that go on.
+  """
+  positions = np.flatnonzero(candidates)
+  keep = math.ceil(positions.size / eta)
+  order = positions[np.argsort(-scores[positions], kind='stable')]
+  kept = np.zeros(scores.shape, bool)
+  kept[order[:keep]] = True
+  return kept
 
 
 class _Round:
@@ -118,6 +137,7 @@ class PopulationEvaluator:
         jax.random.split(train_key, size), self.mode,
         optimizer=self.optimizer)
     stopping = driver.EarlyStopping.start(size, self.fidelity.patience)
+    rungs = tuple(self.fidelity.get('rungs') or ())
     recall = np.zeros(size)
     epochs = np.zeros(size, int)
     curve = np.full((size, self.fidelity.epochs), np.nan)
@@ -132,10 +152,15 @@ class PopulationEvaluator:
                                      for p in np.flatnonzero(evaluated)]
       for position in np.flatnonzero(improved):
         recall[position] = results[position]['recall@20']
+      if epoch in rungs:
+        going_on = evaluated & ~stopping.stopped
+        stopping.halt(going_on & ~survivors(
+            stopping.best_score, going_on, self.fidelity.eta))
 
     driver.fit(_Round(population, self.data), self.sampler, stopping,
                epochs=self.fidelity.epochs,
                eval_every=self.fidelity.eval_every, metric=FITNESS,
+               also_evaluate=rungs,
                on_epoch=on_epoch, on_evaluation=on_evaluation)
     failed = population.failed
     best = stopping.best_score

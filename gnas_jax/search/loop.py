@@ -80,7 +80,7 @@ def fingerprint(config: ml_collections.ConfigDict) -> dict[str, Any]:
       'strategy': config.strategy, 'space': config.space,
       'options': config.strategies.get(config.strategy, {}),
       'population_size': config.population_size, 'seed': config.seed,
-      'fidelity': config.fidelity.to_dict(), 'dataset': config.dataset,
+      'fidelity': _fidelity(config), 'dataset': config.dataset,
       'data': config.data.to_dict(), 'num_negatives': config.num_negatives,
       **driver.changed_trainer_options(config),
   }, default=str))
@@ -179,6 +179,10 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                                and not isinstance(wall, bool) and wall >= 0):
     raise ValueError(f'config.max_wall_seconds={wall!r} is not allowed: it '
                      'must be a number >= 0 (0: no limit).')
+  fidelity = config.get('fidelity')
+  if fidelity is not None:
+    check_rungs(fidelity.get('rungs') or (), fidelity.get('eta', 3),
+                fidelity.get('epochs'))
   final = config.get('final')
   seeds = final.get('seeds') if final is not None else None
   # Every finalist is retrained once per seed and reported by its first.
@@ -188,6 +192,43 @@ def check_config(config: ml_collections.ConfigDict) -> None:
               for s in seeds)):
     raise ValueError(f'config.final.seeds={seeds!r} is not allowed: it must '
                      'be a non-empty list of integers >= 0.')
+
+
+def _fidelity(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """The fidelity for fingerprints: without a halving schedule, as before
+  there was one."""
+  fidelity = config.fidelity.to_dict()
+  if not fidelity.get('rungs'):
+    fidelity.pop('rungs', None)
+    fidelity.pop('eta', None)
+  return fidelity
+
+
+def check_rungs(rungs, eta, epochs: int | None) -> None:
+  """Checks a successive-halving schedule (`config.fidelity.rungs` and
+  `eta`) against the fidelity's `epochs`.
+
+  Raises:
+    ValueError: naming the option and what it must be.
+  """
+  def is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+  if not (isinstance(rungs, (list, tuple)) and all(
+      is_int(r) and r >= 1 for r in rungs)):
+    raise ValueError(f'config.fidelity.rungs={rungs!r} is not allowed: it '
+                     'must be a list of epochs >= 1.')
+  if any(b <= a for a, b in zip(rungs, rungs[1:])):
+    raise ValueError(f'config.fidelity.rungs={tuple(rungs)!r} is not '
+                     'increasing: each rung must come after the one before.')
+  if rungs and epochs is not None and rungs[-1] > epochs:
+    raise ValueError(f'config.fidelity.rungs={tuple(rungs)!r} exceeds the '
+                     f'epoch budget: its last rung is after '
+                     f'config.fidelity.epochs={epochs}.')
+  if not (is_int(eta) and eta >= 2):
+    raise ValueError(f'config.fidelity.eta={eta!r} is not allowed: it must '
+                     'be an integer >= 2 (the share of candidates a rung '
+                     'keeps is 1/eta).')
 
 
 def search(config: ml_collections.ConfigDict, workdir: str,
