@@ -1,5 +1,6 @@
 """End-to-end tests of the search loop: resume after SIGKILL, summary."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 from experiments.configs import search_test
+from gnas_jax import data as data_lib
 from gnas_jax import driver
 from gnas_jax import space
 from gnas_jax.search import evaluation
@@ -162,3 +164,22 @@ def test_a_rung_stops_all_but_the_best_candidates():
   assert at_rung[going_on].min() >= at_rung[~going_on].max()
   np.testing.assert_array_equal(result['epochs'][~going_on], 1)
   assert np.isnan(result['curve'][~going_on, 1]).all()
+
+
+def test_the_search_and_its_choice_never_read_the_test_split(
+    uninterrupted, tmp_path, monkeypatch):
+  """Another test split (every other pair), the same training and
+  validation: the same trials and the same choice; only the reported test
+  figures differ."""
+  reference_dir, reference = uninterrupted
+  config = search_test.get_config()
+  dataset = data_lib.load_dataset(config)
+  other = dataclasses.replace(dataset, test=dataset.test[::2])
+  monkeypatch.setattr(data_lib, 'load_dataset', lambda config: other)
+  workdir = str(tmp_path / 'other_test')
+  summary = loop.run_search(config, workdir)
+  assert _rows(workdir) == _rows(reference_dir)
+  assert summary['best_arch'] == reference['best_arch']
+  for ours, theirs in zip(summary['finalists'], reference['finalists']):
+    assert ours['valid_ndcg@20'] == theirs['valid_ndcg@20']
+  assert summary['test_ndcg@20'] != reference['test_ndcg@20']
