@@ -32,7 +32,6 @@ from absl import app
 from absl import flags
 from absl import logging
 import numpy as np
-import tqdm
 
 from experiments.configs.paper import ablations as ablations_config
 
@@ -251,6 +250,7 @@ def benchmark_search(benchmark_name: str, datasets: Sequence[str],
                      workdir: str, progress: bool = True,
                      command: str = '') -> dict[str, Any]:
   """Runs (or reads back) every search and writes the table and figure."""
+  from gnas_jax import driver  # pylint: disable=g-import-not-at-top
   from gnas_jax.search import strategies as strategies_lib  # pylint: disable=g-import-not-at-top
   from gnas_jax.search.run import check_budget  # pylint: disable=g-import-not-at-top
   check_budget(budget, batch_size)
@@ -271,21 +271,21 @@ def benchmark_search(benchmark_name: str, datasets: Sequence[str],
   todo = [(d, s, seed) for d in datasets for s in strategies for seed in seeds
           if (d, s, seed) not in runs or
           any(runs[d, s, seed].get(k) != v for k, v in settings(s).items())]
-  bar = tqdm.tqdm(total=len(todo), desc='searches', disable=not progress)
-  for dataset in datasets:
-    benchmark = load_benchmark(benchmark_name, dataset)
-    best[dataset] = (benchmark.best_valid, benchmark.best_valid_test)
-    for label, seed in [(s, seed) for d, s, seed in todo if d == dataset]:
-      result = run_one(benchmark, label, seed, budget, batch_size,
-                       range(1, budget + 1))
-      record = {'dataset': dataset, 'strategy': label, 'seed': seed,
-                **settings(label), **result}
-      runs[dataset, label, seed] = record
-      with open(path, 'a') as f:
-        f.write(json.dumps(record) + '\n')
-      bar.update()
-      bar.set_postfix(dataset=dataset, strategy=label)
-  bar.close()
+  with driver.progress_bar(total=len(todo), desc='searches',
+                           disable=not progress) as bar:
+    for dataset in datasets:
+      benchmark = load_benchmark(benchmark_name, dataset)
+      best[dataset] = (benchmark.best_valid, benchmark.best_valid_test)
+      for label, seed in [(s, seed) for d, s, seed in todo if d == dataset]:
+        result = run_one(benchmark, label, seed, budget, batch_size,
+                         range(1, budget + 1))
+        record = {'dataset': dataset, 'strategy': label, 'seed': seed,
+                  **settings(label), **result}
+        runs[dataset, label, seed] = record
+        with open(path, 'a') as f:
+          f.write(json.dumps(record) + '\n')
+        bar.update()
+        bar.set_postfix(dataset=dataset, strategy=label)
   table = summarise(runs, datasets, strategies, seeds, queries, best)
   summary = {'benchmark': benchmark_name, 'budget': budget,
              'batch_size': batch_size, 'seeds': list(seeds),

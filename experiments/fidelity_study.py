@@ -64,6 +64,7 @@ def low_fidelity_curves(config, data: driver.TrainingData, archs,
   populations of `config.population_size` as the search trains them, each
   population's rows appended to the JSON-lines `path` when it finishes
   (rows already there are not trained again)."""
+  config = config.copy_and_resolve_references()  # The caller's is kept.
   done = {}
   if os.path.exists(path):
     with open(path) as f:
