@@ -324,6 +324,18 @@ class _Progress:
   best_valid: dict[str, float] = dataclasses.field(default_factory=dict)
   epoch_seconds: list[float] = dataclasses.field(default_factory=list)
 
+  @classmethod
+  def from_json(cls, saved: dict) -> _Progress:
+    """Reads this layout and the one before it, which kept one candidate's
+    early stopping as flat fields, so that older workdirs still resume."""
+    saved = dict(saved)
+    if 'best_score' in saved:
+      stale = saved.pop('evaluations_without_improvement')
+      saved['stopping'] = {'best_score': [saved.pop('best_score')],
+                           'best_epoch': [saved.pop('best_epoch')],
+                           'stale': [stale], 'halted': [False]}
+    return cls(**saved)
+
 
 class _Checkpoints:
   """The latest states (to resume) and the best state (to test), via orbax.
@@ -386,7 +398,7 @@ class _Checkpoints:
           f'{space.decode(saved_arch).to_string()}, not {arch}; resume it '
           'with the architecture it was trained with or choose a new '
           'workdir.')
-    return restored.state, _Progress(**restored.progress)
+    return restored.state, _Progress.from_json(restored.progress)
 
   def restore_latest(self, template: train.TrainState
                      ) -> tuple[train.TrainState, _Progress] | None:

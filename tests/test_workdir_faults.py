@@ -2,6 +2,7 @@
 store, and a run resumed with other settings than it was started with."""
 
 import glob
+import json
 import logging
 import os
 import re
@@ -446,6 +447,31 @@ def test_a_run_from_before_fingerprints_still_holds_its_architecture(
   driver.train_and_evaluate(training_config(), workdir)
   with pytest.raises(ValueError, match='arch was'):
     driver.train_and_evaluate(training_config(arch=other), workdir)
+
+
+def test_a_run_checkpointed_in_the_earlier_progress_layout_resumes(
+    trained, tmp_path):
+  """The layout before population-wide early stopping kept one candidate's
+  best score, best epoch and stale count as flat fields."""
+  workdir = copy_workdir(trained[0], tmp_path)
+  paths = glob.glob(f'{workdir}/checkpoints/*/*/progress/metadata')
+  assert len(paths) == 3
+  for path in paths:
+    with open(path) as file:
+      progress = json.load(file)
+    stopping = progress.pop('stopping')
+    progress.update(best_score=stopping['best_score'][0],
+                    best_epoch=stopping['best_epoch'][0],
+                    evaluations_without_improvement=stopping['stale'][0])
+    with open(path, 'w') as file:
+      json.dump(progress, file)
+  results = driver.train_and_evaluate(training_config(), workdir)
+  for key, value in trained[1].items():
+    if key.startswith(('test/', 'valid/')) or key in ('best_epoch',
+                                                       'epochs_run'):
+      assert results[key] == pytest.approx(value, rel=1e-6), key
+  results = driver.train_and_evaluate(training_config(epochs=4), workdir)
+  assert results['epochs_run'] == 4
 
 
 def test_a_training_workdir_holds_one_run(trained, tmp_path):
