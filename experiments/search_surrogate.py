@@ -45,7 +45,7 @@ def main(argv):
         'not reached | seconds |')
   print('| --- | ---: | ---: | ---: | ---: |')
   for name in _STRATEGIES.value:
-    strategy = strategies.make_strategy(name, space.SEARCH_SPACE)
+    strategy = strategies.make_strategy(name, space.search_space())
     start = time.perf_counter()
     counts = [surrogate.evaluations_to_reach(
         strategy, objective, threshold, seed, _BATCH.value, _MAX.value)

@@ -6,9 +6,11 @@ matrix A is symmetric. Every aggregation in the model family is a product
 `A_v h` with per-edge values `v` on A's fixed pattern. The degree
 normalisations D^-a A D^-b are such values, `v_e = d_r^-a d_s^-b` for the
 edge e = (r <- s), with (a, b) = (1/2, 1/2) symmetric, (1, 0) left (mean),
-(0, 1) right and (0, 0) none (DESIGN.md, decision 3): one sparse pattern
-serves every normalisation, and the graph stores the four value arrays so
-that choosing one costs nothing at run time. Edge dropout multiplies them
+(0, 1) right and (0, 0) none (DESIGN.md, decision 3); the renormalised
+self-loops of GCN are the symmetric values on degrees plus one, and a
+self-loop term the model adds. One sparse pattern serves every
+normalisation, and the graph stores every value array so that choosing one
+costs nothing at run time. Edge dropout multiplies them
 by a mask; attention replaces them. Three backends compute the product:
 
 * ``'segment'``: jraph-style gather of senders then `segment_sum` onto
@@ -38,10 +40,16 @@ from jax.experimental import sparse as jsparse
 BACKENDS = ('segment', 'sparse', 'dense')
 
 # Exponents (a, b) of D^-a A D^-b for each normalisation, in the order the
-# search space lists them, and the index of each one's transpose.
-NORMALISATIONS = ('sym', 'left', 'right', 'none')
-NORMALISATION_EXPONENTS = ((0.5, 0.5), (1.0, 0.0), (0.0, 1.0), (0.0, 0.0))
-TRANSPOSED_NORMALISATION = (0, 2, 1, 3)
+# search space lists them, the index of each one's transpose, and whether it
+# adds self-loops. 'renorm' is Kipf & Welling's renormalisation
+# D'^-1/2 (A + I) D'^-1/2 with D' = D + I: its edge values use the degrees
+# plus one, and its self-loops give each node `h / (d + 1)` of its own
+# (`self_loop_weights`).
+NORMALISATIONS = ('sym', 'left', 'right', 'none', 'renorm')
+NORMALISATION_EXPONENTS = ((0.5, 0.5), (1.0, 0.0), (0.0, 1.0), (0.0, 0.0),
+                           (0.5, 0.5))
+TRANSPOSED_NORMALISATION = (0, 2, 1, 3, 4)
+NORMALISATION_SELF_LOOPS = (False, False, False, False, True)
 
 # Largest U * I for which `choose_backend` picks the dense backend.
 DENSE_MAX_ENTRIES = 4_000_000
@@ -166,11 +174,11 @@ def build_graph(train: np.ndarray, num_users: int, num_items: int,
                             position[:num_interactions]])[order]
   degrees = np.bincount(receivers, minlength=num_nodes)
   indptr = np.concatenate([[0], np.cumsum(degrees)])
-  # Isolated nodes have no edges, so their (infinite) scale never matters.
-  log_degree = np.log(np.maximum(degrees, 1).astype(np.float64))
   norm_values = np.stack([
       np.exp(-a * log_degree[receivers] - b * log_degree[senders])
-      for a, b in NORMALISATION_EXPONENTS]).astype(np.float32)
+      for (a, b), log_degree in zip(
+          NORMALISATION_EXPONENTS,
+          _log_degrees(degrees.astype(np.float64), np))]).astype(np.float32)
   dense = None
   if backend == 'dense':
     dense = np.zeros((num_users, num_items), np.float32)
@@ -191,6 +199,14 @@ def build_graph(train: np.ndarray, num_users: int, num_items: int,
       indptr=jnp.asarray(indptr, jnp.int32),
       dense_user_item=dense,
       num_users=num_users, num_items=num_items, backend=backend)
+
+
+def _log_degrees(degrees, xp) -> list:
+  """`[N]` log of the degree each normalisation scales by, in the order of
+  `NORMALISATIONS`: the degree plus one with self-loops. (Without them an
+  isolated node has no edges, so its infinite scale never matters.)"""
+  plain, looped = xp.log(xp.maximum(degrees, 1)), xp.log(degrees + 1)
+  return [looped if loops else plain for loops in NORMALISATION_SELF_LOOPS]
 
 
 def normalised_edge_values(graph: BipartiteGraph,
@@ -216,9 +232,16 @@ def normalisation_scales(graph: BipartiteGraph,
   population with different normalisations share one product with A.
   """
   exponents = jnp.asarray(NORMALISATION_EXPONENTS, jnp.float32)[norm]
-  log_degree = jnp.log(jnp.maximum(graph.degrees, 1.0))
+  log_degree = jnp.stack(_log_degrees(graph.degrees, jnp))[norm]
   return (jnp.exp(-exponents[0] * log_degree),
           jnp.exp(-exponents[1] * log_degree))
+
+
+def self_loop_weights(graph: BipartiteGraph, norm: jax.Array) -> jax.Array:
+  """`[N]` weight of each node's self-loop under normalisation index `norm`:
+  `1 / (d + 1)` for 'renorm', zero for the others."""
+  loops = jnp.asarray(NORMALISATION_SELF_LOOPS)[norm]
+  return jnp.where(loops, 1.0 / (graph.degrees + 1.0), 0.0)
 
 
 def propagate(graph: BipartiteGraph, h: jax.Array,

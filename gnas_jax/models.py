@@ -350,7 +350,17 @@ class GNNRecommender(nn.Module):
                   remat=True)
 
   def _propagation(self, graph, arch, edge_mask):
-    """`x -> D^-a A_v D^-b x` for the architecture's normalisation."""
+    """`x -> D^-a A_v D^-b x` for the architecture's normalisation, plus
+    the self-loop term `x / (d + 1)` of the renormalised one (edge dropout
+    keeps self-loops)."""
+    propagate = self._edge_propagation(graph, arch, edge_mask)
+    if 'renorm' not in self.shape.values('norm'):
+      return propagate
+    loops = graph_lib.self_loop_weights(graph, arch[space.index('norm')])
+    return lambda x: propagate(x) + loops[:, None] * x
+
+  def _edge_propagation(self, graph, arch, edge_mask):
+    """`x -> D^-a A_v D^-b x`: the product over the graph's edges."""
     norms = self.shape.values('norm')
     keep = None
     if edge_mask is not None:

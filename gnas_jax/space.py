@@ -9,7 +9,9 @@ Decisions (choices in the order their indices encode them):
   width         embedding width, masked inside the widest in a population
   layers        propagation layers; 0 is matrix factorisation
   norm          D^-a A D^-b: sym (1/2, 1/2), left/mean (1, 0), right (0, 1),
-                none (0, 0)
+                none (0, 0); or renorm, Kipf & Welling's renormalised
+                self-loops D'^-1/2 (A + I) D'^-1/2 with D' = D + I (searched
+                only where a search space names it)
   readout       how layer outputs 0..L combine: last, mean, sum, concat, or
                 learned softmax weights
   edge_dropout  share of interactions dropped from the graph per step
@@ -63,12 +65,21 @@ class Decision:
   name: str
   choices: tuple[Any, ...]
   per_layer: bool = False
+  # The choices a search explores unless its space names others (None: all
+  # of them); a choice outside them serves presets and opted-in searches
+  # without changing what the default search, and its benchmarks, cover.
+  searched: tuple[Any, ...] | None = None
+
+  @property
+  def default_choices(self) -> tuple[Any, ...]:
+    return self.choices if self.searched is None else self.searched
 
 
 DECISIONS: tuple[Decision, ...] = (
     Decision('width', (16, 32, 64, 128)),
     Decision('layers', (0, 1, 2, 3, 4)),
-    Decision('norm', ('sym', 'left', 'right', 'none')),
+    Decision('norm', ('sym', 'left', 'right', 'none', 'renorm'),
+             searched=('sym', 'left', 'right', 'none')),
     Decision('readout', ('last', 'mean', 'sum', 'concat', 'weighted')),
     Decision('edge_dropout', (0.0, 0.1, 0.2, 0.3)),
     Decision('decoder', ('dot', 'cosine')),
@@ -296,8 +307,9 @@ PRESETS: dict[str, Architecture] = {
     # Wang et al. 2019: W1 (h + A h) + W2 (h * A h), LeakyReLU, layer outputs
     # (L2-normalised) concatenated.
     'ngcf': _uniform_layers(3, 'ngcf', 'leaky_relu', readout='concat'),
-    # Kipf & Welling 2017: W A h + b with ReLU; last layer.
-    'gcn': _uniform_layers(2, 'gcn', 'relu', readout='last'),
+    # Kipf & Welling 2017: W A h + b with ReLU over the renormalised
+    # adjacency with self-loops; last layer.
+    'gcn': _uniform_layers(2, 'gcn', 'relu', norm='renorm', readout='last'),
     # Hamilton et al. 2017: mean aggregation with a separate self weight.
     'graphsage': _uniform_layers(2, 'sage', 'relu', norm='left',
                                  readout='last'),
@@ -323,7 +335,8 @@ def preset(name: str) -> Architecture:
 
 
 def subspace(**choices: Sequence[Any]) -> dict[str, tuple[Any, ...]]:
-  """Choices per decision: the full space, with some decisions restricted.
+  """Choices per decision: the default search space (each decision's
+  `default_choices`), with some decisions set to other choices.
 
   Example: `subspace(width=(32, 64), layers=(1, 2))`.
   """
@@ -333,7 +346,7 @@ def subspace(**choices: Sequence[Any]) -> dict[str, tuple[Any, ...]]:
                      f'choose from {", ".join(DECISION_BY_NAME)}.')
   result = {}
   for decision in DECISIONS:
-    values = tuple(choices.get(decision.name, decision.choices))
+    values = tuple(choices.get(decision.name, decision.default_choices))
     bad = [v for v in values if v not in decision.choices]
     if bad or not values:
       raise ValueError(
@@ -416,14 +429,13 @@ SEARCH_SPACE: search_space_lib.SearchSpace = _declare()
 def search_space(choices: Mapping[str, Sequence[Any]] | None = None
                  ) -> search_space_lib.SearchSpace:
   """`SEARCH_SPACE` restricted to `choices` (a `subspace()` dict, or some
-  of its entries); per-layer decisions are restricted in every layer.
+  of its entries; None or a missing entry: the decision's default choices);
+  per-layer decisions are restricted in every layer.
 
   Equal restrictions give the same object, so that compiled programs that
   take the space as a static argument are reused.
   """
-  if choices is None:
-    return SEARCH_SPACE
-  choices = subspace(**choices)
+  choices = subspace(**(choices or {}))
   return _restricted(tuple((name, choices[name]) for name in choices))
 
 

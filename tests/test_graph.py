@@ -76,6 +76,29 @@ def test_node_scalings_equal_normalised_edge_values(small_graph, norm):
       atol=1e-6)
 
 
+def test_renormalisation_adds_self_loops_by_hand():
+  graph = graph_lib.build_graph(TINY_PAIRS, 2, 3, 'sparse')
+  renorm = graph_lib.NORMALISATIONS.index('renorm')
+  values, transposed = graph_lib.normalised_edge_values(graph, renorm)
+  a_hat = (graph_lib.propagate(graph, jnp.eye(5), values, transposed)
+           + jnp.diag(graph_lib.self_loop_weights(graph, renorm)))
+  # Degrees with the self-loop: users 3, 3; items 2, 3, 2.
+  assert a_hat[0, 0] == pytest.approx(1 / 3)
+  assert a_hat[2, 2] == pytest.approx(1 / 2)
+  # User 0 and item 0: 1 / sqrt(3 * 2).
+  assert a_hat[0, 2] == pytest.approx(1 / np.sqrt(6))
+  assert a_hat[2, 0] == pytest.approx(1 / np.sqrt(6))
+  assert a_hat[0, 4] == 0
+  # The other normalisations have no self-loops.
+  for norm in range(renorm):
+    assert float(jnp.abs(graph_lib.self_loop_weights(graph, norm)).max()) == 0
+  scale_out, scale_in = graph_lib.normalisation_scales(graph, renorm)
+  np.testing.assert_allclose(
+      scale_out[:, None] * graph_lib.propagate(graph, scale_in[:, None]
+                                               * jnp.eye(5)),
+      graph_lib.propagate(graph, jnp.eye(5), values, transposed), rtol=1e-6)
+
+
 def test_left_normalisation_is_the_neighbour_mean(small_pairs, small_graph):
   h = np.random.default_rng(2).normal(size=(27, 3)).astype(np.float32)
   values, transposed = graph_lib.normalised_edge_values(small_graph, 1)

@@ -25,9 +25,15 @@ def reference_forward(arch, params, pairs):
   """A direct numpy transcription of each aggregation's formula."""
   p = jax.tree.map(np.asarray, params['params'])
   adjacency = dense_adjacency(pairs, NUM_USERS, NUM_ITEMS)
-  degrees = np.maximum(adjacency.sum(1), 1)
-  a, b = EXPONENTS[arch.norm]
-  a_hat = degrees[:, None] ** -a * adjacency * degrees ** -b
+  if arch.norm == 'renorm':
+    # Kipf & Welling: D'^-1/2 (A + I) D'^-1/2 with D' the degrees of A + I.
+    looped = adjacency + np.eye(len(adjacency))
+    degrees = looped.sum(1)
+    a_hat = degrees[:, None] ** -0.5 * looped * degrees ** -0.5
+  else:
+    degrees = np.maximum(adjacency.sum(1), 1)
+    a, b = EXPONENTS[arch.norm]
+    a_hat = degrees[:, None] ** -a * adjacency * degrees ** -b
   width = arch.width
   h = p['embedding'][:, :width]
   outputs, readout_inputs = [h], [h]
@@ -104,6 +110,7 @@ CASES = sorted(space.PRESETS) + [
     'lightgcn,readout=sum,norm=left',
     'lightgcn,layers=2,readout=weighted,decoder=cosine,temperature=0.2',
     'gcn,layers=3,act=tanh/relu/leaky_relu,residual=1/0/1,readout=mean',
+    'lightgcn,norm=renorm,edge_dropout=0.0',
     'width=32,layers=2,agg=sage/gat,act=relu/elu,norm=right,readout=concat',
 ]
 

@@ -221,10 +221,29 @@ def test_search_space_restricts_every_layer():
   choices = space.subspace(width=(32,), agg=('gcn', 'sage'))
   restricted = space.search_space(choices)
   assert restricted is space.search_space(dict(choices))
-  assert space.search_space() is space.SEARCH_SPACE
+  assert space.search_space() is space.search_space(space.subspace())
   for layer in range(space.MAX_LAYERS):
     assert restricted.allowed[f'agg_{layer}'] == ('gcn', 'sage')
   assert restricted.allowed['width'] == (32,)
   assert restricted.count() == space.count_canonical(choices)
   with pytest.raises(ValueError, match="Unknown architecture decisions"):
     space.search_space({'depth': (1,)})
+
+
+def test_a_choice_outside_the_searched_ones_is_searched_only_when_named():
+  """'renorm' serves presets (GCN) and declared tokens, not default
+  searches, so that what they and their benchmarks cover is unchanged."""
+  assert 'renorm' in space.SEARCH_SPACE.choices['norm']
+  assert space.subspace()['norm'] == ('sym', 'left', 'right', 'none')
+  assert space.search_space().allowed['norm'] == ('sym', 'left', 'right',
+                                                  'none')
+  assert space.subspace_from_string('')['norm'] == space.subspace()['norm']
+  assert not any(a.norm == 'renorm' for a in space.sample(
+      np.random.default_rng(0), 300))
+  named = space.subspace_from_string('norm=sym/renorm')
+  assert named['norm'] == ('sym', 'renorm')
+  assert {a.norm for a in space.sample(np.random.default_rng(0), 300, named)
+          if a.layers} == {'sym', 'renorm'}
+  gcn = space.preset('gcn')
+  assert gcn.norm == 'renorm'
+  assert space.from_string(gcn.to_string()) == gcn
