@@ -349,6 +349,9 @@ class _Group:
   members: np.ndarray  # [n] positions of the candidates in the round.
   population: Population  # padded_size(n) candidates, padding inactive.
   keys: jax.Array  # [padded_size(n)] training keys.
+  # False once no candidate of the group trains (known on the host, so that
+  # `step` skips the group without waiting for the device).
+  live: bool = True
 
 
 @functools.lru_cache(maxsize=None)
@@ -425,8 +428,15 @@ class GroupedPopulation:
     return functools.partial(train_step, model, mode=self.mode)
 
   def step(self, batch: train.Batch) -> None:
-    """One step of every active candidate on the shared `batch`."""
+    """One step of every active candidate on the shared `batch`.
+
+    A group none of whose candidates trains is skipped: its step would
+    compute every one of them only to discard the result (successive
+    halving stops whole groups).
+    """
     for group in self.groups:
+      if not group.live:
+        continue
       group.population, _ = self._step_fn(group.model)(
           group.population, self.graph, batch, group.keys)
 
@@ -435,6 +445,10 @@ class GroupedPopulation:
     for group in self.groups:
       flags = np.asarray(getattr(group.population, field))
       values[group.members] = flags[:len(group.members)]
+      if field == 'active':
+        # Steps only stop candidates (divergence), so a group seen without
+        # an active one stays so.
+        group.live = bool(flags.any())
     return values
 
   @property
@@ -456,6 +470,7 @@ class GroupedPopulation:
       mask[:len(group.members)] = keep[group.members]
       group.population = population.replace(
           active=population.active & jnp.asarray(mask))
+      group.live = group.live and bool(mask.any())
 
   def candidate(self, position: int) -> tuple[models.GNNRecommender,
                                                train.TrainState]:

@@ -213,6 +213,24 @@ def test_stopped_candidates_stay_where_they_stopped(problem):
   assert steps == [4, 2, 4, 2]
 
 
+def test_a_group_without_a_training_candidate_is_not_stepped(problem):
+  graph, batches, _ = problem
+  archs = [space.from_string('lightgcn,width=16,layers=1'),
+           space.from_string('lightgcn,width=16,layers=1,lr=0.01'),
+           space.from_string('gcn,width=32,layers=2')]
+  keys = jax.random.split(jax.random.PRNGKey(6), 3)
+  population = train_grouped(graph, batches[:1], archs, keys, 'map')
+  assert len(population.groups) == 2
+  population.keep(np.array([False, False, True]))
+  stopped = population.groups[0].population
+  for batch in batches[1:3]:
+    population.step(batch)
+  # Not even a step that would leave every candidate where it was.
+  assert population.groups[0].population is stopped
+  steps = [int(population.candidate(i)[1].step) for i in range(3)]
+  assert steps == [1, 1, 3]
+
+
 def test_population_evaluation_equals_single_evaluation(problem):
   graph, batches, model = problem
   archs = random_archs(4, 3)
