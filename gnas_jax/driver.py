@@ -237,7 +237,7 @@ def fit(learner: Learner, sampler: train.BatchSampler,
       if results is None:
         improved = active
       else:
-        scores = np.array([r[metric] for r in results])
+        scores = np.array([r.get(metric, np.nan) for r in results])
         improved = stopping.update(scores, epoch + 1, active)
         bar.set_postfix(best=f'{np.max(stopping.best_score):.4f}')
       if on_evaluation:

@@ -346,12 +346,19 @@ def padded_size(size: int, multiple: int = 1) -> int:
 class _Group:
   """Candidates that share one program."""
   model: models.GNNRecommender
-  members: np.ndarray  # [n] positions of the candidates in the round.
-  population: Population  # padded_size(n) candidates, padding inactive.
-  keys: jax.Array  # [padded_size(n)] training keys.
+  # [padded size] the position of each slot's candidate, -1 for an empty
+  # slot (padding, never trained nor reported).
+  slots: np.ndarray
+  population: Population  # One candidate per slot, empty slots inactive.
+  keys: jax.Array  # [padded size] training keys.
   # False once no candidate of the group trains (known on the host, so that
   # `step` skips the group without waiting for the device).
   live: bool = True
+
+  def filled(self) -> tuple[np.ndarray, np.ndarray]:
+    """`(slot indices, positions)` of the slots that hold a candidate."""
+    (where,) = np.nonzero(self.slots >= 0)
+    return where, self.slots[where]
 
 
 @functools.lru_cache(maxsize=None)
@@ -366,10 +373,12 @@ class GroupedPopulation:
 
   Every group is a `Population` with its own compiled step; all see the same
   mini-batches. Steps are cached by (shape, padded size, mode), across rounds
-  and searches of one process.
+  and searches of one process. Candidates added later (`add`) take the
+  slots of stopped ones in programs of their shape.
 
   Attributes:
-    size: P, the round's candidates.
+    size: the candidates so far (P, then more as `add` adds them); each
+      keeps its position in `0..size-1`.
     mode: 'map' or 'vmap'.
     groups: the groups, in order of their first member.
   """
@@ -395,30 +404,95 @@ class GroupedPopulation:
         (the superset), to measure what grouping saves.
       optimizer: `train.create_optimizer`'s; None takes its defaults.
     """
-    optimizer = optimizer or train.create_optimizer()
-    self.size = len(archs)
+    self.num_users, self.num_items = num_users, num_items
+    self.within, self.grouped = within, grouped
+    self.optimizer = optimizer or train.create_optimizer()
+    self.size = 0
     self.mode = _resolve(mode)
     self.graph = graph
     self.devices = jax.device_count()
-    by_shape: dict[models.ModelShape, list[int]] = {}
-    for position, arch in enumerate(archs):
-      shape = program_shape(arch, within) if grouped else within
-      if not grouped and not within.covers(arch):
-        raise ValueError(f'Architecture {arch} is outside the model shape '
-                         'the population was given.')
-      by_shape.setdefault(shape, []).append(position)
     self.groups = []
+    # Whether the candidates whose slots were taken by later ones failed.
+    self._replaced_failed: dict[int, bool] = {}
+    self._new_groups(list(archs), np.arange(len(archs)), init_keys,
+                     train_keys)
+    self.size = len(archs)
+
+  def _shape(self, arch: space.Architecture) -> models.ModelShape:
+    if self.grouped:
+      return program_shape(arch, self.within)
+    if not self.within.covers(arch):
+      raise ValueError(f'Architecture {arch} is outside the model shape '
+                       'the population was given.')
+    return self.within
+
+  def _new_groups(self, archs, positions, init_keys, train_keys) -> None:
+    """Groups for `archs` at `positions`, one per program shape."""
+    by_shape: dict[models.ModelShape, list[int]] = {}
+    for index, arch in enumerate(archs):
+      by_shape.setdefault(self._shape(arch), []).append(index)
     for shape, members in by_shape.items():
-      model = models.GNNRecommender(num_users, num_items, shape)
+      model = models.GNNRecommender(self.num_users, self.num_items, shape)
       padded = padded_size(len(members), self.devices)
       # Padding repeats the first member; it never trains nor reports.
       rows = np.array(members + members[:1] * (padded - len(members)))
       population = init_population(
-          model, optimizer, graph, encode([archs[r] for r in rows]), init_keys[rows])
+          model, self.optimizer, self.graph,
+          encode([archs[r] for r in rows]), init_keys[rows])
       population = population.replace(
           active=population.active.at[len(members):].set(False))
-      self.groups.append(_Group(model, np.array(members), population,
+      slots = np.full(padded, -1)
+      slots[:len(members)] = np.asarray(positions)[members]
+      self.groups.append(_Group(model, slots, population,
                                 train_keys[rows]))
+
+  def add(self, archs: Sequence[space.Architecture], init_keys: jax.Array,
+          train_keys: jax.Array) -> np.ndarray:
+    """Adds candidates that start training now.
+
+    Each takes the slot of a stopped candidate (or an empty one) in a group
+    of its program shape where there is one, so that it trains in a
+    program compiled already; the others form new groups. A stopped
+    candidate whose slot is taken keeps its `failed` flag.
+
+    Args:
+      archs: the n new candidates.
+      init_keys: `[n]` initialisation keys.
+      train_keys: `[n]` training keys.
+
+    Returns:
+      `[n]` their positions, `size..size+n-1`.
+    """
+    positions = np.arange(self.size, self.size + len(archs))
+    self.size += len(archs)
+    free: dict[models.ModelShape, list[tuple[_Group, int]]] = {}
+    for group in self.groups:
+      active = np.asarray(group.population.active)
+      free.setdefault(group.model.shape, []).extend(
+          (group, slot) for slot in np.flatnonzero(~active))
+    leftover = []
+    for index, (arch, position) in enumerate(zip(archs, positions)):
+      places = free.get(self._shape(arch))
+      if not places:
+        leftover.append(index)
+        continue
+      group, slot = places.pop(0)
+      if group.slots[slot] >= 0:
+        self._replaced_failed[int(group.slots[slot])] = bool(
+            group.population.failed[slot])
+      fresh = init_population(group.model, self.optimizer, self.graph,
+                              encode([arch]), init_keys[index][None])
+      group.population = jax.tree.map(
+          lambda full, one, at=slot: full.at[at].set(one[0]),
+          group.population, fresh)
+      group.keys = group.keys.at[slot].set(train_keys[index])
+      group.slots[slot] = position
+      group.live = True
+    if leftover:
+      self._new_groups([archs[i] for i in leftover], positions[leftover],
+                       init_keys[np.array(leftover)],
+                       train_keys[np.array(leftover)])
+    return positions
 
   def _step_fn(self, model: models.GNNRecommender) -> Callable:
     if self.devices > 1:
@@ -442,12 +516,16 @@ class GroupedPopulation:
 
   def _gather(self, field: str) -> np.ndarray:
     values = np.zeros(self.size, bool)
+    if field == 'failed':
+      for position, failed in self._replaced_failed.items():
+        values[position] = failed
     for group in self.groups:
       flags = np.asarray(getattr(group.population, field))
-      values[group.members] = flags[:len(group.members)]
+      where, positions = group.filled()
+      values[positions] = flags[where]
       if field == 'active':
         # Steps only stop candidates (divergence), so a group seen without
-        # an active one stays so.
+        # an active one stays so until `add` fills a slot.
         group.live = bool(flags.any())
     return values
 
@@ -462,12 +540,14 @@ class GroupedPopulation:
     return self._gather('failed')
 
   def keep(self, keep: np.ndarray) -> None:
-    """Stops every candidate whose entry of the `[P]` bool `keep` is False."""
+    """Stops every candidate whose entry of the `[size]` bool `keep` is
+    False."""
     keep = np.asarray(keep, bool)
     for group in self.groups:
       population = group.population
       mask = np.zeros(population.size, bool)
-      mask[:len(group.members)] = keep[group.members]
+      where, positions = group.filled()
+      mask[where] = keep[positions]
       group.population = population.replace(
           active=population.active & jnp.asarray(mask))
       group.live = group.live and bool(mask.any())
@@ -476,19 +556,24 @@ class GroupedPopulation:
                                                train.TrainState]:
     """The model and training state of candidate `position`."""
     for group in self.groups:
-      (where,) = np.nonzero(group.members == position)
+      (where,) = np.nonzero(group.slots == position)
       if where.size:
         return group.model, jax.tree.map(lambda x: x[where[0]],
                                          group.population.state)
-    raise IndexError(f'No candidate {position} among {self.size}.')
+    raise IndexError(f'No candidate {position} among the {self.size} '
+                     '(or its slot was taken by a later one).')
 
   def evaluate(self, task: metrics_lib.RankingTask, popularity: jax.Array,
                ks: Sequence[int] = (10, 20)) -> list[dict[str, float]]:
-    """Each candidate's full-ranking metrics, in the round's order."""
+    """Each candidate's full-ranking metrics, in the round's order; `{}`
+    for the candidates of groups that no longer train and for those whose
+    slot a later one took."""
     results: list[dict[str, float]] = [{}] * self.size
     for group in self.groups:
+      if not group.live:
+        continue
       scores = evaluate(group.model, group.population, self.graph, task,
                         popularity, ks, self.mode)
-      for position, result in zip(group.members, scores):
-        results[position] = result
+      for slot, position in zip(*group.filled()):
+        results[position] = scores[slot]
     return results

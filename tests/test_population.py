@@ -231,6 +231,54 @@ def test_a_group_without_a_training_candidate_is_not_stepped(problem):
   assert steps == [1, 1, 3]
 
 
+def train_alone(graph, batches, arch, init_key, train_key):
+  own = models.build_model(NUM_USERS, NUM_ITEMS, [arch])
+  state = train.init_state(own, train.create_optimizer(), graph,
+                           jnp.asarray(arch.encode()), init_key)
+  for batch in batches:
+    state, _ = train.train_step(own, state, graph, batch, train_key)
+  return state
+
+
+def test_an_added_candidate_takes_a_stopped_slot_and_trains_as_alone(
+    problem):
+  graph, batches, _ = problem
+  archs = [space.from_string('lightgcn,width=16,layers=1'),
+           space.from_string('lightgcn,width=16,layers=1,lr=0.01'),
+           space.from_string('gcn,width=32,layers=2')]
+  keys = jax.random.split(jax.random.PRNGKey(7), 5)
+  population = train_grouped(graph, batches[:2], archs, keys[:3], 'map')
+  population.keep(np.array([True, False, True]))
+  before = compilations(population_lib.train_step)
+  like_the_stopped = space.from_string('lightgcn,width=16,layers=1,l2=0.001')
+  another_shape = space.from_string('sage,width=16,layers=1')
+  positions = population.add([like_the_stopped, another_shape], keys[3:],
+                             keys[3:])
+  assert positions.tolist() == [3, 4] and population.size == 5
+  # The first took the stopped candidate's slot; the second has a group.
+  assert len(population.groups) == 3
+  assert population.groups[0].slots.tolist() == [0, 3]
+  for batch in batches[2:5]:
+    population.step(batch)
+  # Only the new group compiled a program.
+  assert compilations(population_lib.train_step) - before == 1
+  assert population.active.tolist() == [True, False, True, True, True]
+  assert population.failed.tolist() == [False] * 5
+  for position, arch, key, trained_on in (
+      (0, archs[0], keys[0], batches[:5]), (2, archs[2], keys[2],
+                                            batches[:5]),
+      (3, like_the_stopped, keys[3], batches[2:5]),
+      (4, another_shape, keys[4], batches[2:5])):
+    alone = train_alone(graph, trained_on, arch, key, key)
+    _, state = population.candidate(position)
+    assert int(state.step) == len(trained_on)
+    for name, value in alone.params['params'].items():
+      np.testing.assert_allclose(state.params['params'][name], value,
+                                 rtol=2e-4, atol=2e-5, err_msg=name)
+  with pytest.raises(IndexError, match='slot was taken'):
+    population.candidate(1)
+
+
 def test_population_evaluation_equals_single_evaluation(problem):
   graph, batches, model = problem
   archs = random_archs(4, 3)
