@@ -156,6 +156,13 @@ class EarlyStopping:
     self.stale = np.where(improved, 0, self.stale + evaluated)
     return improved
 
+  def extend(self, size: int) -> None:
+    """Adds `size` candidates that have not been evaluated yet."""
+    self.best_score = np.concatenate([self.best_score, np.full(size, -np.inf)])
+    self.best_epoch = np.concatenate([self.best_epoch, np.full(size, -1)])
+    self.stale = np.concatenate([self.stale, np.zeros(size, int)])
+    self.halted = np.concatenate([self.halted, np.zeros(size, bool)])
+
   def to_json(self) -> dict[str, list]:
     """The state (not the patience, which a resumed run may change)."""
     return {'best_score': self.best_score.tolist(),
@@ -189,7 +196,8 @@ class Learner(Protocol):
 
 def fit(learner: Learner, sampler: train.BatchSampler,
         stopping: EarlyStopping, *, epochs: int, eval_every: int,
-        metric: str, start_epoch: int = 0, also_evaluate: Sequence[int] = (),
+        metric: str, start_epoch: int = 0,
+        due: Callable[[int], np.ndarray] | None = None,
         on_epoch: Callable[[int, list, float, np.ndarray], None] | None = None,
         on_evaluation: Callable[[int, list | None, np.ndarray], None]
         | None = None,
@@ -198,15 +206,20 @@ def fit(learner: Learner, sampler: train.BatchSampler,
 
   Every epoch draws `sampler.epoch(e)`; after it, `on_epoch(epoch, step
   metrics, seconds, trained)` sees the 1-based epoch, the steps' metrics
-  (on the host), its wall time (sampling included, as other libraries count it) and the
-  `[P]` candidates that trained in it. At evaluation epochs
-  (`is_evaluation_epoch`) each candidate's `metric` updates `stopping`,
-  and `on_evaluation(epoch, metrics, improved)` sees the candidates'
-  metrics and which of them are at their best; without validation (the
-  learner evaluates to None) every active candidate counts as improved.
-  The epochs of `also_evaluate` (successive halving's rungs) are
-  evaluation epochs too. Candidates out of patience, or halted by
-  `on_evaluation`, stop; the loop ends when none trains.
+  (on the host), its wall time (sampling included, as other libraries
+  count it) and the `[P]` candidates that trained in it. At evaluation
+  epochs each evaluated candidate's `metric` updates `stopping`, and
+  `on_evaluation(epoch, metrics, improved)` sees the candidates' metrics
+  and which of them are at their best; without validation (the learner
+  evaluates to None) every evaluated candidate counts as improved.
+
+  Every candidate is evaluated at the epochs of `is_evaluation_epoch`,
+  unless `due` gives each its own schedule: `due(epoch)` is the `[P]` bool
+  of the candidates evaluated after the 1-based `epoch` (successive
+  halving's rungs, candidates that started later). Candidates out of
+  patience, or halted by `on_evaluation`, stop; `on_evaluation` may also
+  add candidates to the learner (and to `stopping`), which train from the
+  next epoch. The loop ends when none trains.
   """
   bar_options = dict(desc='epochs', initial=start_epoch, total=epochs,
                      disable=not progress)
@@ -229,20 +242,24 @@ def fit(learner: Learner, sampler: train.BatchSampler,
         on_epoch(epoch + 1, step_metrics, time.perf_counter() - start,
                  trained)
       bar.update()
-      if not (is_evaluation_epoch(epoch + 1, eval_every, epochs)
-              or epoch + 1 in also_evaluate):
-        continue
+      if due is None:
+        if not is_evaluation_epoch(epoch + 1, eval_every, epochs):
+          continue
+        evaluated = learner.active
+      else:
+        evaluated = learner.active & due(epoch + 1)
+        if not evaluated.any():
+          continue
       results = learner.evaluate()
-      active = learner.active
       if results is None:
-        improved = active
+        improved = evaluated
       else:
         scores = np.array([r.get(metric, np.nan) for r in results])
-        improved = stopping.update(scores, epoch + 1, active)
+        improved = stopping.update(scores, epoch + 1, evaluated)
         bar.set_postfix(best=f'{np.max(stopping.best_score):.4f}')
       if on_evaluation:
         on_evaluation(epoch + 1, results, improved)
-      running = active & ~stopping.stopped
+      running = learner.active & ~stopping.stopped
       if not running.any():
         break
       learner.keep(running)

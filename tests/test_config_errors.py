@@ -72,6 +72,11 @@ SEARCH_CASES = [
      'must be a list of epochs >= 1.'),
     ('fidelity.eta', 1, 'config.fidelity.eta=1 is not allowed: it must be an '
      'integer >= 2 (the share of candidates a rung keeps is 1/eta).'),
+    ('fidelity.refill', -1, 'config.fidelity.refill=-1 is not allowed: it '
+     'must be an integer >= 0 (0: no refills).'),
+    ('fidelity.refill', 2, 'config.fidelity.refill=2 fills the slots that '
+     'successive halving frees, and there is none: set config.fidelity.rungs '
+     'too (for example (1, 3)).'),
 ]
 
 
@@ -89,6 +94,23 @@ def test_search_option_out_of_range(path, value, message):
   with pytest.raises(ValueError) as error:
     loop.check_config(config)
   assert str(error.value) == message
+
+
+def test_a_refill_from_a_space_the_first_round_exhausts_is_refused():
+  config = search_test.get_config()
+  with config.unlocked():
+    config.space = ('width=16,layers=1,agg=lightgcn,act=identity,'
+                    'readout=last,decoder=dot,loss=bpr,norm=sym,'
+                    'edge_dropout=0.0,residual=0,lr=0.001,l2=0.0001/0.001')
+    config.fidelity.rungs = (1,)
+    config.fidelity.refill = 2
+  with pytest.raises(ValueError) as error:
+    loop.check_config(config)
+  assert str(error.value) == (
+      f'config.fidelity.refill=2 has nothing to refill with: the space '
+      f'{config.space!r} holds 2 architectures and the first round takes '
+      'population_size=4 of them; widen config.space or set '
+      'config.fidelity.refill=0.')
 
 
 def test_the_default_configs_pass():

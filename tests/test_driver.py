@@ -49,7 +49,8 @@ class _Sampler:
 
 
 class _ScriptedLearner:
-  """Two candidates whose validation scores follow a script per epoch."""
+  """Two candidates (or more, once added) whose validation scores follow
+  a script per epoch."""
 
   def __init__(self, scores):
     self.scores = scores
@@ -61,7 +62,7 @@ class _ScriptedLearner:
 
   def evaluate(self):
     epoch = self.steps[-1][0] + 1
-    return [{'ndcg@20': s} for s in self.scores[epoch]]
+    return [{'ndcg@20': s} for s in self.scores[epoch][:len(self.active)]]
 
   def keep(self, keep):
     self.active = self.active & keep
@@ -124,11 +125,38 @@ def test_log_lines_print_above_an_open_progress_bar():
     assert 'epochs' not in line.split('\r')[-1], repr(line)
 
 
-def test_fit_also_evaluates_at_extra_epochs():
-  scores = {e: [0.1 * e, 0.2] for e in range(1, 7)}
+def test_fit_evaluates_each_candidate_when_it_is_due():
+  scores = {e: [0.1 * e, 0.3 - 0.01 * e] for e in range(1, 7)}
   learner = _ScriptedLearner(scores)
+  stopping = driver.EarlyStopping.start(2, 10)
   seen = []
-  driver.fit(learner, _Sampler(), driver.EarlyStopping.start(2, 10),
-             epochs=6, eval_every=3, metric='ndcg@20', also_evaluate=(1, 2),
-             on_evaluation=lambda epoch, *_: seen.append(epoch))
-  assert seen == [1, 2, 3, 6]
+  # Candidate 0 at epochs 1, 2 and 3; candidate 1 at epochs 3 and 6.
+  schedule = {1: [True, False], 2: [True, False], 3: [True, True],
+              6: [False, True]}
+  driver.fit(learner, _Sampler(), stopping, epochs=6, eval_every=1,
+             metric='ndcg@20',
+             due=lambda epoch: np.array(schedule.get(epoch, [False] * 2)),
+             on_evaluation=lambda epoch, _, improved: seen.append(
+                 (epoch, improved.tolist())))
+  assert seen == [(1, [True, False]), (2, [True, False]), (3, [True, True]),
+                  (6, [False, False])]
+  np.testing.assert_array_equal(stopping.stale, [0, 1])
+  np.testing.assert_array_equal(stopping.best_epoch, [3, 3])
+
+
+def test_candidates_added_at_an_evaluation_train_from_the_next_epoch():
+  learner = _ScriptedLearner({e: [0.5, 0.1, 0.2] for e in range(1, 5)})
+  stopping = driver.EarlyStopping.start(2, 10)
+
+  def on_evaluation(epoch, results, improved):
+    del results, improved
+    if epoch == 2:
+      stopping.halt(np.array([False, True]))
+      stopping.extend(1)
+      learner.active = np.append(learner.active, True)
+
+  driver.fit(learner, _Sampler(), stopping, epochs=4, eval_every=2,
+             metric='ndcg@20', on_evaluation=on_evaluation)
+  assert [active.tolist() for _, active in learner.steps] == (
+      [[True, True]] * 4 + [[True, False, True]] * 4)
+  np.testing.assert_array_equal(stopping.best_epoch, [2, 2, 4])

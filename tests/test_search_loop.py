@@ -166,6 +166,74 @@ def test_a_rung_stops_all_but_the_best_candidates():
   assert np.isnan(result['curve'][~going_on, 1]).all()
 
 
+def test_refills_take_the_freed_slots_and_pass_the_same_rungs():
+  """Rung at epoch 1, eta 2, two refills: the two candidates the rung stops
+  make room for two new ones, which start then and are judged at their own
+  first epoch among all six that reached it."""
+  config = search_test.get_config()
+  with config.unlocked():
+    config.fidelity.rungs = (1,)
+    config.fidelity.eta = 2
+    config.fidelity.refill = 2
+  choices = space.subspace_from_string(config.space)
+  archs = space.sample(np.random.default_rng(3), 6, choices)
+  evaluator = evaluation.PopulationEvaluator(
+      config, driver.TrainingData.from_config(config), choices)
+  calls = []
+
+  def refill(stopped, results, wanted):
+    calls.append((stopped.tolist(), results['ndcg'][stopped].tolist(),
+                  wanted))
+    return archs[4:4 + wanted]
+
+  result = evaluator(archs[:4], jax.random.PRNGKey(7), refill)
+  assert not result['failed'].any()
+  assert [a.to_string() for a in result['archs']] == [
+      a.to_string() for a in archs]
+  at_rung = result['curve'][:, 0]
+  (stopped, scores, wanted), = calls
+  # The first four met the rung together: the better two went on.
+  going_on = result['epochs'][:4] == config.fidelity.epochs
+  assert sorted(stopped) == np.flatnonzero(~going_on).tolist()
+  assert wanted == 2
+  np.testing.assert_allclose(scores, at_rung[stopped])
+  assert at_rung[:4][going_on].min() >= at_rung[:4][~going_on].max()
+  # Each new one went on only if among the best ceil(6 / 2) = 3 of the six
+  # rung scores.
+  third_best = np.sort(at_rung)[::-1][2]
+  for position in (4, 5):
+    assert result['epochs'][position] == (
+        2 if at_rung[position] >= third_best else 1)
+  # The round went on until the refilled candidates were done.
+  assert np.isfinite(result['curve'][4:, 0]).all()
+
+
+def test_a_refilling_search_resumes_to_the_uninterrupted_result(tmp_path):
+  config = search_test.get_config()
+  with config.unlocked():
+    config.strategy = 'random'
+    config.budget = 12
+    config.fidelity.rungs = (1,)
+    config.fidelity.eta = 2
+    config.fidelity.refill = 2
+  whole = str(tmp_path / 'whole')
+  facts = loop.search(config, whole)
+  rows = _rows(whole)
+  assert facts['evaluations'] == len(rows) == 12
+  # A round evaluates its four and the two that take the freed slots.
+  assert [r[0] for r in rows] == [0] * 6 + [1] * 6
+  assert len({r[2] for r in rows}) == 12
+  # A search whose budget ends with the first round, continued.
+  resumed = str(tmp_path / 'resumed')
+  with config.unlocked():
+    config.budget = 6
+  assert loop.search(config, resumed)['rounds'] == 1
+  with config.unlocked():
+    config.budget = 12
+  loop.search(config, resumed)
+  assert _rows(resumed) == rows
+
+
 def test_the_search_and_its_choice_never_read_the_test_split(
     uninterrupted, tmp_path, monkeypatch):
   """Another test split (every other pair), the same training and

@@ -40,11 +40,16 @@ def get_config() -> ml_collections.ConfigDict:
   config.fidelity.eval_every = 2
   config.fidelity.patience = 2
   config.fidelity.batch_size = 8192
-  # Successive halving inside a round: at each of these epochs (increasing,
-  # at most fidelity.epochs) all but the best 1/eta of the candidates still
-  # training stop; () halves nothing.
+  # Successive halving inside a round: at each of these epochs of its own
+  # (increasing, at most fidelity.epochs) a candidate goes on only if it
+  # is among the best 1/eta of the round's candidates that reached it; ()
+  # halves nothing.
   config.fidelity.rungs = ()
   config.fidelity.eta = 3
+  # New proposals per round that take the slots successive halving frees,
+  # asked from the strategy after it is told the stopped candidates'
+  # scores; the round goes on until none trains (0: no refills).
+  config.fidelity.refill = 0
 
   # Each strategy's options with their defaults, as plain values so that
   # any of them can be set from the command line (see each strategy's

@@ -4,7 +4,8 @@ the full-fidelity retraining of its finalists.
 `PopulationEvaluator` trains a round's candidates together
 (`gnas_jax.population.GroupedPopulation`) through the driver's loop
 (`gnas_jax.driver.fit`). Each stops early on its own, and at each rung of
-`config.fidelity.rungs` all but the best 1/eta stop (successive halving).
+`config.fidelity.rungs` all but the best 1/eta stop (successive halving);
+with `config.fidelity.refill`, new proposals take the slots they free.
 Each is scored by its best validation NDCG@20 (`FITNESS`). `retrain`
 trains an architecture at full fidelity with several seeds and summarises
 each metric over them.
@@ -15,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import jax
 import ml_collections
@@ -28,6 +29,11 @@ from gnas_jax import space
 from gnas_jax import train
 
 FITNESS = 'ndcg@20'
+
+# `(stopped positions [k], results so far, free slots n) -> up to n new
+# architectures`: how a round asks for candidates to fill freed slots.
+Refill = Callable[[np.ndarray, dict[str, Any], int],
+                  Sequence[space.Architecture]]
 
 
 def search_shape(choices) -> models.ModelShape:
@@ -113,20 +119,40 @@ class PopulationEvaluator:
         dataset.train, dataset.num_items, self.fidelity.batch_size,
         config.num_negatives, config.seed, config.get('sampling', 'pairs'))
 
-  def __call__(self, archs: Sequence[space.Architecture],
-               key: jax.Array) -> dict[str, np.ndarray]:
+  def __call__(self, archs: Sequence[space.Architecture], key: jax.Array,
+               refill: Refill | None = None) -> dict[str, Any]:
     """Trains `archs` at low fidelity.
 
+    Each candidate trains at most `fidelity.epochs` epochs of its own,
+    evaluated every `fidelity.eval_every` of them, at the rungs of
+    `fidelity.rungs` and at its last, and stops early on its own. At a
+    rung it goes on only if its best score so far is among the best
+    `ceil(n / eta)` of the `n` candidates of the round that reached that
+    rung still training (successive halving, asynchronously: those
+    reaching it later are compared with all who reached it before).
+
+    With `refill`, a candidate's stop frees its slot for a new proposal:
+    after each evaluation that stops some, `refill(positions, results, n)`
+    is told the stopped candidates' `[k]` positions and the results so far
+    (this method's, for every candidate yet) and returns up to `n` new
+    architectures (`n`: the free slots, at most `fidelity.refill` new ones
+    in a round). They start training at once, in the slots of stopped
+    candidates of their program shape (`GroupedPopulation.add`); the round
+    ends when no candidate trains.
+
     Returns:
-      `[P]` arrays: best validation 'ndcg' and 'recall' at 20, 'failed',
-      and 'epochs' trained; and the `[P, fidelity.epochs]` 'curve' of
-      validation NDCG@20 after each epoch (NaN where it was not evaluated:
-      between evaluations, and after a candidate stopped or failed).
+      For every candidate, the first `len(archs)` then those refilled in
+      the order they started: 'archs'; `[N]` arrays of the best validation
+      'ndcg' and 'recall' at 20, 'failed', and 'epochs' trained; and the
+      `[N, fidelity.epochs]` 'curve' of validation NDCG@20 after each of a
+      candidate's epochs (NaN where it was not evaluated: between
+      evaluations, and after it stopped or failed).
     """
     uncovered = [a for a in archs if not self.shape.covers(a)]
     if uncovered:
       raise ValueError(f'Architecture {uncovered[0]} is outside the search '
                        f'space {self.config.space!r}.')
+    fidelity = self.fidelity
     size = len(archs)
     init_key, train_key = jax.random.split(key)
     dataset = self.data.dataset
@@ -136,38 +162,94 @@ class PopulationEvaluator:
         archs, jax.random.split(init_key, size),
         jax.random.split(train_key, size), self.mode,
         optimizer=self.optimizer)
-    stopping = driver.EarlyStopping.start(size, self.fidelity.patience)
-    rungs = tuple(self.fidelity.get('rungs') or ())
+    stopping = driver.EarlyStopping.start(size, fidelity.patience)
+    rungs = tuple(fidelity.get('rungs') or ())
+    refills_left = int(fidelity.get('refill') or 0) if refill else 0
+    round_epochs = fidelity.epochs * (1 + refills_left)
+    archs = list(archs)
+    start = np.zeros(size, int)  # The round's epoch each candidate began.
     recall = np.zeros(size)
     epochs = np.zeros(size, int)
-    curve = np.full((size, self.fidelity.epochs), np.nan)
+    curve = np.full((size, fidelity.epochs), np.nan)
+    reached = {rung: [] for rung in rungs}  # Positions at each rung.
+    told = np.zeros(size, bool)
+
+    def due(epoch):
+      age = epoch - start
+      return (age >= 1) & ((age % fidelity.eval_every == 0)
+                           | np.isin(age, rungs) | (age == fidelity.epochs))
 
     def on_epoch(epoch, step_metrics, seconds, trained):
       del epoch, step_metrics, seconds
       epochs[:] += trained
 
-    def on_evaluation(epoch, results, improved):
-      evaluated = population.active
-      curve[evaluated, epoch - 1] = [results[p][FITNESS]
-                                     for p in np.flatnonzero(evaluated)]
+    def results():
+      failed = population.failed
+      best = stopping.best_score
+      # A candidate that diverged scores zero, whatever it reached before.
+      return {'archs': archs,
+              'ndcg': np.where(failed | ~np.isfinite(best), 0.0, best),
+              'recall': np.where(failed, 0.0, recall), 'failed': failed,
+              'epochs': epochs.copy(), 'curve': curve}
+
+    def on_evaluation(epoch, metrics, improved):
+      nonlocal refills_left, start, recall, epochs, curve, told
+      evaluated = population.active & due(epoch)
+      age = epoch - start
+      for position in np.flatnonzero(evaluated):
+        curve[position, age[position] - 1] = metrics[position][FITNESS]
       for position in np.flatnonzero(improved):
-        recall[position] = results[position]['recall@20']
-      if epoch in rungs:
-        going_on = evaluated & ~stopping.stopped
-        stopping.halt(going_on & ~survivors(
-            stopping.best_score, going_on, self.fidelity.eta))
+        recall[position] = metrics[position]['recall@20']
+      going_on = evaluated & ~stopping.stopped
+      for rung in rungs:
+        arriving = going_on & (age == rung)
+        if arriving.any():
+          reached[rung].extend(np.flatnonzero(arriving).tolist())
+          stopping.halt(arriving & ~self._promoted(
+              reached[rung], stopping.best_score, fidelity.eta))
+      stopping.halt(going_on & (age >= fidelity.epochs))
+      if not refills_left:
+        return
+      running = population.active & ~stopping.stopped
+      stopped = np.flatnonzero(~running & ~told)
+      free = size - int(running.sum())
+      if not (stopped.size and free):
+        return
+      told[stopped] = True
+      new = list(refill(stopped, results(), min(free, refills_left)))
+      if not new:  # The space or the budget is exhausted.
+        refills_left = 0
+        return
+      refills_left -= len(new)
+      first = len(archs)
+      positions = np.arange(first, first + len(new))
+      keys = jax.vmap(lambda p: jax.random.fold_in(key, p))(positions)
+      init_keys, train_keys = jax.vmap(jax.random.split, out_axes=1)(keys)
+      population.add(new, init_keys, train_keys)
+      archs.extend(new)
+      stopping.extend(len(new))
+      start = np.concatenate([start, np.full(len(new), epoch)])
+      recall = np.concatenate([recall, np.zeros(len(new))])
+      epochs = np.concatenate([epochs, np.zeros(len(new), int)])
+      curve = np.concatenate([curve, np.full((len(new), fidelity.epochs),
+                                             np.nan)])
+      told = np.concatenate([told, np.zeros(len(new), bool)])
 
     driver.fit(_Round(population, self.data), self.sampler, stopping,
-               epochs=self.fidelity.epochs,
-               eval_every=self.fidelity.eval_every, metric=FITNESS,
-               also_evaluate=rungs,
-               on_epoch=on_epoch, on_evaluation=on_evaluation)
-    failed = population.failed
-    best = stopping.best_score
-    # A candidate that diverged scores zero, whatever it reached before.
-    return {'ndcg': np.where(failed | ~np.isfinite(best), 0.0, best),
-            'recall': np.where(failed, 0.0, recall), 'failed': failed,
-            'epochs': epochs, 'curve': curve}
+               epochs=round_epochs, eval_every=fidelity.eval_every,
+               metric=FITNESS, due=due, on_epoch=on_epoch,
+               on_evaluation=on_evaluation)
+    return results()
+
+  @staticmethod
+  def _promoted(reached: Sequence[int], best: np.ndarray,
+                eta: int) -> np.ndarray:
+    """`[P]` bool: the candidates among the best `ceil(n / eta)` by `best`
+    of the `n` positions that `reached` a rung, earlier first among
+    equals."""
+    candidates = np.zeros(best.shape, bool)
+    candidates[list(reached)] = True
+    return survivors(best, candidates, eta)
 
 
 def retraining_directory(workdir: str, arch: space.Architecture) -> str:

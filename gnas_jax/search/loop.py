@@ -6,8 +6,11 @@ Each round asks the strategy for `population_size` new architectures,
 trains them together as one population (`gnas_jax.population`) for
 `config.fidelity.epochs` epochs with per-candidate early stopping, scores
 each by its best validation NDCG@20 (the fitness), writes them to the
-trial store and tells the strategy. Rounds continue until
-`config.budget` evaluations (rounded up to whole rounds) or
+trial store and tells the strategy. With successive halving and
+`config.fidelity.refill`, the round tells the strategy the candidates that
+stop as they stop and trains its new proposals in their slots
+(`evaluation.PopulationEvaluator`). Rounds continue until `config.budget`
+evaluations (rounded up to whole rounds without refills) or
 `config.max_wall_seconds`. Then the `config.final.top_k` best distinct
 architectures and the reference preset are retrained at full fidelity
 (the training protocol of `config`) with each of `config.final.seeds`,
@@ -183,6 +186,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   if fidelity is not None:
     check_rungs(fidelity.get('rungs') or (), fidelity.get('eta', 3),
                 fidelity.get('epochs'))
+    check_refill(config)
   final = config.get('final')
   seeds = final.get('seeds') if final is not None else None
   # Every finalist is retrained once per seed and reported by its first.
@@ -195,12 +199,14 @@ def check_config(config: ml_collections.ConfigDict) -> None:
 
 
 def _fidelity(config: ml_collections.ConfigDict) -> dict[str, Any]:
-  """The fidelity for fingerprints: without a halving schedule, as before
-  there was one."""
+  """The fidelity for fingerprints: without a halving schedule or refills,
+  as before there were."""
   fidelity = config.fidelity.to_dict()
   if not fidelity.get('rungs'):
     fidelity.pop('rungs', None)
     fidelity.pop('eta', None)
+  if not fidelity.get('refill'):
+    fidelity.pop('refill', None)
   return fidelity
 
 
@@ -229,6 +235,35 @@ def check_rungs(rungs, eta, epochs: int | None) -> None:
     raise ValueError(f'config.fidelity.eta={eta!r} is not allowed: it must '
                      'be an integer >= 2 (the share of candidates a rung '
                      'keeps is 1/eta).')
+
+
+def check_refill(config: ml_collections.ConfigDict) -> None:
+  """Checks `config.fidelity.refill`: a count of new candidates per round,
+  which needs a halving schedule to free slots and a space with
+  architectures left after the first round.
+
+  Raises:
+    ValueError: naming the option and what it must be.
+  """
+  refill = config.fidelity.get('refill') or 0
+  if not (isinstance(refill, int) and not isinstance(refill, bool)
+          and refill >= 0):
+    raise ValueError(f'config.fidelity.refill={refill!r} is not allowed: it '
+                     'must be an integer >= 0 (0: no refills).')
+  if not refill:
+    return
+  if not config.fidelity.get('rungs'):
+    raise ValueError(
+        f'config.fidelity.refill={refill} fills the slots that successive '
+        'halving frees, and there is none: set config.fidelity.rungs too '
+        '(for example (1, 3)).')
+  count = space.count_canonical(space.subspace_from_string(config.space))
+  if count <= config.population_size:
+    raise ValueError(
+        f'config.fidelity.refill={refill} has nothing to refill with: the '
+        f'space {config.space!r} holds {count} architectures and the first '
+        f'round takes population_size={config.population_size} of them; '
+        'widen config.space or set config.fidelity.refill=0.')
 
 
 def search(config: ml_collections.ConfigDict, workdir: str,
@@ -302,12 +337,15 @@ def search(config: ml_collections.ConfigDict, workdir: str,
             'new workdir.')
       state = checkpoints.state(state, rounds_done, state_dict)
       kept = trials.count(before_round=rounds_done)
-      if kept != rounds_done * size:
+      # Rounds that refill evaluate more than the population; checkpoints
+      # from before refilling hold no count.
+      expected = meta.get('evaluations', rounds_done * size)
+      if kept != expected:
         raise ValueError(
             f'Trial store {trials_path} holds {kept} trials of the '
             f'{rounds_done} rounds checkpointed in {checkpoints.directory}, '
-            f'not {rounds_done * size}; restore it from a backup or start a '
-            'new workdir.')
+            f'not {expected}; restore it from a backup or start a new '
+            'workdir.')
       logging.info('Resumed after round %d from %s.', meta['rounds_done'],
                    workdir)
     discarded = trials.discard_from(meta['rounds_done'])
@@ -324,13 +362,30 @@ def search(config: ml_collections.ConfigDict, workdir: str,
       return bool(config.max_wall_seconds and time.perf_counter() - started
                   > config.max_wall_seconds)
 
-    def evaluate(tokens: np.ndarray, round_index: int) -> np.ndarray:
+    refills = bool(config.fidelity.get('refill'))
+
+    def evaluate(tokens: np.ndarray, round_index: int, ask_more=None):
       start = time.perf_counter()
-      archs = space.from_tokens(tokens)
-      result = evaluator(archs, training_key(config.seed, round_index))
-      measured.update(result, archs=archs,
-                      seconds=(time.perf_counter() - start) / len(archs))
-      return result['ndcg']
+      told = []
+
+      def refill(stopped, results, wanted):
+        told.extend(stopped.tolist())
+        new = ask_more(space.to_tokens([results['archs'][p]
+                                        for p in stopped]),
+                       results['ndcg'][stopped], wanted)
+        return space.from_tokens(new)
+
+      result = evaluator(space.from_tokens(tokens),
+                         training_key(config.seed, round_index),
+                         refill if refills else None)
+      archs = result['archs']
+      measured.update(result, seconds=(time.perf_counter() - start)
+                      / len(archs))
+      if not refills:
+        return result['ndcg']
+      told_mask = np.zeros(len(archs), bool)
+      told_mask[told] = True
+      return space.to_tokens(archs), result['ndcg'], told_mask
 
     def on_round(round_index: int, state, tokens, fitness, metrics) -> None:
       del tokens, fitness  # As `measured` holds them.
@@ -347,6 +402,7 @@ def search(config: ml_collections.ConfigDict, workdir: str,
       } for slot, arch in enumerate(result['archs'])])
       history.extend(result['ndcg'].tolist())
       meta = dict(meta, rounds_done=round_index + 1,
+                  evaluations=len(history),
                   wall_seconds=time.perf_counter() - started)
       checkpoints.save(round_index + 1, state, meta)
 
@@ -372,10 +428,14 @@ def search(config: ml_collections.ConfigDict, workdir: str,
       try:
         if out_of_time():
           raise _OutOfTime()
-        # Whole rounds: a smaller last population would compile anew.
-        search_lib.fold(strategy, evaluate, rounds * size, size,
+        # Whole rounds: a smaller last population would compile anew. A
+        # refilling round evaluates more than its population, so there the
+        # budget is the count of evaluations itself.
+        search_lib.fold(strategy, evaluate,
+                        config.budget if refills else rounds * size, size,
                         config.seed, state=state,
-                        rounds_done=meta['rounds_done'], on_round=on_round)
+                        rounds_done=meta['rounds_done'], on_round=on_round,
+                        refills=refills)
       except _OutOfTime:
         logging.info('Wall-time budget of %d s reached.',
                      config.max_wall_seconds)

@@ -32,23 +32,31 @@ def round_keys(seed: int) -> tuple[jax.Array, jax.Array]:
 
 
 def fold(strategy: strategies_lib.Strategy,
-         evaluate: Callable[[np.ndarray, int], np.ndarray], budget: int,
+         evaluate: Callable[..., Any], budget: int,
          batch_size: int, seed: int, state: Any = None,
          rounds_done: int = 0,
-         on_round: Callable[..., None] | None = None) -> Any:
+         on_round: Callable[..., None] | None = None,
+         refills: bool = False) -> Any:
   """Asks, evaluates and tells until `budget` distinct architectures are
   evaluated (the last round asks only for what is left) or the space is
   exhausted.
 
   Args:
     strategy: proposes and learns.
-    evaluate: `(tokens [n, K], round_index) -> [n]` scores.
+    evaluate: `(tokens [n, K], round_index) -> [n]` scores; with `refills`,
+      `(tokens, round_index, ask_more) -> (tokens [m, K], scores [m], told
+      [m] bool)` for every architecture the round evaluated, where
+      `ask_more(tokens [k, K], scores [k], num)` tells the strategy those
+      finished mid-round (marked `told`) and returns up to `num` new
+      proposals (fewer once the budget or the space runs out).
     budget, batch_size: evaluations in all, and per round.
-    seed: seeds the strategy's initialisation and every round's ask.
+    seed: seeds the strategy's initialisation and every round's ask; a
+      round's later asks use `fold_in(round key, k)` for the k-th.
     state, rounds_done: a state saved after `rounds_done` rounds, to
       resume (None: start afresh).
     on_round: called after each round as `on_round(round_index, state,
       tokens, fitness, metrics)`.
+    refills: whether rounds ask for more proposals as they go.
 
   Returns:
     The final state; its archive holds every evaluation in order.
@@ -60,12 +68,34 @@ def fold(strategy: strategies_lib.Strategy,
   round_index = rounds_done
   while state.archive.size < budget:
     num = min(batch_size, budget - state.archive.size)
-    tokens = strategy.ask(state, jax.random.fold_in(rounds_key, round_index),
-                          num)
+    round_key = jax.random.fold_in(rounds_key, round_index)
+    tokens = strategy.ask(state, round_key, num)
     if not len(tokens):
       break  # Every architecture of the space is evaluated.
-    fitness = np.asarray(evaluate(tokens, round_index), np.float32)
-    state, metrics = strategy.tell(state, tokens, fitness)
+    if not refills:
+      fitness = np.asarray(evaluate(tokens, round_index), np.float32)
+      state, metrics = strategy.tell(state, tokens, fitness)
+    else:
+      in_flight, asks = len(tokens), 0
+
+      def ask_more(finished, scores, wanted, round_key=round_key):
+        nonlocal state, in_flight, asks
+        state, _ = strategy.tell(state, finished, scores)
+        in_flight -= len(finished)
+        wanted = min(wanted, budget - state.archive.size - in_flight)
+        if wanted < 1:
+          return np.zeros((0, strategy.space.num_positions), np.int32)
+        asks += 1
+        new = strategy.ask(state, jax.random.fold_in(round_key, asks),
+                           wanted)
+        in_flight += len(new)
+        return new
+
+      tokens, fitness, told = evaluate(tokens, round_index, ask_more)
+      fitness = np.asarray(fitness, np.float32)
+      metrics = {}
+      if not told.all():
+        state, metrics = strategy.tell(state, tokens[~told], fitness[~told])
     if on_round is not None:
       on_round(round_index, state, tokens, fitness, metrics)
     round_index += 1
