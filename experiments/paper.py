@@ -18,7 +18,7 @@ import platform
 import shlex
 import subprocess
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from absl import flags
 from absl import logging
@@ -29,6 +29,7 @@ import numpy as np
 
 from experiments import common
 from experiments import figures
+from experiments import tuning
 from experiments.configs import paper as paper_configs
 from gnas_jax import data as data_lib
 from gnas_jax import driver
@@ -119,6 +120,9 @@ class Output:
   rows: list[list[Any]]
   notes: list[str] = dataclasses.field(default_factory=list)
   figures: list[str] = dataclasses.field(default_factory=list)
+  # (columns, one dict per row): the machine-readable CSV, when it is not
+  # the displayed table.
+  records: tuple[Sequence[str], list[dict]] | None = None
 
   def write(self, run: Run, name: str, seconds: float) -> str:
     workdir = run.workdir
@@ -141,9 +145,15 @@ class Output:
     with open(os.path.join(workdir, f'{name}.md'), 'w') as f:
       f.write(text)
     with open(os.path.join(workdir, f'{name}.csv'), 'w', newline='') as f:
-      writer = csv.writer(f)
-      writer.writerow(self.header)
-      writer.writerows(self.rows)
+      if self.records is None:
+        writer = csv.writer(f)
+        writer.writerow(self.header)
+        writer.writerows(self.rows)
+      else:
+        columns, records = self.records
+        writer = csv.DictWriter(f, columns)
+        writer.writeheader()
+        writer.writerows(records)
     return text
 
 
@@ -317,27 +327,55 @@ def searched_architectures(config, run: Run) -> dict[str, str]:
   return found
 
 
+def evaluated_pairs(dataset) -> str:
+  """How many users and test pairs a dataset's test evaluates."""
+  per_user = np.bincount(dataset.test[:, 0], minlength=dataset.num_users)
+  missed = (np.zeros_like(per_user) if dataset.test_missed is None
+            else dataset.test_missed)
+  text = (f'{dataset.num_users:,} users ({int(((per_user + missed) > 0).sum()):,}'
+          f' with a test pair), {int(per_user.sum() + missed.sum()):,} test '
+          'pairs')
+  if missed.sum():
+    text += (f', of which {int(missed.sum()):,} have an item unseen in '
+             'training and count as misses')
+  return text
+
+
 def run_accuracy(config, run: Run) -> Output:
+  """Hand-designed models tuned alike (`experiments.baselines`: the
+  (lr, L2) grid of `config.tuning` at one seed, selection on validation
+  NDCG@20, then every seed) beside the best architecture of each
+  strategy's search, under one protocol per dataset."""
   workdir = run.workdir
-  models_to_train = {name: space.preset(name).to_string()
-                     for name in config.hand_designed}
   searched = searched_architectures(config, run)
-  models_to_train.update({f'searched: {name}': arch
-                          for name, arch in searched.items()})
-  rows, points = [], {}
+  rows, records, points, evaluated = [], [], {}, []
   for dataset_name, protocol in config.datasets.items():
     protocol = protocol.copy_and_resolve_references()
     protocol.data_dir = run.data_dir
     data = driver.TrainingData.from_config(protocol)
     dataset = data.dataset
+    evaluated.append(f'{dataset_name}: {evaluated_pairs(dataset)}')
     folder = os.path.join(workdir, 'accuracy', dataset_name)
-    points[dataset_name] = []
-    for label, arch in models_to_train.items():
-      logging.info('accuracy: %s on %s', label, dataset_name)
+    with protocol.unlocked():
+      protocol.archs = tuple(config.hand_designed)
+      protocol.seeds = tuple(config.seeds)
+      protocol.tuning = config.tuning
+    tuned = tuning.run_all(protocol, os.path.join(folder, 'tuned'), data)
+    trained = [(name, 'hand-designed', result['selected'], result['runs'])
+               for name, result in tuned.items()]
+    for name, arch in searched.items():
+      logging.info('accuracy: searched by %s on %s', name, dataset_name)
       architecture = space.from_string(arch)
-      results = driver.train_with_seeds(
-          protocol, evaluation.retraining_directory(folder, architecture),
-          architecture, config.seeds, data)
+      trained.append((f'searched: {name}', 'searched', arch,
+                      driver.train_with_seeds(
+                          protocol, evaluation.retraining_directory(
+                              folder, architecture),
+                          architecture, config.seeds, data)))
+    points[dataset_name] = []
+    for label, kind, arch, results in trained:
+      architecture = space.from_string(arch)
+      record = tuning.csv_row(dataset_name, label, kind, arch, results)
+      records.append(record)
       parameters = models.count_parameters(
           architecture, dataset.num_users, dataset.num_items)
       ndcg = driver.seed_statistics(results, 'test/ndcg@20')
@@ -345,9 +383,9 @@ def run_accuracy(config, run: Run) -> Output:
                    driver.format_statistic(
                        driver.seed_statistics(results, 'test/recall@20')),
                    driver.format_statistic(ndcg),
-                   f'{np.mean([r["best_epoch"] for r in results]):.0f}',
+                   f'{record["best_epoch"]:.0f}',
                    f'{np.mean([r["train_seconds_per_epoch"] for r in results]):.2f}',
-                   '' if label in config.hand_designed else f'`{arch}`'])
+                   f'`{record["arch"]}`'])
       same = [p for p in points[dataset_name] if p['arch'] == arch]
       if same:  # Strategies that found one architecture share a point.
         same[0]['label'] += ', ' + label.replace('searched: ', '')
@@ -355,15 +393,21 @@ def run_accuracy(config, run: Run) -> Output:
       points[dataset_name].append({
           'label': label.replace('searched: ', ''), 'arch': arch,
           'parameters': parameters, 'ndcg': ndcg['mean'],
-          'ndcg_std': ndcg['std'],
-          'searched': label not in config.hand_designed})
+          'ndcg_std': ndcg['std'], 'searched': kind == 'searched'})
   figures.pareto(points, os.path.join(workdir, 'accuracy_pareto.png'))
   protocol = next(iter(config.datasets.values()))
   subsampled = ', '.join(
       f'{name} keeps a seeded {p.data.user_fraction:.0%} of its users'
       + (f', then the {p.data.kcore}-core of their training pairs'
          if p.data.kcore > 1 else '')
+      + (' and every test pair of theirs'
+         if p.data.unseen_test_ids == 'miss' else '')
       for name, p in config.datasets.items() if p.data.user_fraction < 1)
+  grid_options = config.tuning
+  grid = (f'lr in {{{", ".join(map(str, grid_options.lr))}}} x L2 in '
+          f'{{{", ".join(map(str, grid_options.l2))}}} at seed '
+          f'{grid_options.seed}' if grid_options.lr or grid_options.l2
+          else 'none')
   return Output(
       ['dataset', 'model', 'parameters', 'test Recall@20', 'test NDCG@20',
        'best epoch', 's / epoch', 'architecture'], rows,
@@ -373,12 +417,16 @@ def run_accuracy(config, run: Run) -> Output:
              f'{protocol.batch_size}, early stopping on validation NDCG@20 '
              f'after {protocol.patience} evaluations (every '
              f'{protocol.eval_every} epochs) without improvement, full '
-             'ranking. "searched: X" is the best architecture of strategy '
+             'ranking. Hand-designed models are tuned alike before their '
+             f'seeds train (grid: {grid}; the setting with the best '
+             'validation NDCG@20 is the one shown, in its architecture '
+             'string). "searched: X" is the best architecture of strategy '
              "X's first search in `search_efficiency` (found on "
              f'{config.search.benchmark.dataset}, used as found on the other '
-             'datasets). ' + (f'Subsampled: {subsampled}.' if subsampled
-                              else '')],
-      figures=['accuracy_pareto.png'])
+             'datasets). Evaluated: ' + '; '.join(evaluated) + '. '
+             + (f'Subsampled: {subsampled}.' if subsampled else '')],
+      figures=['accuracy_pareto.png'],
+      records=(tuning.CSV_COLUMNS, records))
 
 
 # --- Throughput -------------------------------------------------------------

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from experiments import baselines
+from experiments import tuning
 from experiments.configs import test as test_config
 from gnas_jax import space
 
@@ -16,7 +16,7 @@ def test_baselines_table_reports_mean_and_sample_std():
            'train_seconds_per_epoch': 1.0, 'seed': seed}
           for seed, (r, n, e) in enumerate([(0.30, 0.20, 10),
                                             (0.32, 0.26, 20)])]
-  table = baselines.summary_table(
+  table = tuning.summary_table(
       {'lightgcn': {'selected': 'lightgcn', 'runs': runs, 'tuning': {}}})
   row = table.splitlines()[2]
   # Recall@20: mean 0.31, sample std sqrt(2 * 0.01^2 / 1) = 0.0141.
@@ -32,16 +32,16 @@ def test_baselines_reuse_finished_runs(tmp_path):
   config = test_config.get_config()
   with config.unlocked():
     config.archs, config.seeds = ('mf',), (3,)
-  assert baselines.run_all(config, str(tmp_path)) == {'mf': {
+  assert tuning.run_all(config, str(tmp_path)) == {'mf': {
       'selected': 'mf', 'tuning': {},
       'runs': [dict(finished, workdir=str(run_dir))]}}
 
 
 def test_tuning_grid_is_the_product_of_lr_and_l2():
-  assert baselines.tuning_grid('mf', None) == ['mf']
-  tuning = {'lr': (1e-3, 1e-2), 'l2': (), 'seed': 0}
+  assert tuning.tuning_grid('mf', None) == ['mf']
+  grid = {'lr': (1e-3, 1e-2), 'l2': (), 'seed': 0}
   # An empty axis keeps the architecture's own value.
-  assert baselines.tuning_grid('mf', tuning) == [
+  assert tuning.tuning_grid('mf', grid) == [
       f'mf,lr=0.001,l2={space.preset("mf").l2}',
       f'mf,lr=0.01,l2={space.preset("mf").l2}']
 
@@ -51,7 +51,7 @@ def test_tuning_selects_on_validation_and_trains_the_selection(tmp_path):
   with config.unlocked():
     config.archs, config.seeds = ('mf',), (0, 1)
     config.tuning = {'lr': (1e-3, 1e-2), 'l2': (0.0,), 'seed': 0}
-  results = baselines.run_all(config, str(tmp_path))['mf']
+  results = tuning.run_all(config, str(tmp_path))['mf']
   scores = results['tuning']
   assert sorted(scores) == ['mf,lr=0.001,l2=0.0', 'mf,lr=0.01,l2=0.0']
   assert results['selected'] == max(scores, key=scores.get)
@@ -59,9 +59,9 @@ def test_tuning_selects_on_validation_and_trains_the_selection(tmp_path):
   assert [r['seed'] for r in runs] == [0, 1]
   # The tuning run of the selected setting is its seed-0 run.
   assert runs[0]['valid/ndcg@20'] == scores[results['selected']]
-  (row,) = baselines.csv_rows({'mf': results}, 'synthetic')
+  (row,) = tuning.csv_rows({'mf': results}, 'synthetic')
   assert row['arch'] == space.from_string(results['selected']).to_string()
   assert row['seeds'] == '0 1' and row['kind'] == 'hand-designed'
   assert row['test_ndcg@20_mean'] == pytest.approx(
       np.mean([r['test/ndcg@20'] for r in runs]))
-  assert '| mf (lr=' in baselines.summary_table({'mf': results})
+  assert '| mf (lr=' in tuning.summary_table({'mf': results})

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from experiments import paper
+from experiments import tuning
 from experiments.configs import search_test
 from experiments.configs import test as test_config
 from experiments.configs.paper import ablations
@@ -169,6 +170,8 @@ def _tiny_paper_config(table, scale):
   config.search = _tiny_paper_config('search_efficiency', scale)
   config.hand_designed = ('mf', 'lightgcn')
   config.seeds = (0,)
+  config.tuning.lr = (1e-3, 1e-2)
+  config.tuning.l2 = (1e-4,)
   small = test_config.get_config()
   small.epochs = 2
   config.datasets = {'synthetic': small}
@@ -220,8 +223,32 @@ def test_accuracy_table_trains_presets_and_the_searched(reproduced):
   assert 'python -m experiments.reproduce --table=accuracy --scale=small' in (
       text)
   assert '| synthetic | lightgcn |' in text
+  assert 'grid: lr in {0.001, 0.01} x L2 in {0.0001} at seed 0' in text
+  dataset = data.load_dataset(test_config.get_config())
+  users = np.unique(dataset.test[:, 0]).size
+  assert (f'Evaluated: synthetic: {dataset.num_users:,} users ({users:,} '
+          f'with a test pair), {len(dataset.test):,} test pairs.') in text
   with open(os.path.join(workdir, 'accuracy.csv')) as f:
-    assert len(list(csv.reader(f))) == len(rows) + 1
+    records = list(csv.DictReader(f))
+  assert list(records[0]) == list(tuning.CSV_COLUMNS)
+  assert [(r['model'], r['kind']) for r in records] == [
+      ('mf', 'hand-designed'), ('lightgcn', 'hand-designed'),
+      ('searched: random', 'searched'), ('searched: adversarial', 'searched')]
+  for record, row in zip(records, rows):
+    assert f'`{record["arch"]}`' == row[-1]
+    assert f'{float(record["test_ndcg@20_mean"]):.4f}' == row[4].split(' ')[0]
+    assert record['seeds'] == '0' and record['dataset'] == 'synthetic'
+  # A tuned row's architecture carries the setting its tuning selected.
+  tuned = json.load(open(os.path.join(
+      workdir, 'accuracy', 'synthetic', 'tuned',
+      'lightgcn_lr=0.01_l2=0.0001', 'seed_0', 'results.json')))
+  chosen = space.from_string(records[1]['arch'])
+  assert chosen.lr in (1e-3, 1e-2) and chosen.l2 == 1e-4
+  assert (chosen.lr == 1e-2) == (
+      tuned['valid/ndcg@20'] >= json.load(open(os.path.join(
+          workdir, 'accuracy', 'synthetic', 'tuned',
+          'lightgcn_lr=0.001_l2=0.0001', 'seed_0', 'results.json')))[
+              'valid/ndcg@20'])
 
 
 def test_throughput_table_merges_platforms(tmp_path):
@@ -336,3 +363,18 @@ def test_readme_shows_the_committed_tables():
     with open(os.path.join(results, f'{name}.md')) as f:
       for figure in re.findall(r'\]\((\w+\.png)\)', f.read()):
         assert os.path.exists(os.path.join(results, figure))
+
+
+def test_evaluated_pairs_count_the_missed_test_pairs():
+  class Split:
+    num_users = 4
+    # Users 0 and 2 have rankable test pairs; user 3 only a missed one.
+    test = np.array([[0, 1], [0, 2], [2, 0]])
+    test_missed = np.array([1, 0, 0, 2])
+
+  assert paper.evaluated_pairs(Split()) == (
+      '4 users (3 with a test pair), 6 test pairs, of which 3 have an item '
+      'unseen in training and count as misses')
+  Split.test_missed = None
+  assert paper.evaluated_pairs(Split()) == (
+      '4 users (2 with a test pair), 3 test pairs')

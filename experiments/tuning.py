@@ -1,0 +1,102 @@
+"""Hand-designed models tuned alike: the (lr, L2) grid every model gets,
+selection on validation NDCG@20 at one seed, then every seed of the
+selected setting; and their tables (`experiments.baselines` and the
+accuracy table of `experiments.reproduce` use these).
+"""
+
+import os
+
+import numpy as np
+
+from gnas_jax import driver
+from gnas_jax import space
+
+COLUMNS = ('test/recall@20', 'test/ndcg@20', 'test/recall@10',
+           'test/ndcg@10')
+
+
+def tuning_grid(arch: str, grid) -> list[str]:
+  """`arch` with each (lr, L2) of `grid` (a config's `tuning`: 'lr' and
+  'l2' tuples); `[arch]` without one."""
+  if not grid or not (grid.get('lr') or grid.get('l2')):
+    return [arch]
+  default = space.from_string(arch)
+  return [f'{arch},lr={lr},l2={l2}'
+          for lr in grid.get('lr') or (default.lr,)
+          for l2 in grid.get('l2') or (default.l2,)]
+
+
+def run_all(config, workdir: str,
+            data: driver.TrainingData | None = None) -> dict[str, dict]:
+  """Tunes (`tuning_grid`) and trains each of `config.archs` on `data`
+  (None: `config`'s dataset).
+
+  Returns:
+    architecture -> {'selected': the setting trained with every seed,
+    'runs': its runs, 'tuning': {setting: validation NDCG@20 at the tuning
+    seed}}.
+  """
+  data = driver.TrainingData.from_config(config, data)
+
+  def runs(arch, seeds):
+    return driver.train_with_seeds(
+        config, os.path.join(workdir, arch.replace(',', '_')),
+        space.from_string(arch), seeds, data)
+
+  results = {}
+  options = config.get('tuning')
+  for arch in config.archs:
+    grid = tuning_grid(arch, options)
+    scores = {}
+    if len(grid) > 1:
+      for setting in grid:
+        (run,) = runs(setting, [options.seed])
+        scores[setting] = run['valid/ndcg@20']
+    selected = max(grid, key=lambda s: scores.get(s, 0.0))
+    results[arch] = {'selected': selected, 'tuning': scores,
+                     'runs': runs(selected, config.seeds)}
+  return results
+
+
+def summary_table(results: dict[str, dict]) -> str:
+  """Markdown: one row per architecture, mean ± sample std over runs."""
+  header = ['model', *COLUMNS, 'best epoch', 's / epoch', 'runs']
+  lines = ['| ' + ' | '.join(header) + ' |',
+           '| --- |' + ' ---: |' * (len(header) - 1)]
+  for arch, result in results.items():
+    runs = result['runs']
+    cells = [driver.format_statistic(driver.seed_statistics(runs, column),
+                                     4 if column in COLUMNS else 2)
+             for column in (*COLUMNS, 'best_epoch',
+                            'train_seconds_per_epoch')]
+    label = arch if result['selected'] == arch else (
+        f'{arch} ({result["selected"][len(arch) + 1:]})')
+    lines.append(f'| {label} | ' + ' | '.join(cells) + f' | {len(runs)} |')
+  return '\n'.join(lines)
+
+
+CSV_COLUMNS = ('dataset', 'model', 'kind', 'arch', 'test_recall@20_mean',
+               'test_recall@20_std', 'test_ndcg@20_mean', 'test_ndcg@20_std',
+               'seeds', 'best_epoch')
+
+
+def csv_row(dataset: str, model: str, kind: str, arch: str,
+            runs: list[dict]) -> dict:
+  """One model's machine-readable row (`CSV_COLUMNS`): `arch` is the full
+  string of the setting its `runs` trained, which `experiments.train
+  --config.arch=...` retrains."""
+  recall = driver.seed_statistics(runs, 'test/recall@20')
+  ndcg = driver.seed_statistics(runs, 'test/ndcg@20')
+  return {'dataset': dataset, 'model': model, 'kind': kind,
+          'arch': space.from_string(arch).to_string(),
+          'test_recall@20_mean': recall['mean'],
+          'test_recall@20_std': recall['std'],
+          'test_ndcg@20_mean': ndcg['mean'], 'test_ndcg@20_std': ndcg['std'],
+          'seeds': ' '.join(map(str, ndcg['seeds'])),
+          'best_epoch': float(np.mean([r['best_epoch'] for r in runs]))}
+
+
+def csv_rows(results: dict[str, dict], dataset: str) -> list[dict]:
+  """One row per model of `run_all`'s results (`csv_row`)."""
+  return [csv_row(dataset, arch, 'hand-designed', result['selected'],
+                  result['runs']) for arch, result in results.items()]
