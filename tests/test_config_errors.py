@@ -72,6 +72,9 @@ SEARCH_CASES = [
      'must be a list of epochs >= 1.'),
     ('fidelity.eta', 1, 'config.fidelity.eta=1 is not allowed: it must be an '
      'integer >= 2 (the share of candidates a rung keeps is 1/eta).'),
+    ('final.user_fraction', 1.5, 'config.final.user_fraction=1.5 is not '
+     'allowed: it must be a share of the users in (0, 1], or None for the '
+     "search's own data."),
     ('fidelity.refill', -1, 'config.fidelity.refill=-1 is not allowed: it '
      'must be an integer >= 0 (0: no refills).'),
     ('fidelity.refill', 2, 'config.fidelity.refill=2 fills the slots that '

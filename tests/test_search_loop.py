@@ -234,6 +234,25 @@ def test_a_refilling_search_resumes_to_the_uninterrupted_result(tmp_path):
   assert _rows(resumed) == rows
 
 
+def test_finalists_retrain_on_the_share_of_users_the_config_names(
+    tmp_path):
+  """A search on half the users whose finalist and reference are retrained
+  and tested on all of them."""
+  config = search_test.get_config()
+  with config.unlocked():
+    config.strategy = 'random'
+    config.budget = 4
+    config.data.user_fraction = 0.5
+    config.final.user_fraction = 1.0
+  summary = loop.run_search(config, str(tmp_path / 'search'))
+  whole = data_lib.load_dataset(search_test.get_config())
+  assert summary['final_users'] == whole.num_users
+  assert summary['search_users'] < whole.num_users
+  for run in (summary['finalists'][0], summary['reference']):
+    with open(os.path.join(run['run_dir'], driver.FINGERPRINT_FILE)) as f:
+      assert json.load(f)['data']['user_fraction'] == 1.0
+
+
 def test_the_search_and_its_choice_never_read_the_test_split(
     uninterrupted, tmp_path, monkeypatch):
   """Another test split (every other pair), the same training and

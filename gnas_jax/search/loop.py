@@ -189,6 +189,13 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     check_refill(config)
   final = config.get('final')
   seeds = final.get('seeds') if final is not None else None
+  fraction = final.get('user_fraction') if final is not None else None
+  if fraction is not None and not (
+      isinstance(fraction, (int, float)) and not isinstance(fraction, bool)
+      and 0 < fraction <= 1):
+    raise ValueError(f'config.final.user_fraction={fraction!r} is not '
+                     'allowed: it must be a share of the users in (0, 1], '
+                     "or None for the search's own data.")
   # Every finalist is retrained once per seed and reported by its first.
   if seeds is not None and not (
       isinstance(seeds, (list, tuple)) and seeds
@@ -451,6 +458,21 @@ def search(config: ml_collections.ConfigDict, workdir: str,
     return facts
 
 
+def _final_protocol(config: ml_collections.ConfigDict,
+                    data: driver.TrainingData
+                    ) -> tuple[ml_collections.ConfigDict, driver.TrainingData]:
+  """The config and data the finalists are retrained on: the search's, or
+  with `config.final.user_fraction` another share of the users."""
+  fraction = config.final.get('user_fraction')
+  if fraction is None or fraction == config.data.user_fraction:
+    return config, data
+  final_config = config.copy_and_resolve_references()
+  with final_config.unlocked():
+    final_config.data.user_fraction = fraction
+  logging.info('Retraining the finalists on %g of the users.', fraction)
+  return final_config, driver.TrainingData.from_config(final_config)
+
+
 def run_search(config: ml_collections.ConfigDict,
                workdir: str) -> dict[str, Any]:
   """Search, retrain the best, test; writes `workdir/search_summary.json`.
@@ -470,16 +492,18 @@ def run_search(config: ml_collections.ConfigDict,
   finalists = trials.best(config.final.top_k)
   trials.close()
   seeds = list(config.final.seeds)
+  final_config, final_data = _final_protocol(config, data)
   candidates = [
-      dict(evaluation.retrain(config, workdir,
+      dict(evaluation.retrain(final_config, workdir,
                               space.from_string(finalist['arch']), seeds,
-                              data),
+                              final_data),
            rank=rank, **{'search_valid_ndcg@20': finalist['valid_ndcg']})
       for rank, finalist in enumerate(finalists)]
   summary = dict(facts, strategy=config.strategy, dataset=data.dataset.name,
                  seed=config.seed, population_size=config.population_size,
                  fidelity_epochs=config.fidelity.epochs, final_seeds=seeds,
-                 finalists=candidates)
+                 final_users=final_data.dataset.num_users,
+                 search_users=data.dataset.num_users, finalists=candidates)
   if candidates:
     chosen = max(candidates, key=lambda c: c['valid_ndcg@20']['mean'])
     summary.update({'best_arch': chosen['arch'],
@@ -487,9 +511,9 @@ def run_search(config: ml_collections.ConfigDict,
                     'test_ndcg@20': chosen['test_ndcg@20']})
     if config.final.reference:
       summary['reference'] = dict(
-          evaluation.retrain(config, workdir,
+          evaluation.retrain(final_config, workdir,
                              space.from_string(config.final.reference),
-                             seeds, data),
+                             seeds, final_data),
           name=config.final.reference)
   summary['total_wall_seconds'] = time.perf_counter() - start
   with open(os.path.join(workdir, 'search_summary.json'), 'w') as f:
