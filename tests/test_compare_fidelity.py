@@ -1,0 +1,43 @@
+"""The equal-wall-time comparison of fixed and multi-fidelity searches."""
+
+import json
+import os
+
+import pytest
+
+from experiments import compare_fidelity
+from experiments.configs import search_test
+
+
+def test_both_searches_get_the_same_wall_time_and_protocol(tmp_path):
+  config = search_test.get_config()
+  with config.unlocked():
+    config.strategy = 'random'
+  records = compare_fidelity.compare(
+      config, str(tmp_path), seeds=[0], wall_seconds=1, epochs=2,
+      rungs=[1], eta=2, refill=2)
+  assert [r['variant'] for r in records] == ['fixed', 'multi-fidelity']
+  fixed, multi = records
+  assert fixed['fidelity']['rungs'] == () and multi['fidelity']['refill'] == 2
+  for record in records:
+    # The wall time, not the budget, ended the search after its first round.
+    assert record['rounds'] == 1
+    workdir = tmp_path / f'{record["variant"]}_seed0'
+    with open(workdir / 'search_summary.json') as f:
+      summary = json.load(f)
+    assert 'reference' not in summary
+    best = max(summary['finalists'], key=lambda f: f['valid_ndcg@20']['mean'])
+    assert record['valid_ndcg@20'] == best['valid_ndcg@20']['mean']
+    assert record['best_arch'] == best['arch']
+  # A refilling round evaluates its population and the refills.
+  assert (fixed['evaluations'], multi['evaluations']) == (4, 6)
+  text = compare_fidelity.table(records, config, 1)
+  assert '| multi-fidelity | 0 | 2 epochs, rungs 1, eta 2, refill 2 | 6 |' in (
+      text)
+
+
+def test_a_bad_schedule_is_refused_before_any_search(tmp_path):
+  with pytest.raises(ValueError, match='is not increasing'):
+    compare_fidelity.compare(search_test.get_config(), str(tmp_path), [0],
+                             1, 4, [3, 1], 3, 2)
+  assert not os.listdir(tmp_path)
