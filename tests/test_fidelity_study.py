@@ -9,6 +9,7 @@ import pytest
 from scipy import stats
 
 from conftest import ROOT
+from experiments import fidelity_study
 
 
 @pytest.fixture(scope='module')
@@ -56,3 +57,33 @@ def test_full_protocol_scores_are_the_retrained_runs(study):
     assert arch['full_test_ndcg@20'] == run['test/ndcg@20']
     # Low fidelity trains every candidate to the last rung.
     assert np.isfinite(arch['curve']).all() and len(arch['curve']) == 2
+
+
+def test_halving_cost_counts_every_candidate_epoch():
+  # 9 candidates: 9 x 1 epoch, 3 go on to epoch 3 (2 more each), 1 goes
+  # on to epoch 9 (6 more).
+  assert fidelity_study.halving_cost(9, (1, 3), 3, 9) == 9 + 3 * 2 + 6
+  assert fidelity_study.halving_cost(16, (), 3, 8) == 128
+  # ceil: 5 candidates, eta 2, keep 3 after epoch 1.
+  assert fidelity_study.halving_cost(5, (1,), 2, 4) == 5 + 3 * 3
+
+
+def test_replayed_schedule_picks_by_the_curves():
+  # Four architectures: the first leads early and fades, the last starts
+  # slow and wins; the full protocol agrees with the late scores.
+  curves = np.array([[0.5, 0.5, 0.5], [0.4, 0.4, 0.4], [0.3, 0.3, 0.3],
+                     [0.1, 0.2, 0.9]])
+  full = np.array([0.5, 0.4, 0.3, 0.9])
+  rng = np.random.default_rng(0)
+  # Without halving, the round picks the best at epoch 3: the last.
+  fixed = fidelity_study.replay_schedule(curves, full, (), 1, 3, 4, 5, rng)
+  assert fixed == {'pick': 0.9, 'top3': 1.0, 'cost': 12}
+  # Halving at epoch 1 with eta 2 drops the late one.
+  halved = fidelity_study.replay_schedule(curves, full, (1,), 2, 3, 4, 5,
+                                          rng)
+  assert halved == {'pick': 0.5, 'top3': 1.0, 'cost': 4 + 2 * 2}
+  rows = fidelity_study.schedule_rows(curves, full, fixed_epochs=3,
+                                      round_size=2, last=3, draws=50)
+  assert rows[0]['rungs'] == [] and rows[0]['round_size'] == 2
+  # Every schedule stays within the fixed round's 6 epochs.
+  assert all(r['cost'] <= 6 for r in rows)
