@@ -18,29 +18,28 @@ For every rung it reports the Spearman and Kendall rank correlations
 between the rung's validation NDCG@20 and the full-protocol one, and the
 same for the search's current fixed fidelity (the best of its
 evaluations). It then replays schedules of successive halving on the
-recorded curves (`schedule_rows`): at the compute of one fixed-fidelity
-round, which pick does each schedule make, judged by the full protocol. Every training run is kept under `--workdir` and resumes, so
-an interrupted study continues where it stopped. Writes
-`<out>.md`, `<out>.json` and `<out>.png`.
+recorded curves (`fidelity.schedule_rows`): at the compute of one
+fixed-fidelity round, which pick does each schedule make, judged by the
+full protocol. Every training run is kept under `--workdir` and resumes,
+so an interrupted study continues where it stopped. Writes `<out>.md`,
+`<out>.json` and `<out>.png`.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 
 from absl import app
 from absl import flags
 from absl import logging
-import jax
 import matplotlib
 import numpy as np
-from scipy import stats
 
 from ml_collections import config_flags
 
 from experiments import common
+from experiments import fidelity
 from gnas_jax import driver
 from gnas_jax import space
 from gnas_jax.search import evaluation
@@ -61,114 +60,6 @@ _OUT = flags.DEFINE_string('out', 'results/fidelity',
 flags.mark_flags_as_required(['workdir'])
 
 
-def low_fidelity_curves(config, data: driver.TrainingData, archs,
-                        epochs: int, path: str) -> np.ndarray:
-  """`[N, epochs]` validation NDCG@20 after each epoch, trained in
-  populations of `config.population_size` as the search trains them, each
-  population's rows appended to the JSON-lines `path` when it finishes
-  (rows already there are not trained again)."""
-  config = config.copy_and_resolve_references()  # The caller's is kept.
-  done = {}
-  if os.path.exists(path):
-    with open(path) as f:
-      done = {r['arch']: r['curve'] for r in map(json.loads, f)}
-  with config.unlocked():
-    config.fidelity.epochs = epochs
-    config.fidelity.eval_every = 1
-    config.fidelity.patience = epochs  # Every candidate reaches the end.
-  evaluator = evaluation.PopulationEvaluator(
-      config, data, space.subspace_from_string(config.space))
-  size = config.population_size
-  key = jax.random.PRNGKey(config.seed)
-  for start in range(0, len(archs), size):
-    chunk = archs[start:start + size]
-    if all(a.to_string() in done for a in chunk):
-      continue
-    logging.info('Low fidelity: architectures %d-%d of %d.', start + 1,
-                 start + len(chunk), len(archs))
-    result = evaluator(chunk, jax.random.fold_in(key, start))
-    with open(path, 'a') as f:
-      for arch, curve in zip(chunk, result['curve']):
-        done[arch.to_string()] = curve.tolist()
-        f.write(json.dumps({'arch': arch.to_string(),
-                            'curve': curve.tolist()}) + '\n')
-  return np.array([done[a.to_string()] for a in archs])
-
-
-def halving_cost(size: int, rungs, eta: int, epochs: int) -> int:
-  """Epochs that successive halving of `size` candidates trains: each
-  rung keeps the best `ceil(n / eta)`, the survivors go on to `epochs`."""
-  cost, alive, previous = 0, size, 0
-  for rung in rungs:
-    cost += alive * (rung - previous)
-    alive, previous = math.ceil(alive / eta), rung
-  return cost + alive * (epochs - previous)
-
-
-def replay_schedule(curves: np.ndarray, full_valid: np.ndarray, rungs,
-                    eta: int, epochs: int, size: int, draws: int,
-                    rng: np.random.Generator) -> dict[str, float]:
-  """A round of `size` of the study's architectures (drawn without
-  replacement, `draws` times) searched with a schedule, replayed on their
-  recorded curves: at each rung the best `ceil(n / eta)` by best validation
-  NDCG@20 so far go on, and the round picks the best at `epochs` (no
-  rungs: a fixed fidelity of `epochs`).
-
-  Returns:
-    'pick': the mean full-protocol validation NDCG@20 of the pick;
-    'top3': how often the pick is among the 3 best of all the study's
-    architectures by the full protocol; 'cost': epochs trained per round.
-  """
-  best_so_far = np.fmax.accumulate(np.nan_to_num(curves, nan=-np.inf), 1)
-  top3 = set(np.argsort(-full_valid)[:3].tolist())
-  picks = []
-  for _ in range(draws):
-    alive = rng.choice(len(curves), size, replace=False)
-    for rung in rungs:
-      order = np.argsort(-best_so_far[alive, rung - 1], kind='stable')
-      alive = alive[order[:math.ceil(len(alive) / eta)]]
-    picks.append(alive[np.argmax(best_so_far[alive, epochs - 1])])
-  return {'pick': float(np.mean(full_valid[picks])),
-          'top3': float(np.mean([p in top3 for p in picks])),
-          'cost': halving_cost(size, rungs, eta, epochs)}
-
-
-def schedule_rows(curves: np.ndarray, full_valid: np.ndarray,
-                  fixed_epochs: int, round_size: int, last: int,
-                  draws: int = 2000, seed: int = 0) -> list[dict]:
-  """The search's fixed fidelity (`round_size` candidates of
-  `fixed_epochs`) and schedules of successive halving over the rungs,
-  each at the same epochs per round: a schedule's round holds as many
-  candidates as that compute pays for (at most the study's)."""
-  budget = round_size * fixed_epochs
-  candidates = [((), 1, fixed_epochs), ((), 1, last)]
-  for eta in (2, 3, 4):
-    for first in (1, 2, 3):
-      for rungs in ((first,), (first, 3 * first), (first, 3 * first,
-                                                   9 * first)):
-        if rungs[-1] < last:
-          candidates.append((rungs, eta, last))
-  rows = []
-  for rungs, eta, epochs in candidates:
-    size = max([n for n in range(1, len(curves) + 1)
-                if halving_cost(n, rungs, eta, epochs) <= budget],
-               default=0)
-    if not size:
-      continue
-    replayed = replay_schedule(curves, full_valid, rungs, eta, epochs, size,
-                               draws, np.random.default_rng(seed))
-    rows.append({'rungs': list(rungs), 'eta': eta, 'epochs': epochs,
-                 'round_size': size, **replayed})
-  return rows
-
-
-def correlations(scores: np.ndarray, reference: np.ndarray
-                 ) -> dict[str, float]:
-  """Spearman and Kendall rank correlations of two `[N]` score vectors."""
-  return {'spearman': float(stats.spearmanr(scores, reference).statistic),
-          'kendall': float(stats.kendalltau(scores, reference).statistic)}
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
@@ -184,8 +75,9 @@ def main(argv):
                        space.subspace_from_string(config.space))
   workdir = _WORKDIR.value
   os.makedirs(workdir, exist_ok=True)
-  curves = low_fidelity_curves(config, data, archs, rungs[-1],
-                               os.path.join(workdir, 'low_fidelity.jsonl'))
+  curves = fidelity.low_fidelity_curves(
+      config, data, archs, rungs[-1],
+      os.path.join(workdir, 'low_fidelity.jsonl'))
   full = []
   for index, arch in enumerate(archs):
     logging.info('Full protocol %d of %d: %s', index + 1, len(archs), arch)
@@ -201,17 +93,18 @@ def main(argv):
                         search_fidelity['eval_every']) - 1
   fixed = np.nanmax(curves[:, evaluated[evaluated < curves.shape[1]]], 1)
   rows = [{'fidelity': f'epoch {r}', 'epochs': r,
-           **correlations(curves[:, r - 1], full_valid),
-           **{f'test_{k}': v for k, v in correlations(
+           **fidelity.correlations(curves[:, r - 1], full_valid),
+           **{f'test_{k}': v for k, v in fidelity.correlations(
                curves[:, r - 1], full_test).items()}} for r in rungs]
   rows.append({'fidelity': 'the search\'s fixed fidelity (best of epochs '
                            f'{", ".join(str(e + 1) for e in evaluated)})',
                'epochs': int(search_fidelity['epochs']),
-               **correlations(fixed, full_valid),
-               **{f'test_{k}': v for k, v in correlations(
+               **fidelity.correlations(fixed, full_valid),
+               **{f'test_{k}': v for k, v in fidelity.correlations(
                    fixed, full_test).items()}})
-  schedules = schedule_rows(curves, full_valid, search_fidelity['epochs'],
-                            config.population_size, rungs[-1])
+  schedules = fidelity.schedule_rows(
+      curves, full_valid, search_fidelity['epochs'], config.population_size,
+      rungs[-1])
   write(rows, schedules, curves, rungs, full_valid, archs, full, config,
         search_fidelity, data.dataset.name)
 

@@ -332,9 +332,9 @@ def evaluated_pairs(dataset) -> str:
   per_user = np.bincount(dataset.test[:, 0], minlength=dataset.num_users)
   missed = (np.zeros_like(per_user) if dataset.test_missed is None
             else dataset.test_missed)
-  text = (f'{dataset.num_users:,} users ({int(((per_user + missed) > 0).sum()):,}'
-          f' with a test pair), {int(per_user.sum() + missed.sum()):,} test '
-          'pairs')
+  with_pairs = int(((per_user + missed) > 0).sum())
+  text = (f'{dataset.num_users:,} users ({with_pairs:,} with a test pair), '
+          f'{int(per_user.sum() + missed.sum()):,} test pairs')
   if missed.sum():
     text += (f', of which {int(missed.sum()):,} have an item unseen in '
              'training and count as misses')

@@ -6,6 +6,7 @@ accuracy table of `experiments.reproduce` use these).
 
 import os
 
+from absl import logging
 import numpy as np
 
 from gnas_jax import driver
@@ -50,7 +51,13 @@ def run_all(config, workdir: str,
     scores = {}
     if len(grid) > 1:
       for setting in grid:
-        (run,) = runs(setting, [options.seed])
+        try:
+          (run,) = runs(setting, [options.seed])
+        except FloatingPointError as error:
+          # A setting that diverges loses the tuning; the others go on.
+          logging.warning('Tuning %s: %s', setting, error)
+          scores[setting] = float('-inf')
+          continue
         scores[setting] = run['valid/ndcg@20']
     selected = max(grid, key=lambda s: scores.get(s, 0.0))
     results[arch] = {'selected': selected, 'tuning': scores,

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from experiments import compare_fidelity
+from experiments import fidelity
 from experiments.configs import search_test
 
 
@@ -13,7 +13,7 @@ def test_both_searches_get_the_same_wall_time_and_protocol(tmp_path):
   config = search_test.get_config()
   with config.unlocked():
     config.strategy = 'random'
-  records = compare_fidelity.compare(
+  records = fidelity.compare(
       config, str(tmp_path), seeds=[0], wall_seconds=1, epochs=2,
       rungs=[1], eta=2, refill=2)
   assert [r['variant'] for r in records] == ['fixed', 'multi-fidelity']
@@ -31,13 +31,13 @@ def test_both_searches_get_the_same_wall_time_and_protocol(tmp_path):
     assert record['best_arch'] == best['arch']
   # A refilling round evaluates its population and the refills.
   assert (fixed['evaluations'], multi['evaluations']) == (4, 6)
-  text = compare_fidelity.table(records, config, 1)
+  text = fidelity.table(records, config, 1)
   assert '| multi-fidelity | 0 | 2 epochs, rungs 1, eta 2, refill 2 | 6 |' in (
       text)
 
 
 def test_a_bad_schedule_is_refused_before_any_search(tmp_path):
   with pytest.raises(ValueError, match='is not increasing'):
-    compare_fidelity.compare(search_test.get_config(), str(tmp_path), [0],
+    fidelity.compare(search_test.get_config(), str(tmp_path), [0],
                              1, 4, [3, 1], 3, 2)
   assert not os.listdir(tmp_path)

@@ -75,6 +75,10 @@ SEARCH_CASES = [
     ('final.user_fraction', 1.5, 'config.final.user_fraction=1.5 is not '
      'allowed: it must be a share of the users in (0, 1], or None for the '
      "search's own data."),
+    ('final.user_fraction', 1.0, "config.final.user_fraction=1.0 needs "
+     "config.data.split='given': with config.data.split='random' another "
+     "share of the users is split anew, and the finalists' test would hold "
+     'pairs the search trained or validated on.'),
     ('fidelity.refill', -1, 'config.fidelity.refill=-1 is not allowed: it '
      'must be an integer >= 0 (0: no refills).'),
     ('fidelity.refill', 2, 'config.fidelity.refill=2 fills the slots that '

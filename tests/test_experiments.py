@@ -65,3 +65,23 @@ def test_tuning_selects_on_validation_and_trains_the_selection(tmp_path):
   assert row['test_ndcg@20_mean'] == pytest.approx(
       np.mean([r['test/ndcg@20'] for r in runs]))
   assert '| mf (lr=' in tuning.summary_table({'mf': results})
+
+
+def test_a_diverging_setting_loses_the_tuning_and_the_others_go_on(
+    tmp_path, monkeypatch):
+  train_with_seeds = tuning.driver.train_with_seeds
+
+  def diverging_at_high_rates(config, directory, arch, seeds, data):
+    if arch.lr == 1e-2:
+      raise FloatingPointError('Training diverged at epoch 1 (loss nan).')
+    return train_with_seeds(config, directory, arch, seeds, data)
+
+  monkeypatch.setattr(tuning.driver, 'train_with_seeds',
+                      diverging_at_high_rates)
+  config = test_config.get_config()
+  with config.unlocked():
+    config.archs, config.seeds = ('mf',), (0,)
+    config.tuning = {'lr': (1e-3, 1e-2), 'l2': (0.0,), 'seed': 0}
+  results = tuning.run_all(config, str(tmp_path))['mf']
+  assert results['tuning']['mf,lr=0.01,l2=0.0'] == float('-inf')
+  assert results['selected'] == 'mf,lr=0.001,l2=0.0'

@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from conftest import ROOT
-from experiments import fidelity_study
+from experiments import fidelity
 
 
 @pytest.fixture(scope='module')
@@ -62,10 +62,10 @@ def test_full_protocol_scores_are_the_retrained_runs(study):
 def test_halving_cost_counts_every_candidate_epoch():
   # 9 candidates: 9 x 1 epoch, 3 go on to epoch 3 (2 more each), 1 goes
   # on to epoch 9 (6 more).
-  assert fidelity_study.halving_cost(9, (1, 3), 3, 9) == 9 + 3 * 2 + 6
-  assert fidelity_study.halving_cost(16, (), 3, 8) == 128
+  assert fidelity.halving_cost(9, (1, 3), 3, 9) == 9 + 3 * 2 + 6
+  assert fidelity.halving_cost(16, (), 3, 8) == 128
   # ceil: 5 candidates, eta 2, keep 3 after epoch 1.
-  assert fidelity_study.halving_cost(5, (1,), 2, 4) == 5 + 3 * 3
+  assert fidelity.halving_cost(5, (1,), 2, 4) == 5 + 3 * 3
 
 
 def test_replayed_schedule_picks_by_the_curves():
@@ -76,14 +76,18 @@ def test_replayed_schedule_picks_by_the_curves():
   full = np.array([0.5, 0.4, 0.3, 0.9])
   rng = np.random.default_rng(0)
   # Without halving, the round picks the best at epoch 3: the last.
-  fixed = fidelity_study.replay_schedule(curves, full, (), 1, 3, 4, 5, rng)
+  fixed = fidelity.replay_schedule(curves, full, (), 1, 3, 4, 5, rng)
   assert fixed == {'pick': 0.9, 'top3': 1.0, 'cost': 12}
   # Halving at epoch 1 with eta 2 drops the late one.
-  halved = fidelity_study.replay_schedule(curves, full, (1,), 2, 3, 4, 5,
+  halved = fidelity.replay_schedule(curves, full, (1,), 2, 3, 4, 5,
                                           rng)
   assert halved == {'pick': 0.5, 'top3': 1.0, 'cost': 4 + 2 * 2}
-  rows = fidelity_study.schedule_rows(curves, full, fixed_epochs=3,
+  rows = fidelity.schedule_rows(curves, full, fixed_epochs=3,
                                       round_size=2, last=3, draws=50)
   assert rows[0]['rungs'] == [] and rows[0]['round_size'] == 2
   # Every schedule stays within the fixed round's 6 epochs.
   assert all(r['cost'] <= 6 for r in rows)
+  # A fixed fidelity beyond the recorded epochs is left out, not indexed.
+  rows = fidelity.schedule_rows(curves, full, fixed_epochs=8,
+                                      round_size=2, last=3, draws=5)
+  assert all(r['epochs'] <= 3 for r in rows)

@@ -298,3 +298,33 @@ def test_search_shape_covers_the_defaults_of_inactive_decisions():
   assert shape.values('agg') == ('gcn',)
   for arch in space.enumerate_canonical(choices):
     assert shape.covers(arch)
+
+
+@pytest.mark.parametrize('name', ['random', 'evolution'])
+def test_a_refilling_round_never_proposes_an_architecture_twice(name):
+  """Mid-round asks exclude the round's candidates still training, which
+  the archive does not hold yet."""
+  small = space.search_space(space.subspace_from_string(
+      'width=16,layers=1,agg=gcn/sage,act=relu/tanh,residual=0,norm=sym,'
+      'readout=last,edge_dropout=0.0,decoder=dot,loss=bpr,'
+      'lr=0.001/0.01,l2=0.0001/0.001'))
+  assert small.count() == 16
+  strategy = strategies.make_strategy(name, small)
+  evaluated = []
+
+  def evaluate(tokens, round_index, ask_more):
+    del round_index
+    scores = np.arange(len(tokens), dtype=np.float32)
+    # The first two finish and make room for two more.
+    new = ask_more(tokens[:2], scores[:2], 2)
+    everything = np.concatenate([tokens, new])
+    evaluated.extend(small.keys(everything))
+    told = np.arange(len(everything)) < 2
+    return everything, np.arange(len(everything), dtype=np.float32), told
+
+  for seed in range(5):
+    evaluated.clear()
+    state = search.fold(strategy, evaluate, budget=16, batch_size=4,
+                        seed=seed, refills=True)
+    assert len(evaluated) == len(set(evaluated)) == 16
+    assert state.archive.size == 16

@@ -166,16 +166,22 @@ def test_a_rung_stops_all_but_the_best_candidates():
   assert np.isnan(result['curve'][~going_on, 1]).all()
 
 
-def test_refills_take_the_freed_slots_and_pass_the_same_rungs():
-  """Rung at epoch 1, eta 2, two refills: the two candidates the rung stops
-  make room for two new ones, which start then and are judged at their own
-  first epoch among all six that reached it."""
+def halving_config():
+  """search_test's config with a rung at epoch 1, eta 2 and two refills;
+  and its space."""
   config = search_test.get_config()
   with config.unlocked():
     config.fidelity.rungs = (1,)
     config.fidelity.eta = 2
     config.fidelity.refill = 2
-  choices = space.subspace_from_string(config.space)
+  return config, space.subspace_from_string(config.space)
+
+
+def test_refills_take_the_freed_slots_and_pass_the_same_rungs():
+  """Rung at epoch 1, eta 2, two refills: the two candidates the rung stops
+  make room for two new ones, which start then and are judged at their own
+  first epoch among all six that reached it."""
+  config, choices = halving_config()
   archs = space.sample(np.random.default_rng(3), 6, choices)
   evaluator = evaluation.PopulationEvaluator(
       config, driver.TrainingData.from_config(config), choices)
@@ -208,6 +214,30 @@ def test_refills_take_the_freed_slots_and_pass_the_same_rungs():
   assert np.isfinite(result['curve'][4:, 0]).all()
 
 
+def test_a_rung_ranks_its_arrivals_by_their_scores_on_arrival():
+  # Position 2 arrived with 0.35, 3 with 0.32; 0 and 1 with less.
+  np.testing.assert_array_equal(
+      evaluation.promoted({0: 0.3, 1: 0.2, 2: 0.35, 3: 0.32}, 5, 2),
+      [False, False, True, True, False])
+  # A candidate that failed on its way counts below every score.
+  np.testing.assert_array_equal(
+      evaluation.promoted({0: float('nan'), 1: 0.1}, 2, 2), [False, True])
+
+
+def test_refills_of_a_stopped_candidates_shape_train_in_its_program():
+  config, choices = halving_config()
+  like = [space.from_string(f'lightgcn,width=16,layers=1,readout=last,'
+                            f'act=identity,lr={lr},l2={l2}')
+          for lr in (1e-3, 1e-2) for l2 in (1e-4, 1e-3, 0.0)]
+  evaluator = evaluation.PopulationEvaluator(
+      config, driver.TrainingData.from_config(config), choices)
+  result = evaluator(like[:4], jax.random.PRNGKey(7),
+                     lambda stopped, results, wanted: like[4:4 + wanted])
+  assert len(result['archs']) == 6
+  # The two refills took the slots the rung freed: one program in all.
+  assert result['programs'] == 1
+
+
 def test_a_refilling_search_resumes_to_the_uninterrupted_result(tmp_path):
   config = search_test.get_config()
   with config.unlocked():
@@ -234,18 +264,37 @@ def test_a_refilling_search_resumes_to_the_uninterrupted_result(tmp_path):
   assert _rows(resumed) == rows
 
 
+def write_given_split(dataset, folder):
+  """`dataset` as LightGCN's files: training (and validation) items, test
+  items, one line per user."""
+  folder.mkdir()
+  for name, pairs in (('train.txt', np.concatenate([dataset.train,
+                                                    dataset.valid])),
+                      ('test.txt', dataset.test)):
+    lines = [' '.join(map(str, [user, *sorted(pairs[pairs[:, 0] == user,
+                                                    1])]))
+             for user in np.unique(pairs[:, 0])]
+    (folder / name).write_text('\n'.join(lines) + '\n')
+  return str(folder)
+
+
 def test_finalists_retrain_on_the_share_of_users_the_config_names(
     tmp_path):
-  """A search on half the users whose finalist and reference are retrained
-  and tested on all of them."""
+  """A search on half the users of a given split whose finalist and
+  reference are retrained and tested on all of them."""
   config = search_test.get_config()
   with config.unlocked():
+    config.dataset = write_given_split(
+        data_lib.load_dataset(search_test.get_config()), tmp_path / 'given')
+    config.data.split = 'given'
     config.strategy = 'random'
     config.budget = 4
     config.data.user_fraction = 0.5
     config.final.user_fraction = 1.0
   summary = loop.run_search(config, str(tmp_path / 'search'))
-  whole = data_lib.load_dataset(search_test.get_config())
+  with config.unlocked():
+    config.data.user_fraction = 1.0
+  whole = data_lib.load_dataset(config)
   assert summary['final_users'] == whole.num_users
   assert summary['search_users'] < whole.num_users
   for run in (summary['finalists'][0], summary['reference']):

@@ -88,7 +88,7 @@ def get_config() -> ml_collections.ConfigDict:
   # The preset retrained beside the finalists ('' for none).
   config.final.reference = 'lightgcn'
   # The share of users the finalists and the reference are retrained and
-  # tested on (1.0 with a search on a subsample: the full dataset); None:
-  # the search's own data.
+  # tested on (1.0 with a search on a subsample: the full dataset), for
+  # data.split='given'; None: the search's own data.
   config.final.user_fraction = ml_collections.config_dict.placeholder(float)
   return config

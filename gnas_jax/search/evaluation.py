@@ -143,10 +143,12 @@ class PopulationEvaluator:
     Returns:
       For every candidate, the first `len(archs)` then those refilled in
       the order they started: 'archs'; `[N]` arrays of the best validation
-      'ndcg' and 'recall' at 20, 'failed', and 'epochs' trained; and the
+      'ndcg' and 'recall' at 20, 'failed', and 'epochs' trained; the
       `[N, fidelity.epochs]` 'curve' of validation NDCG@20 after each of a
       candidate's epochs (NaN where it was not evaluated: between
-      evaluations, and after it stopped or failed).
+      evaluations, and after it stopped or failed); and 'programs', the
+      groups of like architectures the round trained (each one compiled
+      program).
     """
     uncovered = [a for a in archs if not self.shape.covers(a)]
     if uncovered:
@@ -171,7 +173,8 @@ class PopulationEvaluator:
     recall = np.zeros(size)
     epochs = np.zeros(size, int)
     curve = np.full((size, fidelity.epochs), np.nan)
-    reached = {rung: [] for rung in rungs}  # Positions at each rung.
+    # Each rung's arrivals: position -> best score when it reached the rung.
+    reached = {rung: {} for rung in rungs}
     told = np.zeros(size, bool)
 
     def due(epoch):
@@ -190,7 +193,8 @@ class PopulationEvaluator:
       return {'archs': archs,
               'ndcg': np.where(failed | ~np.isfinite(best), 0.0, best),
               'recall': np.where(failed, 0.0, recall), 'failed': failed,
-              'epochs': epochs.copy(), 'curve': curve}
+              'epochs': epochs.copy(), 'curve': curve,
+              'programs': len(population.groups)}
 
     def on_evaluation(epoch, metrics, improved):
       nonlocal refills_left, start, recall, epochs, curve, told
@@ -204,9 +208,10 @@ class PopulationEvaluator:
       for rung in rungs:
         arriving = going_on & (age == rung)
         if arriving.any():
-          reached[rung].extend(np.flatnonzero(arriving).tolist())
-          stopping.halt(arriving & ~self._promoted(
-              reached[rung], stopping.best_score, fidelity.eta))
+          reached[rung].update({int(p): float(stopping.best_score[p])
+                                for p in np.flatnonzero(arriving)})
+          stopping.halt(arriving & ~promoted(reached[rung], len(archs),
+                                             fidelity.eta))
       stopping.halt(going_on & (age >= fidelity.epochs))
       if not refills_left:
         return
@@ -215,11 +220,18 @@ class PopulationEvaluator:
       free = size - int(running.sum())
       if not (stopped.size and free):
         return
+      # Now rather than after this evaluation, so that the new candidates
+      # find the slots of those that stopped in it.
+      population.keep(running)
       told[stopped] = True
       new = list(refill(stopped, results(), min(free, refills_left)))
       if not new:  # The space or the budget is exhausted.
         refills_left = 0
         return
+      outside = [a for a in new if not self.shape.covers(a)]
+      if outside:
+        raise ValueError(f'Refill {outside[0]} is outside the search space '
+                         f'{self.config.space!r}.')
       refills_left -= len(new)
       first = len(archs)
       positions = np.arange(first, first + len(new))
@@ -241,15 +253,19 @@ class PopulationEvaluator:
                on_evaluation=on_evaluation)
     return results()
 
-  @staticmethod
-  def _promoted(reached: Sequence[int], best: np.ndarray,
-                eta: int) -> np.ndarray:
-    """`[P]` bool: the candidates among the best `ceil(n / eta)` by `best`
-    of the `n` positions that `reached` a rung, earlier first among
-    equals."""
-    candidates = np.zeros(best.shape, bool)
-    candidates[list(reached)] = True
-    return survivors(best, candidates, eta)
+
+
+def promoted(reached: dict[int, float], size: int, eta: int) -> np.ndarray:
+  """Asynchronous successive halving at a rung: `[size]` bool, the
+  candidates among the best `ceil(n / eta)` of the `n` that `reached` it
+  (position -> best score when each reached it), earlier positions first
+  among equals."""
+  scores = np.full(size, -np.inf)
+  candidates = np.zeros(size, bool)
+  for position, score in reached.items():
+    scores[position] = score if np.isfinite(score) else -np.inf
+    candidates[position] = True
+  return survivors(scores, candidates, eta)
 
 
 def retraining_directory(workdir: str, arch: space.Architecture) -> str:

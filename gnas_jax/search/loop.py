@@ -196,6 +196,16 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f'config.final.user_fraction={fraction!r} is not '
                      'allowed: it must be a share of the users in (0, 1], '
                      "or None for the search's own data.")
+  # Another share of the users splits them anew unless the split is given:
+  # the finalists would be tested on pairs the search trained or
+  # validated on.
+  if fraction is not None and config.data.split != 'given':
+    raise ValueError(
+        f'config.final.user_fraction={fraction!r} needs '
+        "config.data.split='given': with "
+        f'config.data.split={config.data.split!r} another share of the '
+        "users is split anew, and the finalists' test would hold pairs the "
+        'search trained or validated on.')
   # Every finalist is retrained once per seed and reported by its first.
   if seeds is not None and not (
       isinstance(seeds, (list, tuple)) and seeds

@@ -76,19 +76,24 @@ def fold(strategy: strategies_lib.Strategy,
       fitness = np.asarray(evaluate(tokens, round_index), np.float32)
       state, metrics = strategy.tell(state, tokens, fitness)
     else:
-      in_flight, asks = len(tokens), 0
+      # The round's proposals not yet told: never proposed twice.
+      in_flight = {key: row for key, row in zip(
+          strategy.space.keys(tokens), np.asarray(tokens, np.int32))}
+      asks = 0
 
       def ask_more(finished, scores, wanted, round_key=round_key):
-        nonlocal state, in_flight, asks
-        state, _ = strategy.tell(state, finished, scores)
-        in_flight -= len(finished)
-        wanted = min(wanted, budget - state.archive.size - in_flight)
+        nonlocal state, asks
+        state, _ = strategy.tell(state, finished,
+                                 np.asarray(scores, np.float32))
+        for key in strategy.space.keys(finished):
+          in_flight.pop(key, None)
+        wanted = min(wanted, budget - state.archive.size - len(in_flight))
         if wanted < 1:
           return np.zeros((0, strategy.space.num_positions), np.int32)
         asks += 1
         new = strategy.ask(state, jax.random.fold_in(round_key, asks),
-                           wanted)
-        in_flight += len(new)
+                           wanted, exclude=np.array(list(in_flight.values())))
+        in_flight.update(zip(strategy.space.keys(new), new))
         return new
 
       tokens, fitness, told = evaluate(tokens, round_index, ask_more)

@@ -99,14 +99,16 @@ class Strategy:
     del key
     return State(Archive.empty(self.space.num_positions))
 
-  def ask(self, state, key: jax.Array, num: int) -> np.ndarray:
-    """`[n, K]` distinct canonical tokens not yet evaluated: `n = num`
-    unless the space has fewer left."""
+  def ask(self, state, key: jax.Array, num: int,
+          exclude: np.ndarray | None = None) -> np.ndarray:
+    """`[n, K]` distinct canonical tokens not yet evaluated nor among
+    `exclude` (`[M, K]`, those being evaluated): `n = num` unless the space
+    has fewer left."""
     if num < 1:
       raise ValueError(f'ask needs num >= 1; got {num}.')
     rng = numpy_rng(key)
     return self.unseen(state.archive, self.propose(state, key, rng, num),
-                       rng, num)
+                       rng, num, exclude)
 
   def propose(self, state, key: jax.Array, rng: np.random.Generator,
               num: int) -> np.ndarray | None:
@@ -134,10 +136,14 @@ class Strategy:
     return state.replace(archive=archive), {}
 
   def unseen(self, archive: Archive, candidates: np.ndarray | None,
-             rng: np.random.Generator, num: int) -> np.ndarray:
-    """The first `num` unseen distinct rows of canonical `candidates`
-    inside the space, topped up with uniform samples."""
+             rng: np.random.Generator, num: int,
+             exclude: np.ndarray | None = None) -> np.ndarray:
+    """The first `num` distinct rows of canonical `candidates` inside the
+    space that are neither in the archive nor in `exclude`, topped up with
+    uniform samples."""
     seen = set(self.space.keys(archive.tokens))
+    if exclude is not None and len(exclude):
+      seen.update(self.space.keys(np.asarray(exclude, np.int32)))
     chosen = []
     pools = []
     if candidates is not None and len(candidates):

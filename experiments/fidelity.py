@@ -1,0 +1,226 @@
+"""Measuring what low fidelity is worth: the fidelity study's curves and
+correlations, successive-halving schedules replayed on them, and the
+equal-wall-time comparison of a fixed-fidelity search with a multi-fidelity
+one (`experiments.fidelity_study` and `experiments.compare_fidelity` are
+their command lines).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+from absl import logging
+import jax
+import numpy as np
+from scipy import stats
+
+from experiments import paper
+from gnas_jax import driver
+from gnas_jax import space
+from gnas_jax.search import evaluation
+from gnas_jax.search import loop
+
+# --- The fidelity study -----------------------------------------------------
+
+
+def low_fidelity_curves(config, data: driver.TrainingData, archs,
+                        epochs: int, path: str) -> np.ndarray:
+  """`[N, epochs]` validation NDCG@20 after each epoch, trained in
+  populations of `config.population_size` as the search trains them, each
+  population's rows appended to the JSON-lines `path` when it finishes
+  (rows already there are not trained again)."""
+  config = config.copy_and_resolve_references()  # The caller's is kept.
+  done = {}
+  if os.path.exists(path):
+    with open(path) as f:
+      done = {r['arch']: r['curve'] for r in map(json.loads, f)}
+  with config.unlocked():
+    config.fidelity.epochs = epochs
+    config.fidelity.eval_every = 1
+    config.fidelity.patience = epochs  # Every candidate reaches the end.
+  evaluator = evaluation.PopulationEvaluator(
+      config, data, space.subspace_from_string(config.space))
+  size = config.population_size
+  key = jax.random.PRNGKey(config.seed)
+  for start in range(0, len(archs), size):
+    chunk = archs[start:start + size]
+    if all(a.to_string() in done for a in chunk):
+      continue
+    logging.info('Low fidelity: architectures %d-%d of %d.', start + 1,
+                 start + len(chunk), len(archs))
+    result = evaluator(chunk, jax.random.fold_in(key, start))
+    with open(path, 'a') as f:
+      for arch, curve in zip(chunk, result['curve']):
+        done[arch.to_string()] = curve.tolist()
+        f.write(json.dumps({'arch': arch.to_string(),
+                            'curve': curve.tolist()}) + '\n')
+  return np.array([done[a.to_string()] for a in archs])
+
+
+def halving_cost(size: int, rungs, eta: int, epochs: int) -> int:
+  """Epochs that successive halving of `size` candidates trains: each
+  rung keeps the best `ceil(n / eta)`, the survivors go on to `epochs`."""
+  cost, alive, previous = 0, size, 0
+  for rung in rungs:
+    cost += alive * (rung - previous)
+    alive, previous = math.ceil(alive / eta), rung
+  return cost + alive * (epochs - previous)
+
+
+def replay_schedule(curves: np.ndarray, full_valid: np.ndarray, rungs,
+                    eta: int, epochs: int, size: int, draws: int,
+                    rng: np.random.Generator) -> dict[str, float]:
+  """A round of `size` of the study's architectures (drawn without
+  replacement, `draws` times) searched with a schedule, replayed on their
+  recorded curves: at each rung the best `ceil(n / eta)` by best validation
+  NDCG@20 so far go on, and the round picks the best at `epochs` (no
+  rungs: a fixed fidelity of `epochs`). The curves hold every epoch, so
+  the replay sees each candidate's best as if it were evaluated after
+  every epoch (a search evaluates every `fidelity.eval_every`), the same
+  for every schedule.
+
+  Returns:
+    'pick': the mean full-protocol validation NDCG@20 of the pick;
+    'top3': how often the pick is among the 3 best of all the study's
+    architectures by the full protocol; 'cost': epochs trained per round.
+  """
+  best_so_far = np.fmax.accumulate(np.nan_to_num(curves, nan=-np.inf), 1)
+  top3 = set(np.argsort(-full_valid)[:3].tolist())
+  picks = []
+  for _ in range(draws):
+    alive = rng.choice(len(curves), size, replace=False)
+    for rung in rungs:
+      order = np.argsort(-best_so_far[alive, rung - 1], kind='stable')
+      alive = alive[order[:math.ceil(len(alive) / eta)]]
+    picks.append(alive[np.argmax(best_so_far[alive, epochs - 1])])
+  return {'pick': float(np.mean(full_valid[picks])),
+          'top3': float(np.mean([p in top3 for p in picks])),
+          'cost': halving_cost(size, rungs, eta, epochs)}
+
+
+def schedule_rows(curves: np.ndarray, full_valid: np.ndarray,
+                  fixed_epochs: int, round_size: int, last: int,
+                  draws: int = 2000, seed: int = 0) -> list[dict]:
+  """The search's fixed fidelity (`round_size` candidates of
+  `fixed_epochs`) and schedules of successive halving over the rungs,
+  each at the same epochs per round: a schedule's round holds as many
+  candidates as that compute pays for (at most the study's)."""
+  budget = round_size * fixed_epochs
+  # The curves end at the last rung: a fixed fidelity beyond it cannot be
+  # replayed.
+  candidates = [((), 1, epochs) for epochs in sorted({fixed_epochs, last})
+                if epochs <= last]
+  for eta in (2, 3, 4):
+    for first in (1, 2, 3):
+      for rungs in ((first,), (first, 3 * first), (first, 3 * first,
+                                                   9 * first)):
+        if rungs[-1] < last:
+          candidates.append((rungs, eta, last))
+  rows = []
+  for rungs, eta, epochs in candidates:
+    size = max([n for n in range(1, len(curves) + 1)
+                if halving_cost(n, rungs, eta, epochs) <= budget],
+               default=0)
+    if not size:
+      continue
+    replayed = replay_schedule(curves, full_valid, rungs, eta, epochs, size,
+                               draws, np.random.default_rng(seed))
+    rows.append({'rungs': list(rungs), 'eta': eta, 'epochs': epochs,
+                 'round_size': size, **replayed})
+  return rows
+
+
+def correlations(scores: np.ndarray, reference: np.ndarray
+                 ) -> dict[str, float]:
+  """Spearman and Kendall rank correlations of two `[N]` score vectors."""
+  return {'spearman': float(stats.spearmanr(scores, reference).statistic),
+          'kendall': float(stats.kendalltau(scores, reference).statistic)}
+
+
+# --- Fixed against multi-fidelity search at equal wall time ----------------
+
+
+VARIANTS = ('fixed', 'multi-fidelity')
+
+
+def variant_config(config, variant: str, seed: int, wall_seconds: int,
+                   epochs: int, rungs, eta: int, refill: int):
+  """`config` as `variant` searches with it."""
+  config = config.copy_and_resolve_references()
+  with config.unlocked():
+    config.seed = seed
+    config.max_wall_seconds = wall_seconds
+    # The wall time ends the search, not the budget.
+    config.budget = 10 ** 9
+    config.final.reference = ''
+    config.progress = False
+    # The fixed fidelity halves nothing, whatever the config says.
+    config.fidelity.rungs = ()
+    config.fidelity.refill = 0
+    if variant == 'multi-fidelity':
+      config.fidelity.epochs = epochs
+      config.fidelity.rungs = tuple(rungs)
+      config.fidelity.eta = eta
+      config.fidelity.refill = refill
+  loop.check_config(config)
+  return config
+
+
+def compare(config, workdir: str, seeds, wall_seconds: int, epochs: int,
+            rungs, eta: int, refill: int) -> list[dict]:
+  """One record per (variant, seed): the search's facts and its best
+  finalist under the full protocol."""
+  # Every config is checked before the first search starts.
+  searches = [(seed, variant, variant_config(
+      config, variant, seed, wall_seconds, epochs, rungs, eta, refill))
+              for seed in seeds for variant in VARIANTS]
+  records = []
+  for seed, variant, searched in searches:
+    summary = loop.run_search(
+        searched, os.path.join(workdir, f'{variant}_seed{seed}'))
+    best = max(summary['finalists'],
+               key=lambda f: f['valid_ndcg@20']['mean'])
+    records.append({
+        'variant': variant, 'seed': seed,
+        'evaluations': summary['evaluations'],
+        'rounds': summary['rounds'],
+        'search_seconds': summary['wall_seconds'],
+        'best_arch': best['arch'],
+        'search_valid_ndcg@20': best['search_valid_ndcg@20'],
+        'valid_ndcg@20': best['valid_ndcg@20']['mean'],
+        'test_ndcg@20': best['test_ndcg@20']['mean'],
+        'fidelity': searched.fidelity.to_dict()})
+  return records
+
+
+def table(records: list[dict], config, wall_seconds: int) -> str:
+  """Markdown: one row per search, and each variant's mean."""
+  lines = [
+      f'Searches of {wall_seconds} s each on {config.dataset} '
+      f'(strategy {config.strategy}, population {config.population_size}); '
+      f'the best {config.final.top_k} of each retrained under the full '
+      f'protocol (at most {config.epochs} epochs at batch '
+      f'{config.batch_size}, patience {config.patience}; mean over seeds '
+      f'{", ".join(map(str, config.final.seeds))}). Produced on a '
+      f'{paper.machine()}.', '',
+      '| search | seed | fidelity | evaluations | rounds | search s | best '
+      'full-protocol valid NDCG@20 | its test NDCG@20 | architecture |',
+      '| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |']
+  for r in records:
+    fidelity = r['fidelity']
+    schedule = (f'{fidelity["epochs"]} epochs' if r['variant'] == 'fixed'
+                else f'{fidelity["epochs"]} epochs, rungs '
+                f'{",".join(map(str, fidelity["rungs"]))}, eta '
+                f'{fidelity["eta"]}, refill {fidelity["refill"]}')
+    lines.append(
+        f'| {r["variant"]} | {r["seed"]} | {schedule} | {r["evaluations"]} '
+        f'| {r["rounds"]} | {r["search_seconds"]:.0f} | '
+        f'{r["valid_ndcg@20"]:.4f} | {r["test_ndcg@20"]:.4f} | '
+        f'`{r["best_arch"]}` |')
+  for variant in VARIANTS:
+    values = [r['valid_ndcg@20'] for r in records if r['variant'] == variant]
+    lines.append(f'\n{variant}: best full-protocol validation NDCG@20 '
+                 f'{np.mean(values):.4f} (mean over {len(values)} seeds)')
+  return '\n'.join(lines)
