@@ -13,6 +13,7 @@ each metric over them.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import os
@@ -169,22 +170,18 @@ class PopulationEvaluator:
     refills_left = int(fidelity.get('refill') or 0) if refill else 0
     round_epochs = fidelity.epochs * (1 + refills_left)
     archs = list(archs)
-    start = np.zeros(size, int)  # The round's epoch each candidate began.
-    recall = np.zeros(size)
-    epochs = np.zeros(size, int)
-    curve = np.full((size, fidelity.epochs), np.nan)
+    records = _Records.empty(size, fidelity.epochs)
     # Each rung's arrivals: position -> best score when it reached the rung.
     reached = {rung: {} for rung in rungs}
-    told = np.zeros(size, bool)
 
     def due(epoch):
-      age = epoch - start
+      age = epoch - records.start
       return (age >= 1) & ((age % fidelity.eval_every == 0)
                            | np.isin(age, rungs) | (age == fidelity.epochs))
 
     def on_epoch(epoch, step_metrics, seconds, trained):
       del epoch, step_metrics, seconds
-      epochs[:] += trained
+      records.epochs += trained
 
     def results():
       failed = population.failed
@@ -192,18 +189,19 @@ class PopulationEvaluator:
       # A candidate that diverged scores zero, whatever it reached before.
       return {'archs': archs,
               'ndcg': np.where(failed | ~np.isfinite(best), 0.0, best),
-              'recall': np.where(failed, 0.0, recall), 'failed': failed,
-              'epochs': epochs.copy(), 'curve': curve,
-              'programs': len(population.groups)}
+              'recall': np.where(failed, 0.0, records.recall),
+              'failed': failed, 'epochs': records.epochs.copy(),
+              'curve': records.curve, 'programs': len(population.groups)}
 
     def on_evaluation(epoch, metrics, improved):
-      nonlocal refills_left, start, recall, epochs, curve, told
+      nonlocal refills_left
       evaluated = population.active & due(epoch)
-      age = epoch - start
+      age = epoch - records.start
       for position in np.flatnonzero(evaluated):
-        curve[position, age[position] - 1] = metrics[position][FITNESS]
+        records.curve[position, age[position] - 1] = metrics[position][
+            FITNESS]
       for position in np.flatnonzero(improved):
-        recall[position] = metrics[position]['recall@20']
+        records.recall[position] = metrics[position]['recall@20']
       going_on = evaluated & ~stopping.stopped
       for rung in rungs:
         arriving = going_on & (age == rung)
@@ -216,14 +214,14 @@ class PopulationEvaluator:
       if not refills_left:
         return
       running = population.active & ~stopping.stopped
-      stopped = np.flatnonzero(~running & ~told)
+      stopped = np.flatnonzero(~running & ~records.told)
       free = size - int(running.sum())
       if not (stopped.size and free):
         return
       # Now rather than after this evaluation, so that the new candidates
       # find the slots of those that stopped in it.
       population.keep(running)
-      told[stopped] = True
+      records.told[stopped] = True
       new = list(refill(stopped, results(), min(free, refills_left)))
       if not new:  # The space or the budget is exhausted.
         refills_left = 0
@@ -240,12 +238,7 @@ class PopulationEvaluator:
       population.add(new, init_keys, train_keys)
       archs.extend(new)
       stopping.extend(len(new))
-      start = np.concatenate([start, np.full(len(new), epoch)])
-      recall = np.concatenate([recall, np.zeros(len(new))])
-      epochs = np.concatenate([epochs, np.zeros(len(new), int)])
-      curve = np.concatenate([curve, np.full((len(new), fidelity.epochs),
-                                             np.nan)])
-      told = np.concatenate([told, np.zeros(len(new), bool)])
+      records.extend(len(new), epoch)
 
     driver.fit(_Round(population, self.data), self.sampler, stopping,
                epochs=round_epochs, eval_every=fidelity.eval_every,
@@ -253,6 +246,38 @@ class PopulationEvaluator:
                on_evaluation=on_evaluation)
     return results()
 
+
+@dataclasses.dataclass
+class _Records:
+  """A round's bookkeeping per candidate, grown as refills start.
+
+  Attributes:
+    start: `[N]` the round's epoch each candidate began training after.
+    epochs: `[N]` epochs each trained.
+    recall: `[N]` validation Recall@20 where its NDCG@20 was best.
+    curve: `[N, fidelity epochs]` validation NDCG@20 after each of its
+      epochs (NaN where not evaluated).
+    told: `[N]` bool, candidates a refill has reported as stopped.
+  """
+  start: np.ndarray
+  epochs: np.ndarray
+  recall: np.ndarray
+  curve: np.ndarray
+  told: np.ndarray
+
+  @classmethod
+  def empty(cls, size: int, epochs: int) -> _Records:
+    return cls(np.zeros(size, int), np.zeros(size, int), np.zeros(size),
+               np.full((size, epochs), np.nan), np.zeros(size, bool))
+
+  def extend(self, size: int, epoch: int) -> None:
+    """Adds `size` candidates that begin after the round's `epoch`."""
+    self.start = np.concatenate([self.start, np.full(size, epoch)])
+    self.epochs = np.concatenate([self.epochs, np.zeros(size, int)])
+    self.recall = np.concatenate([self.recall, np.zeros(size)])
+    self.curve = np.concatenate(
+        [self.curve, np.full((size, self.curve.shape[1]), np.nan)])
+    self.told = np.concatenate([self.told, np.zeros(size, bool)])
 
 
 def promoted(reached: dict[int, float], size: int, eta: int) -> np.ndarray:
