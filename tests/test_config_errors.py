@@ -10,6 +10,7 @@ from ml_collections import config_flags
 import pytest
 
 from experiments import common
+from experiments.configs import gowalla_search
 from experiments.configs import search_test
 from experiments.configs import test as test_config
 from gnas_jax import driver
@@ -123,6 +124,7 @@ def test_a_refill_from_a_space_the_first_round_exhausts_is_refused():
 def test_the_default_configs_pass():
   driver.check_config(test_config.get_config())
   loop.check_config(search_test.get_config())
+  loop.check_config(gowalla_search.get_config())
 
 
 def test_training_checks_before_touching_the_workdir(tmp_path):
