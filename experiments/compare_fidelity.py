@@ -2,7 +2,7 @@ r"""A fixed-fidelity search against a multi-fidelity one at equal wall time.
 
   python -m experiments.compare_fidelity --config.dataset=ml-100k \
       --config.data_dir=/path/to/datasets --workdir=/tmp/compare_fidelity \
-      --wall_seconds=1800 --rungs=1,3,9 --eta=3 --refill=32 --epochs=9
+      --wall_seconds=1800 --epochs=27 --rungs=1,3 --eta=3 --refill=32
 
 Runs, for each seed of `--seeds`, the search of `--config` twice with
 `config.max_wall_seconds=--wall_seconds` and a budget the wall time
@@ -45,7 +45,7 @@ _WALL_SECONDS = flags.DEFINE_integer(
     'retraining of its finalists comes on top).', lower_bound=1)
 _SEEDS = flags.DEFINE_list('seeds', ['0'], 'Search seeds.')
 _EPOCHS = flags.DEFINE_integer(
-    'epochs', 9, 'Most epochs a multi-fidelity candidate trains.',
+    'epochs', 27, 'Most epochs a multi-fidelity candidate trains.',
     lower_bound=1)
 _RUNGS = flags.DEFINE_list('rungs', ['1', '3'],
                            'Successive-halving rungs of the multi-fidelity '

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import sys
 
 from absl import app
 from absl import flags
@@ -40,6 +42,7 @@ from ml_collections import config_flags
 
 from experiments import common
 from experiments import fidelity
+from experiments import paper
 from gnas_jax import driver
 from gnas_jax import space
 from gnas_jax.search import evaluation
@@ -123,7 +126,13 @@ def write(rows, schedules, curves, rungs, full_valid, archs, full, config,
                     'full_test_ndcg@20': r['test/ndcg@20'],
                     'full_best_epoch': r['best_epoch']}
                    for a, c, r in zip(archs, curves, full)]}, f, indent=1)
+  # The command as given, less the machine's own paths.
+  command = shlex.join(['python', '-m', 'experiments.fidelity_study'] + [
+      arg for arg in sys.argv[1:]
+      if not arg.startswith(('--workdir', '--config.data_dir'))])
   lines = [
+      f'<!-- Written by `{command}`; edit the code, not this file. -->',
+      f'Produced on a {paper.machine()}.', '',
       f'Fidelity study on {dataset}'
       + (f' ({config.data.user_fraction:.0%} of users)'
          if config.data.user_fraction < 1 else '')
