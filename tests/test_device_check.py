@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 
 import pytest
@@ -27,7 +28,7 @@ def test_smoke_run_tests_and_measures(smoke_out):
     assert json.load(f)['platform'] == 'cpu'
   log = (smoke_out / 'tests.log').read_text()
   # One run per backend: the smoke run keeps the isolation test in 'vmap'.
-  assert log.count('1 passed, 19 deselected') == 2, log
+  assert len(re.findall(r'\b1 passed, \d+ deselected', log)) == 2, log
   with open(smoke_out / 'throughput' / 'cpu_synthetic_small.json') as f:
     records = json.load(f)
   assert [r['population_size'] for r in records] == [1, 2]

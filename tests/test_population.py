@@ -357,7 +357,8 @@ evaluator = evaluation.PopulationEvaluator(
     config, driver.TrainingData.from_config(config), choices)
 result = evaluator(archs, jax.random.PRNGKey(7))
 print(json.dumps({'devices': jax.device_count(),
-                  **{k: np.asarray(v).tolist() for k, v in result.items()}}))
+                  **{k: np.asarray(v).tolist() for k, v in result.items()
+                     if k != 'archs'}}))
 '''
 
 
