@@ -57,6 +57,7 @@ _OUT = flags.DEFINE_string('out', 'results/multi_fidelity',
                            'Output path without its extension.')
 flags.mark_flags_as_required(['workdir'])
 
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
