@@ -246,6 +246,43 @@ def test_surrogate_scores_architectures_as_their_tokens():
       objective.threshold(0.5, 2000))
 
 
+def test_a_score_counts_below_every_score_of_a_higher_fidelity():
+  archive = strategies.Archive.empty(2).add(
+      np.zeros((4, 2)), [0.9, 0.3, 0.4, 0.1], [1, 27, 27, 3])
+  np.testing.assert_array_equal(archive.ranking(), [2, 1, 3, 0])
+  # The highest fidelity keeps its scores; a level below sits a whole span
+  # (0.9 - 0.1 + 1) under it, two levels below two spans.
+  np.testing.assert_allclose(archive.comparable(),
+                             [0.9 - 2 * 1.8, 0.3, 0.4, 0.1 - 1.8], rtol=1e-6)
+  # One fidelity: the scores as they are, and the order of the scores.
+  uniform = strategies.Archive.empty(2).add(np.zeros((3, 2)),
+                                            [0.2, 0.5, 0.2])
+  np.testing.assert_array_equal(uniform.comparable(), uniform.fitness)
+  np.testing.assert_array_equal(uniform.ranking(), [1, 0, 2])
+
+
+def test_evolution_breeds_from_the_higher_fidelity_parent():
+  """The better raw score was measured at epoch 1 and halted; the parent
+  is the one that trained its whole budget."""
+  declared = _restricted()
+  strategy = strategies.make_strategy('evolution', declared, population=2,
+                                      sample_size=2)
+  state = strategy.init(jax.random.PRNGKey(0))
+  halted, trained = declared.uniform(np.random.default_rng(0), 2)
+  assert (halted != trained).any()
+  state, _ = strategy.tell(state, np.stack([halted, trained]), [0.9, 0.5],
+                           [1, 27])
+  children = strategy.propose(state, jax.random.PRNGKey(1),
+                              np.random.default_rng(1), 2)
+  # The same draws, mutating the trained parent every time.
+  rng = np.random.default_rng(1)
+  expected = []
+  for _ in range(len(children)):
+    rng.choice(2, 2, replace=False)
+    expected.append(evolution.mutate(declared, trained, rng))
+  np.testing.assert_array_equal(children, np.stack(expected))
+
+
 def test_trial_store_discards_an_unfinished_round(tmp_path):
   store = store_lib.TrialStore(str(tmp_path / 'trials.sqlite'))
   row = dict(valid_recall=0.0, failed=0, epochs=1, fidelity_epochs=1,
@@ -254,6 +291,11 @@ def test_trial_store_discards_an_unfinished_round(tmp_path):
                         valid_ndcg=0.1 * s) for s in range(3)])
   store.add_round([dict(row, round=1, slot=0, arch='a2', valid_ndcg=0.9)])
   assert [t['arch'] for t in store.best(2)] == ['a2', 'a1']
+  # A score measured after more epochs ranks above any halted earlier.
+  store.add_round([dict(row, round=2, slot=0, arch='b', valid_ndcg=0.05,
+                        fidelity_epochs=3)])
+  assert [t['arch'] for t in store.best(2)] == ['b', 'a2']
+  store.discard_from(2)
   assert store.best(1)[0]['valid_ndcg'] == pytest.approx(0.9)
   assert store.discard_from(1) == 1
   assert len(store.trials()) == 3
@@ -315,12 +357,15 @@ def test_a_refilling_round_never_proposes_an_architecture_twice(name):
   def evaluate(tokens, round_index, ask_more):
     del round_index
     scores = np.arange(len(tokens), dtype=np.float32)
-    # The first two finish and make room for two more.
-    new = ask_more(tokens[:2], scores[:2], 2)
+    # The first two are halted at epoch 1 and make room for two more; the
+    # others train their 3 epochs.
+    new = ask_more(tokens[:2], scores[:2], np.ones(2), 2)
     everything = np.concatenate([tokens, new])
     evaluated.extend(small.keys(everything))
     told = np.arange(len(everything)) < 2
-    return everything, np.arange(len(everything), dtype=np.float32), told
+    fidelity = np.where(told, 1, 3)
+    return (everything, np.arange(len(everything), dtype=np.float32),
+            fidelity, told)
 
   for seed in range(5):
     evaluated.clear()
@@ -328,3 +373,6 @@ def test_a_refilling_round_never_proposes_an_architecture_twice(name):
                         seed=seed, refills=True)
     assert len(evaluated) == len(set(evaluated)) == 16
     assert state.archive.size == 16
+    # Each round: two halted at epoch 1, told first, then four at 3.
+    np.testing.assert_array_equal(state.archive.fidelity,
+                                  np.tile([1, 1, 3, 3, 3, 3], 3)[:16])

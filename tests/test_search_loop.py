@@ -164,6 +164,9 @@ def test_a_rung_stops_all_but_the_best_candidates():
   assert at_rung[going_on].min() >= at_rung[~going_on].max()
   np.testing.assert_array_equal(result['epochs'][~going_on], 1)
   assert np.isnan(result['curve'][~going_on, 1]).all()
+  # Each score counts at the epochs its candidate was allotted.
+  np.testing.assert_array_equal(
+      result['fidelity'], np.where(going_on, config.fidelity.epochs, 1))
 
 
 def halving_config():
@@ -253,6 +256,13 @@ def test_a_refilling_search_resumes_to_the_uninterrupted_result(tmp_path):
   # A round evaluates its four and the two that take the freed slots.
   assert [r[0] for r in rows] == [0] * 6 + [1] * 6
   assert len({r[2] for r in rows}) == 12
+  # The rung halted some of each round's candidates: their trials say they
+  # count at epoch 1, the others at the fidelity's 2.
+  with sqlite3.connect(os.path.join(whole, 'trials.sqlite')) as db:
+    fidelity, epochs = zip(*db.execute(
+        'SELECT fidelity_epochs, epochs FROM trials ORDER BY round, slot'))
+  assert fidelity == epochs and sorted(set(fidelity)) == [
+      1, config.fidelity.epochs]
   # A search whose budget ends with the first round, continued.
   resumed = str(tmp_path / 'resumed')
   with config.unlocked():

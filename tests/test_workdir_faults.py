@@ -348,6 +348,25 @@ def test_a_search_resumes_from_the_newest_intact_round(searched, tmp_path,
     assert resumed[key] == facts[key], key
 
 
+def test_a_search_checkpointed_before_scores_had_a_fidelity_goes_on(
+    searched, tmp_path):
+  """Its archive lacks `fidelity`; the scores count alike, and one more
+  round follows the two it holds."""
+  reference, _ = searched
+  workdir = copy_workdir(reference, tmp_path)
+  directory = os.path.join(workdir, 'search_state')
+  rounds, state, meta = loop._StateCheckpoints(directory).restore()
+  del state['archive']['fidelity']
+  for step in os.listdir(directory):
+    shutil.rmtree(os.path.join(directory, step))
+  loop._StateCheckpoints(directory).save(rounds, state, meta)
+  config = search_config()
+  config.budget = 6
+  facts = loop.search(config, workdir)
+  assert facts['evaluations'] == 6
+  assert trial_rows(workdir)[:4] == trial_rows(reference)
+
+
 def test_a_search_without_an_intact_checkpoint_names_them(searched,
                                                           tmp_path):
   workdir = copy_workdir(searched[0], tmp_path)

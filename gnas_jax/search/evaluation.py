@@ -144,7 +144,10 @@ class PopulationEvaluator:
     Returns:
       For every candidate, the first `len(archs)` then those refilled in
       the order they started: 'archs'; `[N]` arrays of the best validation
-      'ndcg' and 'recall' at 20, 'failed', and 'epochs' trained; the
+      'ndcg' and 'recall' at 20, 'failed', 'epochs' trained and the
+      'fidelity' its score was measured at (the rung that halted it, or
+      `fidelity.epochs`: its allotted epochs, whether or not it stopped
+      early on its own); the
       `[N, fidelity.epochs]` 'curve' of validation NDCG@20 after each of a
       candidate's epochs (NaN where it was not evaluated: between
       evaluations, and after it stopped or failed); and 'programs', the
@@ -191,7 +194,8 @@ class PopulationEvaluator:
               'ndcg': np.where(failed | ~np.isfinite(best), 0.0, best),
               'recall': np.where(failed, 0.0, records.recall),
               'failed': failed, 'epochs': records.epochs.copy(),
-              'curve': records.curve, 'programs': len(population.groups)}
+              'fidelity': records.fidelity.copy(), 'curve': records.curve,
+              'programs': len(population.groups)}
 
     def on_evaluation(epoch, metrics, improved):
       nonlocal refills_left
@@ -208,8 +212,10 @@ class PopulationEvaluator:
         if arriving.any():
           reached[rung].update({int(p): float(stopping.best_score[p])
                                 for p in np.flatnonzero(arriving)})
-          stopping.halt(arriving & ~promoted(reached[rung], len(archs),
-                                             fidelity.eta))
+          halted = arriving & ~promoted(reached[rung], len(archs),
+                                        fidelity.eta)
+          stopping.halt(halted)
+          records.fidelity[halted] = rung
       stopping.halt(going_on & (age >= fidelity.epochs))
       if not refills_left:
         return
@@ -254,6 +260,8 @@ class _Records:
   Attributes:
     start: `[N]` the round's epoch each candidate began training after.
     epochs: `[N]` epochs each trained.
+    fidelity: `[N]` the epochs each was allotted: the rung that halted it,
+      or the fidelity's epochs.
     recall: `[N]` validation Recall@20 where its NDCG@20 was best.
     curve: `[N, fidelity epochs]` validation NDCG@20 after each of its
       epochs (NaN where not evaluated).
@@ -261,19 +269,23 @@ class _Records:
   """
   start: np.ndarray
   epochs: np.ndarray
+  fidelity: np.ndarray
   recall: np.ndarray
   curve: np.ndarray
   told: np.ndarray
 
   @classmethod
   def empty(cls, size: int, epochs: int) -> _Records:
-    return cls(np.zeros(size, int), np.zeros(size, int), np.zeros(size),
+    return cls(np.zeros(size, int), np.zeros(size, int),
+               np.full(size, epochs), np.zeros(size),
                np.full((size, epochs), np.nan), np.zeros(size, bool))
 
   def extend(self, size: int, epoch: int) -> None:
     """Adds `size` candidates that begin after the round's `epoch`."""
     self.start = np.concatenate([self.start, np.full(size, epoch)])
     self.epochs = np.concatenate([self.epochs, np.zeros(size, int)])
+    self.fidelity = np.concatenate(
+        [self.fidelity, np.full(size, self.curve.shape[1])])
     self.recall = np.concatenate([self.recall, np.zeros(size)])
     self.curve = np.concatenate(
         [self.curve, np.full((size, self.curve.shape[1]), np.nan)])

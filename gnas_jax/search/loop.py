@@ -140,6 +140,11 @@ class _StateCheckpoints:
     Raises:
       ValueError: it does not fit (naming the checkpoint).
     """
+    archive = state_dict.get('archive')
+    if isinstance(archive, dict) and 'fidelity' not in archive:
+      # Written before scores carried their fidelity: all count alike.
+      state_dict = dict(state_dict, archive=dict(
+          archive, fidelity=np.zeros(len(archive['fitness']), np.float32)))
     try:
       return flax.serialization.from_state_dict(template, state_dict)
     except Exception as error:  # pylint: disable=broad-except
@@ -389,7 +394,8 @@ def search(config: ml_collections.ConfigDict, workdir: str,
         told.extend(stopped.tolist())
         new = ask_more(space.to_tokens([results['archs'][p]
                                         for p in stopped]),
-                       results['ndcg'][stopped], wanted)
+                       results['ndcg'][stopped],
+                       results['fidelity'][stopped], wanted)
         return space.from_tokens(new)
 
       result = evaluator(space.from_tokens(tokens),
@@ -399,10 +405,11 @@ def search(config: ml_collections.ConfigDict, workdir: str,
       measured.update(result, seconds=(time.perf_counter() - start)
                       / len(archs))
       if not refills:
-        return result['ndcg']
+        return result['ndcg'], result['fidelity']
       told_mask = np.zeros(len(archs), bool)
       told_mask[told] = True
-      return space.to_tokens(archs), result['ndcg'], told_mask
+      return (space.to_tokens(archs), result['ndcg'], result['fidelity'],
+              told_mask)
 
     def on_round(round_index: int, state, tokens, fitness, metrics) -> None:
       del tokens, fitness  # As `measured` holds them.
@@ -414,7 +421,8 @@ def search(config: ml_collections.ConfigDict, workdir: str,
           'valid_recall': float(result['recall'][slot]),
           'failed': int(result['failed'][slot]),
           'epochs': int(result['epochs'][slot]),
-          'fidelity_epochs': config.fidelity.epochs, 'seed': config.seed,
+          'fidelity_epochs': int(result['fidelity'][slot]),
+          'seed': config.seed,
           'train_seconds': result['seconds'],
       } for slot, arch in enumerate(result['archs'])])
       history.extend(result['ndcg'].tolist())

@@ -43,12 +43,14 @@ def fold(strategy: strategies_lib.Strategy,
 
   Args:
     strategy: proposes and learns.
-    evaluate: `(tokens [n, K], round_index) -> [n]` scores; with `refills`,
-      `(tokens, round_index, ask_more) -> (tokens [m, K], scores [m], told
-      [m] bool)` for every architecture the round evaluated, where
-      `ask_more(tokens [k, K], scores [k], num)` tells the strategy those
-      finished mid-round (marked `told`) and returns up to `num` new
-      proposals (fewer once the budget or the space runs out).
+    evaluate: `(tokens [n, K], round_index) -> [n]` scores, or `([n]
+      scores, [n] fidelity)` where they were measured at several
+      fidelities (`Strategy.tell`); with `refills`, `(tokens, round_index,
+      ask_more) -> (tokens [m, K], scores [m], fidelity [m], told [m]
+      bool)` for every architecture the round evaluated, where
+      `ask_more(tokens [k, K], scores [k], fidelity [k], num)` tells the
+      strategy those finished mid-round (marked `told`) and returns up to
+      `num` new proposals (fewer once the budget or the space runs out).
     budget, batch_size: evaluations in all, and per round.
     seed: seeds the strategy's initialisation and every round's ask; a
       round's later asks use `fold_in(round key, k)` for the k-th.
@@ -73,18 +75,22 @@ def fold(strategy: strategies_lib.Strategy,
     if not len(tokens):
       break  # Every architecture of the space is evaluated.
     if not refills:
-      fitness = np.asarray(evaluate(tokens, round_index), np.float32)
-      state, metrics = strategy.tell(state, tokens, fitness)
+      fitness = evaluate(tokens, round_index)
+      fidelity = None
+      if isinstance(fitness, tuple):
+        fitness, fidelity = fitness
+      fitness = np.asarray(fitness, np.float32)
+      state, metrics = strategy.tell(state, tokens, fitness, fidelity)
     else:
       # The round's proposals not yet told: never proposed twice.
       in_flight = {key: row for key, row in zip(
           strategy.space.keys(tokens), np.asarray(tokens, np.int32))}
       asks = 0
 
-      def ask_more(finished, scores, wanted, round_key=round_key):
+      def ask_more(finished, scores, fidelity, wanted, round_key=round_key):
         nonlocal state, asks
         state, _ = strategy.tell(state, finished,
-                                 np.asarray(scores, np.float32))
+                                 np.asarray(scores, np.float32), fidelity)
         for key in strategy.space.keys(finished):
           in_flight.pop(key, None)
         wanted = min(wanted, budget - state.archive.size - len(in_flight))
@@ -96,11 +102,14 @@ def fold(strategy: strategies_lib.Strategy,
         in_flight.update(zip(strategy.space.keys(new), new))
         return new
 
-      tokens, fitness, told = evaluate(tokens, round_index, ask_more)
+      tokens, fitness, fidelity, told = evaluate(tokens, round_index,
+                                                 ask_more)
       fitness = np.asarray(fitness, np.float32)
+      fidelity = np.asarray(fidelity, np.float32)
       metrics = {}
       if not told.all():
-        state, metrics = strategy.tell(state, tokens[~told], fitness[~told])
+        state, metrics = strategy.tell(state, tokens[~told], fitness[~told],
+                                       fidelity[~told])
     if on_round is not None:
       on_round(round_index, state, tokens, fitness, metrics)
     round_index += 1

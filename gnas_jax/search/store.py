@@ -108,12 +108,14 @@ class TrialStore:
       return [dict(zip(COLUMNS, row)) for row in cursor]
 
   def best(self, k: int) -> list[dict[str, Any]]:
-    """The k best distinct architectures by validation NDCG."""
+    """The k best distinct architectures by validation NDCG, those
+    measured at a higher fidelity first (successive halving ranked them
+    above those it halted)."""
     with self._named_errors():
       cursor = self.connection.execute(
           'SELECT arch, MAX(valid_ndcg) AS score FROM trials WHERE failed = 0 '
-          'GROUP BY arch ORDER BY score DESC, MIN(round * 100000 + slot) '
-          'LIMIT ?', (k,))
+          'GROUP BY arch ORDER BY MAX(fidelity_epochs) DESC, score DESC, '
+          'MIN(round * 100000 + slot) LIMIT ?', (k,))
       return [{'arch': arch, 'valid_ndcg': score} for arch, score in cursor]
 
   def close(self) -> None:

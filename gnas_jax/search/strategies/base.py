@@ -12,6 +12,12 @@ of arrays, `flax.serialization.to_state_dict`) resumes it exactly. Every
 state carries the archive of evaluated architectures, and no strategy
 proposes an architecture (in canonical form) twice while unseen ones
 remain.
+
+A multi-fidelity search tells each score with the fidelity it was
+measured at (`tell(..., fidelity=epochs)`, successive halving's rung). A
+score counts below every score of a higher fidelity, as halving itself
+decided: strategies read `Archive.ranking` and `Archive.comparable`, never
+raw scores of mixed fidelities.
 """
 
 from __future__ import annotations
@@ -33,27 +39,48 @@ class Archive:
   Attributes:
     tokens: `[N, K]` int32 canonical token arrays.
     fitness: `[N]` float32 scores (higher is better).
+    fidelity: `[N]` float32 the fidelity each score was measured at (the
+      epochs a candidate was allotted); all equal in a single-fidelity
+      search.
   """
   tokens: np.ndarray
   fitness: np.ndarray
+  fidelity: np.ndarray
 
   @classmethod
   def empty(cls, num_positions: int) -> Archive:
     return cls(np.zeros((0, num_positions), np.int32),
-               np.zeros((0,), np.float32))
+               np.zeros((0,), np.float32), np.zeros((0,), np.float32))
 
   @property
   def size(self) -> int:
     return int(self.fitness.shape[0])
 
-  def add(self, tokens: np.ndarray, fitness: np.ndarray) -> Archive:
+  def add(self, tokens: np.ndarray, fitness: np.ndarray,
+          fidelity: np.ndarray | None = None) -> Archive:
+    """With `fidelity` None, every new score counts at fidelity 0."""
+    if fidelity is None:
+      fidelity = np.zeros(len(fitness))
     return Archive(
         np.concatenate([self.tokens, np.asarray(tokens, np.int32)]),
-        np.concatenate([self.fitness, np.asarray(fitness, np.float32)]))
+        np.concatenate([self.fitness, np.asarray(fitness, np.float32)]),
+        np.concatenate([self.fidelity, np.asarray(fidelity, np.float32)]))
 
   def ranking(self) -> np.ndarray:
-    """`[N]` indices from the fittest down (earlier first on ties)."""
-    return np.argsort(-self.fitness, kind='stable')
+    """`[N]` indices from the best down: higher fidelity first, then higher
+    fitness, earlier first on ties."""
+    return np.lexsort((-self.fitness, -self.fidelity))
+
+  def comparable(self) -> np.ndarray:
+    """`[N]` scores in the order of `ranking`: the fitness itself at the
+    highest fidelity, and lower fidelities shifted below every score of a
+    higher one (the fitness itself when all fidelities are equal)."""
+    levels = np.unique(self.fidelity)
+    if len(levels) < 2:
+      return self.fitness.copy()
+    span = np.float32(self.fitness.max() - self.fitness.min() + 1.0)
+    below = len(levels) - 1 - np.searchsorted(levels, self.fidelity)
+    return self.fitness - below * span
 
   def best(self, k: int) -> np.ndarray:
     """`[min(k, N), K]` tokens of the k fittest."""
@@ -117,21 +144,29 @@ class Strategy:
     del state, key, rng, num
     return None
 
-  def tell(self, state, tokens: np.ndarray, fitness
-           ) -> tuple[Any, dict[str, float]]:
+  def tell(self, state, tokens: np.ndarray, fitness,
+           fidelity=None) -> tuple[Any, dict[str, float]]:
     """`(state, metrics)` after evaluating `tokens` (`[N, K]`) with
-    `fitness` (`[N]`, higher is better)."""
+    `fitness` (`[N]`, higher is better) measured at `fidelity` (`[N]`
+    epochs, or None in a single-fidelity search)."""
     tokens = np.asarray(tokens, np.int32)
     fitness = fitness_array(fitness)
-    if tokens.shape != (len(fitness), self.space.num_positions):
-      raise ValueError(f'tell needs [N, {self.space.num_positions}] tokens '
-                       f'and [N] fitness; got {tokens.shape} and '
-                       f'{fitness.shape}.')
-    return self.learn(state, state.archive.add(tokens, fitness), tokens,
-                      fitness)
+    if fidelity is not None:
+      fidelity = np.asarray(fidelity, np.float32)
+    if (tokens.shape != (len(fitness), self.space.num_positions)
+        or (fidelity is not None and fidelity.shape != fitness.shape)):
+      raise ValueError(
+          f'tell needs [N, {self.space.num_positions}] tokens, [N] fitness '
+          f'and [N] fidelity; got {tokens.shape}, {fitness.shape} and '
+          f'{None if fidelity is None else fidelity.shape}.')
+    archive = state.archive.add(tokens, fitness, fidelity)
+    return self.learn(state, archive, tokens,
+                      archive.comparable()[archive.size - len(tokens):])
 
   def learn(self, state, archive: Archive, tokens: np.ndarray,
             fitness: np.ndarray) -> tuple[Any, dict[str, float]]:
+    """What `tell` does beyond archiving: `fitness` is the `[N]` told
+    scores as `archive.comparable()` has them."""
     del tokens, fitness
     return state.replace(archive=archive), {}
 

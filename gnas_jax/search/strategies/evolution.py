@@ -48,7 +48,7 @@ class RegularizedEvolution(base.Strategy):
     if archive.size < self.population:
       return None
     members = archive.tokens[-self.population:]
-    fitness = archive.fitness[-self.population:]
+    fitness = archive.comparable()[-self.population:]
     children = []
     for _ in range(4 * num):
       picks = rng.choice(self.population, self.sample_size, replace=False)

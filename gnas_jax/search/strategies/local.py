@@ -33,7 +33,7 @@ class LocalSearch(base.Strategy):
                       np.int32(0))
 
   def _incumbent(self, archive, restart_at):
-    climb = archive.fitness[int(restart_at):]
+    climb = archive.comparable()[int(restart_at):]
     if not climb.size:
       return None
     return archive.tokens[int(restart_at) + int(np.argmax(climb))]

@@ -56,7 +56,7 @@ class ReinforceController(base.Strategy):
   def learn(self, state, archive, tokens, fitness):
     baseline = (np.mean(fitness) if np.isnan(state.baseline) else
                 state.baseline)
-    advantages = (fitness - baseline) / (np.std(archive.fitness) + 1e-8)
+    advantages = (fitness - baseline) / (np.std(archive.comparable()) + 1e-8)
     params, opt_state = state.params, state.opt_state
     for _ in range(self.steps_per_round):
       params, opt_state, loss = networks.policy_update(

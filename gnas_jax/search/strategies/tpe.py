@@ -64,7 +64,7 @@ class TPESearch(base.Strategy):
                        for p in np.flatnonzero(on)},
         value=float(value))
                       for row, on, value in zip(tokens, active,
-                                                archive.fitness)])
+                                                archive.comparable())])
     proposals = []
     for _ in range(num):
       trial = study.ask()
