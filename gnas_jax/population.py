@@ -39,6 +39,7 @@ import dataclasses
 import functools
 from typing import Callable, Sequence
 
+from absl import logging
 import flax
 import jax
 import jax.numpy as jnp
@@ -361,6 +362,32 @@ class _Group:
     return where, self.slots[where]
 
 
+# XLA keeps each compiled program's machine code mapped into the process
+# for as long as the program is cached, and a multi-fidelity search meets
+# hundreds of (shape, padded size) programs: on ML-100K with refills a few
+# rounds reached the kernel's limit on memory maps (vm.max_map_count, 65530
+# by default) and aborted in LLVM ("Unable to allocate section memory").
+# Past this many programs, every cache is emptied before the next compiles;
+# live groups recompile on their next step.
+MAX_CACHED_PROGRAMS = 96
+_cached_programs: set[tuple[models.GNNRecommender, int]] = set()
+
+
+def _compiling(model: models.GNNRecommender, size: int) -> None:
+  """Notes that the programs of `model` at population `size` are about to
+  be used, emptying JAX's caches first when they hold too many."""
+  key = (model, size)
+  if key in _cached_programs:
+    return
+  if len(_cached_programs) >= MAX_CACHED_PROGRAMS:
+    logging.info('Emptying the caches of %d compiled population programs.',
+                 len(_cached_programs))
+    jax.clear_caches()
+    _sharded_step.cache_clear()
+    _cached_programs.clear()
+  _cached_programs.add(key)
+
+
 @functools.lru_cache(maxsize=None)
 def _sharded_step(model: models.GNNRecommender, mode: str, devices: int):
   """One sharded step per model, built once so its compilations are kept."""
@@ -434,6 +461,7 @@ class GroupedPopulation:
     for shape, members in by_shape.items():
       model = models.GNNRecommender(self.num_users, self.num_items, shape)
       padded = padded_size(len(members), self.devices)
+      _compiling(model, padded)
       # Padding repeats the first member; it never trains nor reports.
       rows = np.array(members + members[:1] * (padded - len(members)))
       population = init_population(
@@ -511,6 +539,7 @@ class GroupedPopulation:
     for group in self.groups:
       if not group.live:
         continue
+      _compiling(group.model, group.population.size)
       group.population, _ = self._step_fn(group.model)(
           group.population, self.graph, batch, group.keys)
 
@@ -572,6 +601,7 @@ class GroupedPopulation:
     for group in self.groups:
       if not group.live:
         continue
+      _compiling(group.model, group.population.size)
       scores = evaluate(group.model, group.population, self.graph, task,
                         popularity, ks, self.mode)
       for slot, position in zip(*group.filled()):

@@ -43,6 +43,14 @@ def problem():
   return graph, batches[:STEPS], model
 
 
+@pytest.fixture(autouse=True)
+def fresh_program_count(monkeypatch):
+  """Each test counts its own programs: the caches are emptied only past
+  `MAX_CACHED_PROGRAMS` of one test, never between compilations another
+  test counts."""
+  monkeypatch.setattr(population_lib, '_cached_programs', set())
+
+
 def random_archs(seed, num):
   return space.sample(np.random.default_rng(seed), num, CHOICES)
 
@@ -198,6 +206,40 @@ def test_a_round_compiles_one_program_per_new_group_and_size(problem):
   before = compilations(population_lib.train_step)
   train_grouped(graph, batches[:2], list(reversed(second)), keys, 'map')
   assert compilations(population_lib.train_step) == before
+
+
+def test_emptying_the_program_caches_changes_no_result(problem,
+                                                      monkeypatch):
+  """With room for one program, every other group's step and evaluation
+  empties JAX's caches first (machine code stays mapped while cached);
+  the candidates train and score as they do with every program kept."""
+  graph, batches, _ = problem
+  archs = random_archs(0, 6)
+  keys = jax.random.split(jax.random.PRNGKey(4), 6)
+  task = metrics.build_ranking_task(
+      NUM_USERS, NUM_ITEMS, [],
+      np.asarray(random_pairs(NUM_USERS, NUM_ITEMS, 200, seed=9)), 16)
+  popularity = jnp.ones(NUM_ITEMS)
+
+  def trained():
+    population = train_grouped(graph, batches[:3], archs, keys, 'map')
+    return population, population.evaluate(task, popularity)
+
+  kept, kept_scores = trained()
+  assert len(kept.groups) > 1
+  cleared = []
+  monkeypatch.setattr(population_lib, 'MAX_CACHED_PROGRAMS', 1)
+  monkeypatch.setattr(population_lib, '_cached_programs', set())
+  monkeypatch.setattr(jax, 'clear_caches',
+                      lambda clear=jax.clear_caches: cleared.append(clear()))
+  emptied, emptied_scores = trained()
+  # Each group's programs meet a cache emptied for the group before.
+  assert len(cleared) >= len(kept.groups) - 1
+  for position in range(len(archs)):
+    jax.tree.map(np.testing.assert_array_equal,
+                 kept.candidate(position)[1].params,
+                 emptied.candidate(position)[1].params)
+  assert emptied_scores == kept_scores
 
 
 def test_stopped_candidates_stay_where_they_stopped(problem):
