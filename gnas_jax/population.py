@@ -364,24 +364,43 @@ class _Group:
 
 # XLA keeps each compiled program's machine code mapped into the process
 # for as long as the program is cached, and a multi-fidelity search meets
-# hundreds of (shape, padded size) programs: on ML-100K with refills a few
-# rounds reached the kernel's limit on memory maps (vm.max_map_count, 65530
-# by default) and aborted in LLVM ("Unable to allocate section memory").
-# Past this many programs, every cache is emptied before the next compiles;
-# live groups recompile on their next step.
-MAX_CACHED_PROGRAMS = 96
+# hundreds of (shape, padded size) programs, each a few hundred maps: on
+# ML-100K with refills a search reached the kernel's limit on memory maps
+# (vm.max_map_count, 65530 by default) in its third round and aborted in
+# LLVM ("Unable to allocate section memory"). Before a new program
+# compiles, every cache is emptied once the process holds more than
+# MAX_MAP_SHARE of its limit of maps (where the system says, as Linux
+# does) or MAX_CACHED_PROGRAMS programs; live groups recompile on their
+# next step. Both bounds stay far above what one round keeps live.
+MAX_MAP_SHARE = 0.5
+MAX_CACHED_PROGRAMS = 512
 _cached_programs: set[tuple[models.GNNRecommender, int]] = set()
+
+
+def memory_maps() -> tuple[int, int] | None:
+  """`(memory maps the process holds, the system's limit)`, or None where
+  the system does not say (outside Linux)."""
+  try:
+    with open('/proc/self/maps', 'rb') as maps:
+      used = sum(1 for _ in maps)
+    with open('/proc/sys/vm/max_map_count') as limit:
+      return used, int(limit.read())
+  except (OSError, ValueError):
+    return None
 
 
 def _compiling(model: models.GNNRecommender, size: int) -> None:
   """Notes that the programs of `model` at population `size` are about to
-  be used, emptying JAX's caches first when they hold too many."""
+  be used, emptying JAX's caches first when they hold too much."""
   key = (model, size)
   if key in _cached_programs:
     return
-  if len(_cached_programs) >= MAX_CACHED_PROGRAMS:
-    logging.info('Emptying the caches of %d compiled population programs.',
-                 len(_cached_programs))
+  maps = memory_maps()
+  if (len(_cached_programs) >= MAX_CACHED_PROGRAMS
+      or (maps is not None and maps[0] > MAX_MAP_SHARE * maps[1])):
+    logging.info('Emptying the caches of %d compiled population programs '
+                 '(memory maps: %s).', len(_cached_programs),
+                 'unknown' if maps is None else f'{maps[0]} of {maps[1]}')
     jax.clear_caches()
     _sharded_step.cache_clear()
     _cached_programs.clear()
@@ -400,7 +419,8 @@ class GroupedPopulation:
 
   Every group is a `Population` with its own compiled step; all see the same
   mini-batches. Steps are cached by (shape, padded size, mode), across rounds
-  and searches of one process. Candidates added later (`add`) take the
+  and searches of one process, until the caches hold too much (see
+  `MAX_MAP_SHARE`). Candidates added later (`add`) take the
   slots of stopped ones in programs of their shape.
 
   Attributes:

@@ -45,10 +45,11 @@ def problem():
 
 @pytest.fixture(autouse=True)
 def fresh_program_count(monkeypatch):
-  """Each test counts its own programs: the caches are emptied only past
-  `MAX_CACHED_PROGRAMS` of one test, never between compilations another
-  test counts."""
+  """Each test counts its own programs, and the maps of the whole test
+  process never empty the caches: a test that counts compilations sees
+  only its own."""
   monkeypatch.setattr(population_lib, '_cached_programs', set())
+  monkeypatch.setattr(population_lib, 'MAX_MAP_SHARE', 1.0)
 
 
 def random_archs(seed, num):
@@ -208,10 +209,11 @@ def test_a_round_compiles_one_program_per_new_group_and_size(problem):
   assert compilations(population_lib.train_step) == before
 
 
-def test_emptying_the_program_caches_changes_no_result(problem,
-                                                      monkeypatch):
-  """With room for one program, every other group's step and evaluation
-  empties JAX's caches first (machine code stays mapped while cached);
+@pytest.mark.parametrize('bound', ['programs', 'maps'])
+def test_emptying_the_program_caches_changes_no_result(problem, monkeypatch,
+                                                      bound):
+  """With room for one program (or the memory maps over their share), a
+  group's step and evaluation empty JAX's caches before they compile;
   the candidates train and score as they do with every program kept."""
   graph, batches, _ = problem
   archs = random_archs(0, 6)
@@ -228,7 +230,11 @@ def test_emptying_the_program_caches_changes_no_result(problem,
   kept, kept_scores = trained()
   assert len(kept.groups) > 1
   cleared = []
-  monkeypatch.setattr(population_lib, 'MAX_CACHED_PROGRAMS', 1)
+  if bound == 'programs':
+    monkeypatch.setattr(population_lib, 'MAX_CACHED_PROGRAMS', 1)
+  else:
+    monkeypatch.setattr(population_lib, 'memory_maps', lambda: (3, 4))
+    monkeypatch.setattr(population_lib, 'MAX_MAP_SHARE', 0.5)
   monkeypatch.setattr(population_lib, '_cached_programs', set())
   monkeypatch.setattr(jax, 'clear_caches',
                       lambda clear=jax.clear_caches: cleared.append(clear()))
@@ -240,6 +246,15 @@ def test_emptying_the_program_caches_changes_no_result(problem,
                  kept.candidate(position)[1].params,
                  emptied.candidate(position)[1].params)
   assert emptied_scores == kept_scores
+
+
+def test_memory_maps_are_read_where_the_system_tells_them():
+  maps = population_lib.memory_maps()
+  if sys.platform.startswith('linux'):
+    used, limit = maps
+    assert 0 < used < limit
+  else:
+    assert maps is None
 
 
 def test_stopped_candidates_stay_where_they_stopped(problem):
