@@ -221,6 +221,8 @@ def table(records: list[dict], config, wall_seconds: int) -> str:
         f'`{r["best_arch"]}` |')
   for variant in VARIANTS:
     values = [r['valid_ndcg@20'] for r in records if r['variant'] == variant]
+    seeds = ('one search seed' if len(values) == 1
+             else f'{len(values)} search seeds')
     lines.append(f'\n{variant}: best full-protocol validation NDCG@20 '
-                 f'{np.mean(values):.4f} (mean over {len(values)} seeds)')
+                 f'{np.mean(values):.4f} (mean over {seeds})')
   return '\n'.join(lines)

@@ -27,6 +27,13 @@ def tuning_grid(arch: str, grid) -> list[str]:
           for l2 in grid.get('l2') or (default.l2,)]
 
 
+def setting_directory(arch: str) -> str:
+  """One directory name for an architecture string (a per-layer one's
+  slashes would nest directories): 'lightgcn,lr=0.001' ->
+  'lightgcn_lr=0.001', 'agg=gcn/sage' -> 'agg=gcn-sage'."""
+  return arch.replace(',', '_').replace('/', '-')
+
+
 def run_all(config, workdir: str,
             data: driver.TrainingData | None = None) -> dict[str, dict]:
   """Tunes (`tuning_grid`) and trains each of `config.archs` on `data`
@@ -41,7 +48,7 @@ def run_all(config, workdir: str,
 
   def runs(arch, seeds):
     return driver.train_with_seeds(
-        config, os.path.join(workdir, arch.replace(',', '_')),
+        config, os.path.join(workdir, setting_directory(arch)),
         space.from_string(arch), seeds, data)
 
   results = {}

@@ -46,6 +46,14 @@ def test_tuning_grid_is_the_product_of_lr_and_l2():
       f'mf,lr=0.01,l2={space.preset("mf").l2}']
 
 
+def test_a_setting_of_a_per_layer_architecture_is_one_directory():
+  assert tuning.setting_directory(
+      'width=16,layers=2,agg=gcn/sage,lr=0.001') == (
+          'width=16_layers=2_agg=gcn-sage_lr=0.001')
+  assert tuning.setting_directory('lightgcn,lr=0.01,l2=0.0001') == (
+      'lightgcn_lr=0.01_l2=0.0001')
+
+
 def test_tuning_selects_on_validation_and_trains_the_selection(tmp_path):
   config = test_config.get_config()
   with config.unlocked():
