@@ -405,6 +405,10 @@ def search(config: ml_collections.ConfigDict, workdir: str,
       measured.update(result, seconds=(time.perf_counter() - start)
                       / len(archs))
       if not refills:
+        # Without rungs every score has one fidelity, told as none: so do
+        # the scores of a checkpoint written before fidelities were told.
+        if not config.fidelity.get('rungs'):
+          return result['ndcg']
         return result['ndcg'], result['fidelity']
       told_mask = np.zeros(len(archs), bool)
       told_mask[told] = True
