@@ -317,14 +317,35 @@ def run_ablations(config, run: Run) -> Output:
 
 
 def searched_architectures(config, run: Run) -> dict[str, str]:
-  """Strategy -> the best architecture of its first seed's search."""
+  """Label -> searched architecture: each strategy of `config.search`
+  (the best architecture of its first seed's search), then
+  `config.searched`."""
   search_config = config.search
-  table = benchmark(search_config, run)
   found = {}
-  for name in search_config.strategies:
-    trace = searches(search_config, table, name, {}, run)[0]
-    found[name] = trace.archs[int(np.argmax(trace.fitness))]
-  return found
+  if search_config.strategies:
+    table = benchmark(search_config, run)
+    for name in search_config.strategies:
+      trace = searches(search_config, table, name, {}, run)[0]
+      found[name] = trace.archs[int(np.argmax(trace.fitness))]
+  found.update(config.searched)
+  return {f'searched: {label}': arch for label, arch in found.items()}
+
+
+def searched_note(config) -> str:
+  """Where the accuracy table's searched architectures come from."""
+  sources = []
+  if config.search.strategies:
+    sources.append('"searched: X" for a strategy X is the best architecture '
+                   "of X's first search in `search_efficiency`, on "
+                   f'{config.search.benchmark.dataset}')
+  if config.searched:
+    labels = ', '.join(f'"searched: {label}"' for label in config.searched)
+    sources.append(f'{labels}: found by a search of its own, named in the '
+                   "table's configuration")
+  if not sources:
+    return ''
+  return ('; '.join(sources) + '. A searched architecture is used as found '
+          'on every dataset.')
 
 
 def evaluated_pairs(dataset) -> str:
@@ -342,37 +363,40 @@ def evaluated_pairs(dataset) -> str:
 
 
 def run_accuracy(config, run: Run) -> Output:
-  """Hand-designed models tuned alike (`experiments.baselines`: the
-  (lr, L2) grid of `config.tuning` at one seed, selection on validation
-  NDCG@20, then every seed) beside the best architecture of each
-  strategy's search, under one protocol per dataset."""
+  """Hand-designed and searched models tuned alike (`experiments.tuning`:
+  the (lr, L2) grid of `config.tuning` at one seed, selection on
+  validation NDCG@20, then every seed), under one protocol per dataset of
+  `config.evaluate_on`."""
+  evaluate_on = tuple(config.evaluate_on or config.datasets)
+  unknown = sorted(set(evaluate_on) - set(config.datasets))
+  if unknown:
+    raise ValueError(
+        f'accuracy: evaluate_on names {", ".join(map(repr, unknown))}, '
+        f'which is not in datasets ({", ".join(config.datasets)}).')
   workdir = run.workdir
   searched = searched_architectures(config, run)
   rows, records, points, evaluated = [], [], {}, []
-  for dataset_name, protocol in config.datasets.items():
-    protocol = protocol.copy_and_resolve_references()
+  for dataset_name in evaluate_on:
+    protocol = config.datasets[dataset_name].copy_and_resolve_references()
     protocol.data_dir = run.data_dir
     data = driver.TrainingData.from_config(protocol)
     dataset = data.dataset
     evaluated.append(f'{dataset_name}: {evaluated_pairs(dataset)}')
     folder = os.path.join(workdir, 'accuracy', dataset_name)
     with protocol.unlocked():
-      protocol.archs = tuple(config.hand_designed)
+      # Strategies that found one architecture share its runs.
+      protocol.archs = tuple(dict.fromkeys(
+          (*config.hand_designed, *searched.values())))
       protocol.seeds = tuple(config.seeds)
       protocol.tuning = config.tuning
     tuned = tuning.run_all(protocol, os.path.join(folder, 'tuned'), data)
-    trained = [(name, 'hand-designed', result['selected'], result['runs'])
-               for name, result in tuned.items()]
-    for name, arch in searched.items():
-      logging.info('accuracy: searched by %s on %s', name, dataset_name)
-      architecture = space.from_string(arch)
-      trained.append((f'searched: {name}', 'searched', arch,
-                      driver.train_with_seeds(
-                          protocol, evaluation.retraining_directory(
-                              folder, architecture),
-                          architecture, config.seeds, data)))
+    trained = [(name, 'hand-designed', tuned[name])
+               for name in config.hand_designed]
+    trained += [(label, 'searched', tuned[arch])
+                for label, arch in searched.items()]
     points[dataset_name] = []
-    for label, kind, arch, results in trained:
+    for label, kind, result in trained:
+      arch, results = result['selected'], result['runs']
       architecture = space.from_string(arch)
       record = tuning.csv_row(dataset_name, label, kind, arch, results)
       records.append(record)
@@ -395,19 +419,21 @@ def run_accuracy(config, run: Run) -> Output:
           'parameters': parameters, 'ndcg': ndcg['mean'],
           'ndcg_std': ndcg['std'], 'searched': kind == 'searched'})
   figures.pareto(points, os.path.join(workdir, 'accuracy_pareto.png'))
-  protocol = next(iter(config.datasets.values()))
+  protocol = config.datasets[evaluate_on[0]]
   subsampled = ', '.join(
       f'{name} keeps a seeded {p.data.user_fraction:.0%} of its users'
       + (f', then the {p.data.kcore}-core of their training pairs'
          if p.data.kcore > 1 else '')
       + (' and every test pair of theirs'
          if p.data.unseen_test_ids == 'miss' else '')
-      for name, p in config.datasets.items() if p.data.user_fraction < 1)
+      for name, p in config.datasets.items()
+      if name in evaluate_on and p.data.user_fraction < 1)
   grid_options = config.tuning
   grid = (f'lr in {{{", ".join(map(str, grid_options.lr))}}} x L2 in '
           f'{{{", ".join(map(str, grid_options.l2))}}} at seed '
           f'{grid_options.seed}' if grid_options.lr or grid_options.l2
           else 'none')
+  sources = searched_note(config)
   return Output(
       ['dataset', 'model', 'parameters', 'test Recall@20', 'test NDCG@20',
        'best epoch', 's / epoch', 'architecture'], rows,
@@ -417,13 +443,12 @@ def run_accuracy(config, run: Run) -> Output:
              f'{protocol.batch_size}, early stopping on validation NDCG@20 '
              f'after {protocol.patience} evaluations (every '
              f'{protocol.eval_every} epochs) without improvement, full '
-             'ranking. Hand-designed models are tuned alike before their '
-             f'seeds train (grid: {grid}; the setting with the best '
-             'validation NDCG@20 is the one shown, in its architecture '
-             'string). "searched: X" is the best architecture of strategy '
-             "X's first search in `search_efficiency` (found on "
-             f'{config.search.benchmark.dataset}, used as found on the other '
-             'datasets). Evaluated: ' + '; '.join(evaluated) + '. '
+             'ranking. Every model, hand-designed or searched, is tuned '
+             f'alike before its seeds train (grid: {grid}; the setting with '
+             'the best validation NDCG@20 is the one shown, in its '
+             'architecture string). '
+             + (f'{sources} ' if sources else '')
+             + 'Evaluated: ' + '; '.join(evaluated) + '. '
              + (f'Subsampled: {subsampled}.' if subsampled else '')],
       figures=['accuracy_pareto.png'],
       records=(tuning.CSV_COLUMNS, records))

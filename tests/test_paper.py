@@ -169,6 +169,8 @@ def _tiny_paper_config(table, scale):
   config = accuracy.get_config(scale)
   config.search = _tiny_paper_config('search_efficiency', scale)
   config.hand_designed = ('mf', 'lightgcn')
+  # Listed as if a search had found it: tuned as the hand-designed one is.
+  config.searched = {'listed': 'lightgcn'}
   config.seeds = (0,)
   config.tuning.lr = (1e-3, 1e-2)
   config.tuning.l2 = (1e-4,)
@@ -214,7 +216,9 @@ def test_accuracy_table_trains_presets_and_the_searched(reproduced):
   workdir, outputs = reproduced
   rows = outputs['accuracy'].rows
   assert [r[1] for r in rows] == ['mf', 'lightgcn', 'searched: random',
-                                  'searched: adversarial']
+                                  'searched: adversarial', 'searched: listed']
+  # The same architecture, hand-designed or searched, is tuned alike.
+  assert rows[-1][2:] == rows[1][2:]
   for row in rows:
     mean, std = row[4].split(' ± ')
     assert 0 < float(mean) <= 1 and float(std) == 0.0  # One seed.
@@ -233,7 +237,17 @@ def test_accuracy_table_trains_presets_and_the_searched(reproduced):
   assert list(records[0]) == list(tuning.CSV_COLUMNS)
   assert [(r['model'], r['kind']) for r in records] == [
       ('mf', 'hand-designed'), ('lightgcn', 'hand-designed'),
-      ('searched: random', 'searched'), ('searched: adversarial', 'searched')]
+      ('searched: random', 'searched'), ('searched: adversarial', 'searched'),
+      ('searched: listed', 'searched')]
+  # Searched architectures are tuned on the grid too, each setting once.
+  found = paper.searched_architectures(
+      _tiny_paper_config('accuracy', 'small'), paper.Run(workdir))
+  assert list(found) == ['searched: random', 'searched: adversarial',
+                         'searched: listed']
+  settings = {tuning.setting_directory(f'{arch},lr={lr},l2=0.0001')
+              for arch in ('mf', *found.values()) for lr in (0.001, 0.01)}
+  assert set(os.listdir(os.path.join(
+      workdir, 'accuracy', 'synthetic', 'tuned'))) == settings
   for record, row in zip(records, rows):
     assert f'`{record["arch"]}`' == row[-1]
     assert f'{float(record["test_ndcg@20_mean"]):.4f}' == row[4].split(' ')[0]
@@ -249,6 +263,15 @@ def test_accuracy_table_trains_presets_and_the_searched(reproduced):
           workdir, 'accuracy', 'synthetic', 'tuned',
           'lightgcn_lr=0.001_l2=0.0001', 'seed_0', 'results.json')))[
               'valid/ndcg@20'])
+
+
+def test_accuracy_rejects_a_dataset_it_does_not_configure(tmp_path):
+  config = accuracy.get_config('small')
+  config.evaluate_on = ('ml-100k', 'movielens')
+  with pytest.raises(ValueError, match="evaluate_on names 'movielens', "
+                     r'which is not in datasets \(ml-100k, gowalla-sub10\)'):
+    paper.run_accuracy(config, paper.Run(str(tmp_path)))
+  assert not os.listdir(tmp_path)
 
 
 def test_throughput_table_merges_platforms(tmp_path):

@@ -5,15 +5,22 @@ r"""Accuracy: hand-designed models, tuned alike, against the searched ones.
       --workdir=/tmp/gnas_paper --data_dir=../shared/datasets
 
 MF-BPR, NGCF, LightGCN, GCN, GraphSAGE, GAT and GIN (the presets of
-`gnas_jax.space`, each following its paper) and the best architecture
-found by each strategy (its seed-0 search of `search_efficiency.py`, on
-ML-100K, reused as found on Gowalla), each trained with every seed under
-one protocol and tested by full ranking: mean ± standard deviation of
-Recall@20 and NDCG@20. Every hand-designed model is tuned alike first:
-each (lr, L2) of `tuning` at seed `tuning.seed`, and the setting with the
-best validation NDCG@20 trains with every seed (`experiments.tuning`).
-Besides `accuracy.md`, `accuracy.csv` holds one row per dataset and model
-with the architecture string that `experiments.train` retrains.
+`gnas_jax.space`, each following its paper) beside searched
+architectures, each trained with every seed under one protocol and tested
+by full ranking: mean ± standard deviation of Recall@20 and NDCG@20.
+Every model, hand-designed or searched, is tuned alike first: each
+(lr, L2) of `tuning` at seed `tuning.seed`, and the setting with the best
+validation NDCG@20 trains with every seed (`experiments.tuning`). Besides
+`accuracy.md`, `accuracy.csv` holds one row per dataset and model with
+the architecture string that `experiments.train` retrains.
+
+The searched architectures are those of `searched` (label -> architecture
+found by a search of its own, `experiments.search`), and, where
+`search.strategies` names any, the best architecture of each strategy's
+seed-0 search of `search_efficiency.py`. Both were found on ML-100K and
+are used as found on the other datasets. `evaluate_on` picks datasets of
+`datasets` (by default all): `--config.evaluate_on='("ml-100k",)'` makes
+the ML-100K part alone.
 
 Data: ML-100K, all ratings as implicit feedback, random 80/10/10 split;
 gowalla-sub10, a seeded 10% of the users of the LightGCN Gowalla split
@@ -23,10 +30,16 @@ training counts as a miss).
 
 small: 2 seeds, at most 60 epochs at batch 2048, evaluated every 5 epochs,
   stopped after 4 evaluations without improvement: a quick look, in which
-  models that need hundreds of epochs are not converged.
+  models that need hundreds of epochs are not converged. Searched: each
+  strategy's best on the small tabular benchmark.
 full: 3 seeds, the protocol of experiments/configs/train.py (up to 300
   epochs, evaluated every epoch, patience 30), so that `experiments.train
   --config.dataset=ml-100k --config.arch=<arch>` retrains any ML-100K row.
+  Searched: the winner of the ML-100K searches of `results/multi_fidelity.md`
+  (`experiments.compare_fidelity`, 1200 s each on a 2-core CPU), the
+  finalist with the best full-protocol validation NDCG@20 of them all. The
+  tabular benchmark's strategies are left out: its low fidelity does not
+  rank architectures as the full protocol does (`results/fidelity.md`).
 """
 
 import ml_collections
@@ -36,6 +49,20 @@ from experiments.configs import train
 from experiments.configs.paper import search_efficiency
 
 HAND_DESIGNED = ('mf', 'ngcf', 'lightgcn', 'gcn', 'graphsage', 'gat', 'gin')
+
+# Label -> an architecture found by a search of its own, per scale.
+SEARCHED = {
+    'small': {},
+    'full': {
+        # The fixed-fidelity adversarial search of results/multi_fidelity.md:
+        # full-protocol validation NDCG@20 0.2710, the best of both searches.
+        'adversarial': (
+            'width=64,layers=4,norm=sym,readout=sum,edge_dropout=0.2,'
+            'decoder=dot,temperature=0.1,loss=softmax,lr=0.01,l2=0.0,'
+            'agg=lightgcn/ngcf/gat/lightgcn,act=tanh/tanh/relu/identity,'
+            'residual=0/0/1/0'),
+    },
+}
 
 
 def _protocol(scale: str) -> ml_collections.ConfigDict:
@@ -54,6 +81,9 @@ def get_config(scale: str = 'small') -> ml_collections.ConfigDict:
   paper.check_scale(scale)
   config = ml_collections.ConfigDict()
   config.search = search_efficiency.get_config(scale)
+  if scale == 'full':
+    config.search.strategies = ()
+  config.searched = ml_collections.ConfigDict(SEARCHED[scale])
   config.hand_designed = HAND_DESIGNED
   config.seeds = (0, 1) if scale == 'small' else (0, 1, 2)
   # The grid every hand-designed model is tuned on (see `experiments.tuning`).
@@ -74,4 +104,6 @@ def get_config(scale: str = 'small') -> ml_collections.ConfigDict:
   gowalla.data.unseen_test_ids = 'miss'
   config.datasets = ml_collections.ConfigDict(
       {'ml-100k': ml100k, 'gowalla-sub10': gowalla}, sort_keys=False)
+  # The datasets of `datasets` the table trains on; empty: all of them.
+  config.evaluate_on = ()
   return config
