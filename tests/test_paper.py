@@ -366,7 +366,8 @@ def test_reproduce_from_a_config_file_writes_its_command(tmp_path):
     (('--config=experiments/configs/test.py',),
      'Error: --config=experiments/configs/test.py names no table'),
     (('--config=experiments/configs/paper/accuracy.py', '--config.seedz=1'),
-     'Error: unknown option --config.seedz; did you mean --config.seeds?'),
+     ('Error: unknown option --config.seedz; did you mean --config.seeds or '
+      '--config.searched?')),
 ])
 def test_reproduce_command_rejects_a_wrong_config(tmp_path, args, message):
   result = _reproduce(*args, f'--workdir={tmp_path / "never"}')
