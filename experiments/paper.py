@@ -21,7 +21,6 @@ import sys
 from typing import Any, Callable, Sequence
 
 from absl import flags
-from absl import logging
 import jax
 import ml_collections
 from ml_collections import config_flags
@@ -35,7 +34,6 @@ from gnas_jax import data as data_lib
 from gnas_jax import driver
 from gnas_jax import models
 from gnas_jax import space
-from gnas_jax.search import evaluation
 from gnas_jax.search import loop
 from gnas_jax.search import strategies as strategies_lib
 from gnas_jax.search import tabular
