@@ -108,7 +108,17 @@ class Run:
   def command(self, table: str) -> str:
     """The command that makes `table` in this run (workdir and data aside)."""
     args = self.config_args or (f'--table={table}', f'--scale={self.scale}')
-    return shlex.join(['python', '-m', 'experiments.reproduce', *args])
+    return ' '.join(_shell_word(word) for word in (
+        'python', '-m', 'experiments.reproduce', *args))
+
+
+def _shell_word(word: str) -> str:
+  """`word` quoted for a POSIX shell; a word with single quotes (a tuple of
+  strings) goes in double quotes where nothing in it would expand there."""
+  quoted = shlex.quote(word)
+  if quoted == word or "'" not in word or set('"$`\\!') & set(word):
+    return quoted
+  return f'"{word}"'
 
 
 @dataclasses.dataclass

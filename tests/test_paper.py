@@ -4,6 +4,7 @@ import csv
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 
@@ -347,11 +348,15 @@ def test_reproduce_from_a_config_file_writes_its_command(tmp_path):
   assert result.returncode == 0, result.stderr
   with open(tmp_path / 'throughput.md') as f:
     produced = f.read().splitlines()[1]
-  assert produced.startswith(
-      'Produced by `python -m experiments.reproduce '
-      '--config=experiments/configs/paper/throughput.py:full '
-      "'--config.population_sizes={'\"'\"'ml-100k'\"'\"': (1, 4)}' "
-      '--config.steps=3` on a ')
+  command = ('python -m experiments.reproduce '
+             '--config=experiments/configs/paper/throughput.py:full '
+             '"--config.population_sizes={\'ml-100k\': (1, 4)}" '
+             '--config.steps=3')
+  assert produced.startswith(f'Produced by `{command}` on a ')
+  # The command as written runs the table again, pasted into a shell.
+  assert shlex.split(command)[3:] == [
+      '--config=experiments/configs/paper/throughput.py:full',
+      "--config.population_sizes={'ml-100k': (1, 4)}", '--config.steps=3']
   with open(tmp_path / 'throughput.csv') as f:
     assert [row[:2] for row in csv.reader(f)][1:] == [
         ['ml-100k', '1'], ['ml-100k', '4']]
