@@ -229,6 +229,9 @@ def test_accuracy_table_trains_presets_and_the_searched(reproduced):
       text)
   assert '| synthetic | lightgcn |' in text
   assert 'grid: lr in {0.001, 0.01} x L2 in {0.0001} at seed 0' in text
+  assert ('"searched: X" for a strategy X is the best architecture of X\'s '
+          'first search in `search_efficiency`, on synthetic; "searched: '
+          'listed": found by a search of its own') in text
   dataset = data.load_dataset(test_config.get_config())
   users = np.unique(dataset.test[:, 0]).size
   assert (f'Evaluated: synthetic: {dataset.num_users:,} users ({users:,} '
