@@ -55,8 +55,8 @@ _TABLE = flags.DEFINE_enum('table', None, (*paper.TABLES, 'all'),
                            'The table to reproduce, or all of them.')
 _SCALE = flags.DEFINE_enum(
     'scale', 'small', paper_configs.SCALES,
-    'With --table. small: a 2-core CPU in about 90 minutes for all tables; '
-    'full: the configuration meant for a GPU or TPU.')
+    'With --table. small: sized for a 2-core CPU (each table\'s config '
+    'gives its time); full: the configuration meant for a GPU or TPU.')
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.')
 _DATA_DIR = flags.DEFINE_string(
     'data_dir', os.environ.get('GNAS_DATA_DIR', ''),
