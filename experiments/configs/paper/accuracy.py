@@ -19,7 +19,7 @@ found by a search of its own, `experiments.search`), and, where
 `search.strategies` names any, the best architecture of each strategy's
 seed-0 search of `search_efficiency.py`. Both were found on ML-100K and
 are used as found on the other datasets. `evaluate_on` picks datasets of
-`datasets` (by default all): `--config.evaluate_on='("ml-100k",)'` makes
+`datasets` (by default all): `--config.evaluate_on="('ml-100k',)"` makes
 the ML-100K part alone.
 
 Data: ML-100K, all ratings as implicit feedback, random 80/10/10 split;
