@@ -329,3 +329,31 @@ def test_the_search_and_its_choice_never_read_the_test_split(
   for ours, theirs in zip(summary['finalists'], reference['finalists']):
     assert ours['valid_ndcg@20'] == theirs['valid_ndcg@20']
   assert summary['test_ndcg@20'] != reference['test_ndcg@20']
+
+
+def test_a_wall_time_budget_ends_the_search_after_the_round_that_spends_it(
+    uninterrupted, tmp_path, capsys, monkeypatch):
+  """The first round outlasts a one-second budget: the search stops there,
+  records that round as the uninterrupted search did, and its progress bar
+  counts rounds against the wall time rather than against the budget."""
+  reference_dir, _ = uninterrupted
+  train_round = evaluation.PopulationEvaluator.__call__
+
+  def slow_round(self, *args, **kwargs):
+    result = train_round(self, *args, **kwargs)
+    time.sleep(1.1)
+    return result
+
+  monkeypatch.setattr(evaluation.PopulationEvaluator, '__call__', slow_round)
+  config = search_test.get_config()
+  with config.unlocked():
+    config.max_wall_seconds = 1
+    config.final.reference = ''
+    config.progress = True
+  workdir = str(tmp_path / 'timed')
+  summary = loop.run_search(config, workdir)
+  assert summary['rounds'] == 1 and summary['evaluations'] == 4
+  assert _rows(workdir) == _rows(reference_dir)[:4]
+  bar = capsys.readouterr().err
+  assert 'wall=' in bar and '/1 s' in bar
+  assert f'/{config.budget // config.population_size}' not in bar

@@ -445,14 +445,22 @@ def search(config: ml_collections.ConfigDict, workdir: str,
           if np.isfinite(value)})
       writer.flush()
       bar.update()
-      bar.set_postfix(best=f'{max(history):.4f}', evals=len(history))
+      postfix = {'best': f'{max(history):.4f}', 'evals': len(history)}
+      if config.max_wall_seconds:
+        postfix['wall'] = (f'{time.perf_counter() - started:.0f}'
+                           f'/{config.max_wall_seconds} s')
+      bar.set_postfix(postfix)
       logging.info('round %d: %s', round_index + 1, ', '.join(
           f'{k} {v:.4f}' for k, v in logged.items()))
       if out_of_time():
         raise _OutOfTime()
 
+    # A wall-time budget usually ends the search first; its bar counts
+    # rounds without a total and shows the seconds spent instead.
     with driver.progress_bar(desc=strategy.name,
-                             initial=meta['rounds_done'], total=rounds,
+                             initial=meta['rounds_done'],
+                             total=None if config.max_wall_seconds else rounds,
+                             unit='round',
                              disable=not config.progress) as bar:
       try:
         if out_of_time():
