@@ -447,7 +447,7 @@ def search(config: ml_collections.ConfigDict, workdir: str,
       bar.update()
       postfix = {'best': f'{max(history):.4f}', 'evals': len(history)}
       if config.max_wall_seconds:
-        postfix['wall'] = (f'{time.perf_counter() - started:.0f}'
+        postfix['wall'] = (f'{meta["wall_seconds"]:.0f}'
                            f'/{config.max_wall_seconds} s')
       bar.set_postfix(postfix)
       logging.info('round %d: %s', round_index + 1, ', '.join(
