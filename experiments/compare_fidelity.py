@@ -5,9 +5,10 @@ r"""A fixed-fidelity search against a multi-fidelity one at equal wall time.
       --wall_seconds=1800 --epochs=27 --rungs=1,3 --eta=3 --refill=32
 
 Runs, for each seed of `--seeds`, the search of `--config` twice with
-`config.max_wall_seconds=--wall_seconds` and a budget the wall time
-exhausts first (the limit is checked after each round, so a search's last
-round may run over it: the table gives each search's own seconds):
+`config.max_wall_seconds=--wall_seconds` and no limit on evaluations
+(`config.budget=0`). The wall time is checked after each round, so a
+search's last round may run over it: the table gives each search's own
+seconds. The two searches:
 
 * `fixed`: the config's own fidelity (every candidate trains
   `fidelity.epochs` epochs, early stopping aside);

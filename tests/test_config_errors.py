@@ -51,8 +51,10 @@ TRAIN_CASES = [
 ]
 
 SEARCH_CASES = [
-    integer('budget', -5, 1),
-    integer('budget', 0, 1),
+    integer('budget', -5, 0),
+    ('budget', 0, 'config.budget=0 (no limit on evaluations) needs a wall '
+     'time to end the search: set config.max_wall_seconds to a number of '
+     'seconds > 0, or config.budget to a number of evaluations >= 1.'),
     integer('population_size', 0, 1),
     integer('fidelity.epochs', 0, 1),
     integer('fidelity.eval_every', 0, 1),
@@ -167,7 +169,7 @@ def assert_one_line_error(result, message):
     ('train', 'experiments/configs/test.py', '--config.epochs=0',
      'config.epochs=0 is not allowed: it must be an integer >= 1.'),
     ('search', 'experiments/configs/search_test.py', '--config.budget=-5',
-     'config.budget=-5 is not allowed: it must be an integer >= 1.'),
+     'config.budget=-5 is not allowed: it must be an integer >= 0.'),
     ('search', 'experiments/configs/search_test.py',
      '--config.population_size=0',
      'config.population_size=0 is not allowed: it must be an integer >= 1.'),

@@ -331,11 +331,13 @@ def test_the_search_and_its_choice_never_read_the_test_split(
   assert summary['test_ndcg@20'] != reference['test_ndcg@20']
 
 
+@pytest.mark.parametrize('budget', [None, 0], ids=['budget', 'no_budget'])
 def test_a_wall_time_budget_ends_the_search_after_the_round_that_spends_it(
-    uninterrupted, tmp_path, capsys, monkeypatch):
+    uninterrupted, tmp_path, capsys, monkeypatch, budget):
   """The first round outlasts a one-second budget: the search stops there,
   records that round as the uninterrupted search did, and its progress bar
-  counts rounds against the wall time rather than against the budget."""
+  counts rounds against the wall time rather than against the budget;
+  alike with the config's budget of evaluations and with none (0)."""
   reference_dir, _ = uninterrupted
   train_round = evaluation.PopulationEvaluator.__call__
 
@@ -350,6 +352,8 @@ def test_a_wall_time_budget_ends_the_search_after_the_round_that_spends_it(
     config.max_wall_seconds = 1
     config.final.reference = ''
     config.progress = True
+    if budget is not None:
+      config.budget = budget
   workdir = str(tmp_path / 'timed')
   summary = loop.run_search(config, workdir)
   assert summary['rounds'] == 1 and summary['evaluations'] == 4

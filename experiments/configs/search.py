@@ -20,7 +20,8 @@ def get_config() -> ml_collections.ConfigDict:
 
   # 'adversarial' | 'random' | 'evolution' | 'reinforce' | 'tpe' | 'local'.
   config.strategy = 'adversarial'
-  # Evaluations (rounded up to whole populations).
+  # Evaluations (rounded up to whole populations without refills); 0 sets
+  # no limit, for a search that max_wall_seconds ends.
   config.budget = 208
   # Wall-time limit of the search in seconds (0: none).
   config.max_wall_seconds = 0

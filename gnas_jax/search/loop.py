@@ -10,8 +10,8 @@ trial store and tells the strategy. With successive halving and
 `config.fidelity.refill`, the round tells the strategy the candidates that
 stop as they stop and trains its new proposals in their slots
 (`evaluation.PopulationEvaluator`). Rounds continue until `config.budget`
-evaluations (rounded up to whole rounds without refills) or
-`config.max_wall_seconds`. Then the `config.final.top_k` best distinct
+evaluations (rounded up to whole rounds without refills; 0 sets no
+limit), `config.max_wall_seconds` or the end of the space. Then the `config.final.top_k` best distinct
 architectures and the reference preset are retrained at full fidelity
 (the training protocol of `config`) with each of `config.final.seeds`,
 and the architecture with the best mean validation NDCG@20 is tested.
@@ -163,10 +163,11 @@ class _OutOfTime(Exception):
 
 
 # The search's counts with their least allowed values (see
-# `driver.check_config`): a budget or population below one would search
-# nothing and report no best architecture, and a zero fidelity fails
-# inside population training.
-SEARCH_MINIMA = (('budget', 1), ('population_size', 1),
+# `driver.check_config`): a population below one would search nothing and
+# report no best architecture, and a zero fidelity fails inside
+# population training. A budget of 0 is no limit on evaluations, for a
+# search that its wall time ends (`check_config`).
+SEARCH_MINIMA = (('budget', 0), ('population_size', 1),
                  ('fidelity.epochs', 1), ('fidelity.eval_every', 1),
                  ('fidelity.patience', 1), ('fidelity.batch_size', 1),
                  ('final.top_k', 0))
@@ -187,6 +188,11 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                                and not isinstance(wall, bool) and wall >= 0):
     raise ValueError(f'config.max_wall_seconds={wall!r} is not allowed: it '
                      'must be a number >= 0 (0: no limit).')
+  if config.get('budget') == 0 and not wall:
+    raise ValueError(
+        'config.budget=0 (no limit on evaluations) needs a wall time to end '
+        'the search: set config.max_wall_seconds to a number of seconds > 0, '
+        'or config.budget to a number of evaluations >= 1.')
   fidelity = config.get('fidelity')
   if fidelity is not None:
     check_rungs(fidelity.get('rungs') or (), fidelity.get('eta', 3),
@@ -318,7 +324,10 @@ def search(config: ml_collections.ConfigDict, workdir: str,
     os.makedirs(workdir, exist_ok=True)
     evaluator = evaluation.PopulationEvaluator(config, data, choices)
     size = config.population_size
-    rounds = math.ceil(config.budget / size)
+    # Without a limit on evaluations the wall time or the end of the space
+    # ends the search: the space's size is a budget only the latter reaches.
+    budget = config.budget or space.count_canonical(choices)
+    rounds = math.ceil(budget / size)
     init_key, _ = search_lib.round_keys(config.seed)
     state = strategy.init(init_key)
     checkpoints = _StateCheckpoints(os.path.join(workdir, 'search_state'))
@@ -469,7 +478,7 @@ def search(config: ml_collections.ConfigDict, workdir: str,
         # refilling round evaluates more than its population, so there the
         # budget is the count of evaluations itself.
         search_lib.fold(strategy, evaluate,
-                        config.budget if refills else rounds * size, size,
+                        budget if refills else rounds * size, size,
                         config.seed, state=state,
                         rounds_done=meta['rounds_done'], on_round=on_round,
                         refills=refills)
