@@ -7,6 +7,7 @@ import os
 import pathlib
 import shutil
 import tempfile
+import time
 
 import jax
 import numpy as np
@@ -149,3 +150,19 @@ def small_strategy():
   """`(name, space) -> strategy` with `SMALL_OPTIONS`, one per name and
   space, so that each strategy's programs compile once per session."""
   return _small_strategy
+
+
+@pytest.fixture
+def rounds_outlast_a_second(monkeypatch):
+  """Every search round takes over a second, so that a one-second wall-time
+  limit ends a search after its first round however warm the compile
+  caches are."""
+  from gnas_jax.search import evaluation  # pylint: disable=g-import-not-at-top
+  train_round = evaluation.PopulationEvaluator.__call__
+
+  def slow_round(self, *args, **kwargs):
+    result = train_round(self, *args, **kwargs)
+    time.sleep(1.1)
+    return result
+
+  monkeypatch.setattr(evaluation.PopulationEvaluator, '__call__', slow_round)

@@ -2,26 +2,15 @@
 
 import json
 import os
-import time
 
 import pytest
 
 from experiments import fidelity
 from experiments.configs import search_test
-from gnas_jax.search import evaluation
 
 
-def test_both_searches_get_the_same_wall_time_and_protocol(tmp_path,
-                                                           monkeypatch):
-  # Every round outlasts the one-second limit, however fast the machine.
-  train_round = evaluation.PopulationEvaluator.__call__
-
-  def slow_round(self, *args, **kwargs):
-    result = train_round(self, *args, **kwargs)
-    time.sleep(1.1)
-    return result
-
-  monkeypatch.setattr(evaluation.PopulationEvaluator, '__call__', slow_round)
+@pytest.mark.usefixtures('rounds_outlast_a_second')
+def test_both_searches_get_the_same_wall_time_and_protocol(tmp_path):
   config = search_test.get_config()
   with config.unlocked():
     config.strategy = 'random'

@@ -331,22 +331,15 @@ def test_the_search_and_its_choice_never_read_the_test_split(
   assert summary['test_ndcg@20'] != reference['test_ndcg@20']
 
 
+@pytest.mark.usefixtures('rounds_outlast_a_second')
 @pytest.mark.parametrize('budget', [None, 0], ids=['budget', 'no_budget'])
 def test_a_wall_time_budget_ends_the_search_after_the_round_that_spends_it(
-    uninterrupted, tmp_path, capsys, monkeypatch, budget):
+    uninterrupted, tmp_path, capsys, budget):
   """The first round outlasts a one-second budget: the search stops there,
   records that round as the uninterrupted search did, and its progress bar
   counts rounds against the wall time rather than against the budget;
   alike with the config's budget of evaluations and with none (0)."""
   reference_dir, _ = uninterrupted
-  train_round = evaluation.PopulationEvaluator.__call__
-
-  def slow_round(self, *args, **kwargs):
-    result = train_round(self, *args, **kwargs)
-    time.sleep(1.1)
-    return result
-
-  monkeypatch.setattr(evaluation.PopulationEvaluator, '__call__', slow_round)
   config = search_test.get_config()
   with config.unlocked():
     config.max_wall_seconds = 1
