@@ -11,10 +11,11 @@ trial store and tells the strategy. With successive halving and
 stop as they stop and trains its new proposals in their slots
 (`evaluation.PopulationEvaluator`). Rounds continue until `config.budget`
 evaluations (rounded up to whole rounds without refills; 0 sets no
-limit), `config.max_wall_seconds` or the end of the space. Then the `config.final.top_k` best distinct
-architectures and the reference preset are retrained at full fidelity
-(the training protocol of `config`) with each of `config.final.seeds`,
-and the architecture with the best mean validation NDCG@20 is tested.
+limit), `config.max_wall_seconds` or the end of the space. Then the
+`config.final.top_k` best distinct architectures and the reference preset
+are retrained at full fidelity (the training protocol of `config`) with
+each of `config.final.seeds`, and the architecture with the best mean
+validation NDCG@20 is tested.
 
 The rounds are `gnas_jax.search.fold` over the strategy's token
 arrays; architectures are decoded only to train them, and written as
