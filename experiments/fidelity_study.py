@@ -58,6 +58,11 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'Where the runs are kept.')
 _NUM_ARCHS = flags.DEFINE_integer('num_archs', 40, 'Architectures drawn.')
 _RUNGS = flags.DEFINE_list('rungs', ['1', '3', '9', '27'],
                            'Epochs at which low fidelity is scored.')
+_ROUND_SIZE = flags.DEFINE_integer(
+    'round_size', None, 'Candidates of the fixed-fidelity round whose '
+    'epochs each replayed schedule gets (default: config.population_size); '
+    'fewer compares fidelity batch sizes at equal seconds, where an epoch of '
+    'the smaller batch costs more.')
 _OUT = flags.DEFINE_string('out', 'results/fidelity',
                            'Output path without its extension.')
 flags.mark_flags_as_required(['workdir'])
@@ -71,6 +76,11 @@ def main(argv):
   if rungs[0] < 1:
     raise ValueError(f'--rungs={_RUNGS.value} must be epochs >= 1.')
   config = _CONFIG.value
+  round_size = (config.population_size if _ROUND_SIZE.value is None
+                else _ROUND_SIZE.value)
+  if round_size < 1:
+    raise ValueError(f'--round_size={round_size} is not allowed: it must be '
+                     'a number of candidates >= 1.')
   config.progress = False
   search_fidelity = config.fidelity.to_dict()
   data = driver.TrainingData.from_config(config)
@@ -106,14 +116,13 @@ def main(argv):
                **{f'test_{k}': v for k, v in fidelity.correlations(
                    fixed, full_test).items()}})
   schedules = fidelity.schedule_rows(
-      curves, full_valid, search_fidelity['epochs'], config.population_size,
-      rungs[-1])
+      curves, full_valid, search_fidelity['epochs'], round_size, rungs[-1])
   write(rows, schedules, curves, rungs, full_valid, archs, full, config,
-        search_fidelity, data.dataset.name)
+        search_fidelity, data.dataset.name, round_size)
 
 
 def write(rows, schedules, curves, rungs, full_valid, archs, full, config,
-          search_fidelity, dataset: str) -> None:
+          search_fidelity, dataset: str, round_size: int) -> None:
   """`<out>.json` (every figure), `<out>.md` (the table), `<out>.png`."""
   out = _OUT.value
   os.makedirs(os.path.dirname(out) or '.', exist_ok=True)
@@ -149,10 +158,10 @@ def write(rows, schedules, curves, rungs, full_valid, archs, full, config,
   lines += [f'| {r["fidelity"]} | {r["spearman"]:.3f} | {r["kendall"]:.3f} '
             f'| {r["test_spearman"]:.3f} | {r["test_kendall"]:.3f} |'
             for r in rows]
-  budget = config.population_size * search_fidelity['epochs']
+  budget = round_size * search_fidelity['epochs']
   lines += [
       '', f'Schedules replayed on these curves at the epochs of one '
-      f'fixed-fidelity round ({config.population_size} candidates x '
+      f'fixed-fidelity round ({round_size} candidates x '
       f'{search_fidelity["epochs"]} epochs = {budget}): a round of as many '
       'of the architectures as the schedule pays for (at most '
       f'{len(archs)}), halved at each rung by best validation NDCG@20 so '

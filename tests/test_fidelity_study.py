@@ -12,14 +12,18 @@ from conftest import ROOT
 from experiments import fidelity
 
 
+def run_study(workdir, *options):
+  return subprocess.run(
+      [sys.executable, '-m', 'experiments.fidelity_study',
+       '--config=experiments/configs/search_test.py', f'--workdir={workdir}',
+       '--num_archs=4', '--rungs=2,1', *options],
+      cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
 @pytest.fixture(scope='module')
 def study(tmp_path_factory):
   workdir = tmp_path_factory.mktemp('fidelity')
-  result = subprocess.run(
-      [sys.executable, '-m', 'experiments.fidelity_study',
-       '--config=experiments/configs/search_test.py', f'--workdir={workdir}',
-       '--num_archs=4', '--rungs=2,1', f'--out={workdir}/fidelity'],
-      cwd=ROOT, capture_output=True, text=True, timeout=600)
+  result = run_study(workdir, f'--out={workdir}/fidelity')
   assert result.returncode == 0, result.stderr[-3000:]
   with open(workdir / 'fidelity.json') as f:
     return workdir, json.load(f)
@@ -57,6 +61,32 @@ def test_full_protocol_scores_are_the_retrained_runs(study):
     assert arch['full_test_ndcg@20'] == run['test/ndcg@20']
     # Low fidelity trains every candidate to the last rung.
     assert np.isfinite(arch['curve']).all() and len(arch['curve']) == 2
+
+
+def test_a_smaller_round_replays_at_its_epochs_from_the_kept_runs(study):
+  """--round_size gives every schedule the epochs of a smaller fixed round
+  (equal seconds for a costlier epoch) and trains nothing again."""
+  workdir, record = study
+  kept = (workdir / 'low_fidelity.jsonl').read_text()
+  result = run_study(workdir, '--round_size=2', f'--out={workdir}/small')
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'Low fidelity: architectures' not in result.stderr
+  assert (workdir / 'low_fidelity.jsonl').read_text() == kept
+  small = json.loads((workdir / 'small.json').read_text())
+  assert small['archs'] == record['archs']
+  (fixed,) = [r for r in small['schedules'] if not r['rungs']]
+  # search_test's fixed fidelity: 2 epochs, so 2 candidates x 2 epochs.
+  assert (fixed['round_size'], fixed['cost']) == (2, 4)
+  assert all(r['cost'] <= 4 for r in small['schedules'])
+  assert '(2 candidates x 2 epochs = 4)' in (workdir / 'small.md').read_text()
+
+
+def test_a_round_of_no_candidates_is_refused_before_any_training(tmp_path):
+  result = run_study(tmp_path / 'never', '--round_size=0')
+  assert result.returncode == 1
+  assert ('Error: --round_size=0 is not allowed: it must be a number of '
+          'candidates >= 1.\n') in result.stderr
+  assert not (tmp_path / 'never').exists()
 
 
 def test_halving_cost_counts_every_candidate_epoch():
