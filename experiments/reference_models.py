@@ -33,6 +33,7 @@ import numpy as np
 from experiments import common
 from experiments import paper
 from gnas_jax import driver
+from gnas_jax import graph as graph_lib
 from gnas_jax import metrics
 from gnas_jax import reference
 
@@ -121,8 +122,8 @@ def evaluate_references(data: driver.TrainingData, grid: list[float],
 
   results = {'popular': scored(*reference.popularity_representations(
       dataset.num_users, popularity))}
-  matrix = reference.training_matrix(dataset.train, dataset.num_users,
-                                     dataset.num_items)
+  matrix = graph_lib.interaction_matrix(dataset.train, dataset.num_users,
+                                        dataset.num_items)
   results['ease'] = []
   with driver.progress_bar(desc='EASE', total=len(grid), unit='weight',
                            disable=not progress) as bar:

@@ -137,6 +137,14 @@ def columns_per_product(num_nodes: int, platform: str | None = None) -> int:
   return 256 if platform == 'cpu' else 8192
 
 
+def interaction_matrix(train: np.ndarray, num_users: int,
+                       num_items: int) -> np.ndarray:
+  """`[U, I]` float32 matrix with ones at the `[n, 2]` training pairs."""
+  matrix = np.zeros((num_users, num_items), np.float32)
+  matrix[train[:, 0], train[:, 1]] = 1.0
+  return matrix
+
+
 def build_graph(train: np.ndarray, num_users: int, num_items: int,
                 backend: str = 'auto') -> BipartiteGraph:
   """Builds the bipartite graph of the training interactions.
@@ -181,9 +189,7 @@ def build_graph(train: np.ndarray, num_users: int, num_items: int,
           _log_degrees(degrees.astype(np.float64), np))]).astype(np.float32)
   dense = None
   if backend == 'dense':
-    dense = np.zeros((num_users, num_items), np.float32)
-    dense[train[:, 0], train[:, 1]] = 1.0
-    dense = jnp.asarray(dense)
+    dense = jnp.asarray(interaction_matrix(train, num_users, num_items))
   graph = jraph.GraphsTuple(
       nodes=None, edges=None, globals=None,
       senders=jnp.asarray(senders, jnp.int32),

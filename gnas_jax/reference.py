@@ -23,14 +23,6 @@ from __future__ import annotations
 import numpy as np
 
 
-def training_matrix(train: np.ndarray, num_users: int,
-                    num_items: int) -> np.ndarray:
-  """`[U, I]` float32 matrix with ones at the `[n, 2]` training pairs."""
-  matrix = np.zeros((num_users, num_items), np.float32)
-  matrix[train[:, 0], train[:, 1]] = 1.0
-  return matrix
-
-
 def ease_memory_bytes(num_items: int) -> int:
   """Peak memory of `ease_weights`: a float64 Gram matrix and its inverse."""
   return 2 * 8 * num_items * num_items

@@ -161,3 +161,9 @@ def test_unknown_backend_lists_choices():
   with pytest.raises(ValueError, match=r"Unknown propagation backend 'csr'.*"
                      r"sparse"):
     graph_lib.build_graph(TINY_PAIRS, 2, 3, 'csr')
+
+
+def test_interaction_matrix_marks_the_training_pairs():
+  matrix = graph_lib.interaction_matrix(np.array([[0, 1], [2, 0], [2, 1]]),
+                                        3, 2)
+  np.testing.assert_array_equal(matrix, [[0, 1], [0, 0], [1, 1]])

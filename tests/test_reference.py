@@ -42,12 +42,6 @@ def test_popularity_representations_score_every_user_by_item_popularity():
   np.testing.assert_array_equal(users @ items.T, [[4, 0, 7]] * 3)
 
 
-def test_training_matrix_marks_the_training_pairs():
-  matrix = reference.training_matrix(np.array([[0, 1], [2, 0], [2, 1]]), 3,
-                                     2)
-  np.testing.assert_array_equal(matrix, [[0, 1], [0, 0], [1, 1]])
-
-
 @pytest.mark.parametrize('values,bad', [(['10', '0'], "'0'"),
                                         (['-1'], "'-1'"),
                                         (['ten'], "'ten'")])
