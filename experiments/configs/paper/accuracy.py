@@ -85,10 +85,10 @@ SEARCHED = {
             'decoder=dot,temperature=0.1,loss=softmax,lr=0.01,l2=0.0001,'
             'agg=ngcf/ngcf/lightgcn,act=identity/elu/leaky_relu,'
             'residual=0/0/1'),
-        # The fixed-fidelity search at the full protocol's batch 2048
-        # (results/fidelity_b2048.md; search seed 0, 1200 s, 128
-        # evaluations): of its 3 finalists, the best full-protocol
-        # validation NDCG@20 (0.2960 at its own lr and L2).
+        # The README's fixed-fidelity search at the full protocol's batch
+        # 2048 (search seed 0, 1200 s, 128 evaluations): of its 3
+        # finalists, the best full-protocol validation NDCG@20 (0.2960 at
+        # its own lr and L2).
         'adversarial, batch 2048, 20 min': (
             'width=64,layers=3,norm=sym,readout=concat,edge_dropout=0.1,'
             'decoder=cosine,temperature=0.2,loss=softmax,lr=0.01,l2=1e-05,'
