@@ -20,9 +20,15 @@ same for the search's current fixed fidelity (the best of its
 evaluations). It then replays schedules of successive halving on the
 recorded curves (`fidelity.schedule_rows`): at the compute of one
 fixed-fidelity round, which pick does each schedule make, judged by the
-full protocol. Every training run is kept under `--workdir` and resumes,
-so an interrupted study continues where it stopped. Writes `<out>.md`,
-`<out>.json` and `<out>.png`.
+full protocol. Writes `<out>.md`, `<out>.json` and `<out>.png`.
+
+Every measurement is added, as it finishes, to a record beside the
+outputs (or at `--record`): `<out>_low_fidelity.jsonl` (the curves) and
+`<out>_full.jsonl` (the full-protocol results). Run again with them, the study
+trains only what the records lack, so it may go on in another session or
+on another machine from the committed records alone; a record measured
+under another protocol (data, seed, batch sizes, epochs...) is refused.
+Checkpoints stay under `--workdir`, where an interrupted training resumes.
 """
 
 from __future__ import annotations
@@ -45,7 +51,6 @@ from experiments import fidelity
 from experiments import paper
 from gnas_jax import driver
 from gnas_jax import space
-from gnas_jax.search import evaluation
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
@@ -65,6 +70,10 @@ _ROUND_SIZE = flags.DEFINE_integer(
     'the smaller batch costs more.')
 _OUT = flags.DEFINE_string('out', 'results/fidelity',
                            'Output path without its extension.')
+_RECORD = flags.DEFINE_string(
+    'record', None, 'Path prefix of the records of measurements, '
+    '<record>_low_fidelity.jsonl and <record>_full.jsonl (default: --out); '
+    "another study's prefix replays its measurements in new outputs.")
 flags.mark_flags_as_required(['workdir'])
 
 
@@ -88,16 +97,11 @@ def main(argv):
                        space.subspace_from_string(config.space))
   workdir = _WORKDIR.value
   os.makedirs(workdir, exist_ok=True)
+  record = _RECORD.value or _OUT.value
   curves = fidelity.low_fidelity_curves(
-      config, data, archs, rungs[-1],
-      os.path.join(workdir, 'low_fidelity.jsonl'))
-  full = []
-  for index, arch in enumerate(archs):
-    logging.info('Full protocol %d of %d: %s', index + 1, len(archs), arch)
-    (run,) = driver.train_with_seeds(
-        config, evaluation.retraining_directory(workdir, arch), arch,
-        [config.seed], data)
-    full.append(run)
+      config, data, archs, rungs[-1], record + '_low_fidelity.jsonl')
+  full = fidelity.full_protocol_runs(config, data, archs, workdir,
+                                     record + '_full.jsonl')
   full_valid = np.array([r['valid/ndcg@20'] for r in full])
   full_test = np.array([r['test/ndcg@20'] for r in full])
   # The search's fixed fidelity: the best of its evaluations.

@@ -67,11 +67,13 @@ def test_a_smaller_round_replays_at_its_epochs_from_the_kept_runs(study):
   """--round_size gives every schedule the epochs of a smaller fixed round
   (equal seconds for a costlier epoch) and trains nothing again."""
   workdir, record = study
-  kept = (workdir / 'low_fidelity.jsonl').read_text()
-  result = run_study(workdir, '--round_size=2', f'--out={workdir}/small')
+  kept = (workdir / 'fidelity_low_fidelity.jsonl').read_text()
+  result = run_study(workdir, '--round_size=2', f'--out={workdir}/small',
+                     f'--record={workdir}/fidelity')
   assert result.returncode == 0, result.stderr[-3000:]
   assert 'Low fidelity: architectures' not in result.stderr
-  assert (workdir / 'low_fidelity.jsonl').read_text() == kept
+  assert 'Full protocol' not in result.stderr
+  assert (workdir / 'fidelity_low_fidelity.jsonl').read_text() == kept
   small = json.loads((workdir / 'small.json').read_text())
   assert small['archs'] == record['archs']
   (fixed,) = [r for r in small['schedules'] if not r['rungs']]
@@ -79,6 +81,42 @@ def test_a_smaller_round_replays_at_its_epochs_from_the_kept_runs(study):
   assert (fixed['round_size'], fixed['cost']) == (2, 4)
   assert all(r['cost'] <= 4 for r in small['schedules'])
   assert '(2 candidates x 2 epochs = 4)' in (workdir / 'small.md').read_text()
+
+
+def test_the_records_alone_carry_a_study_to_another_workdir(study,
+                                                            tmp_path):
+  """A study continued without its checkpoints (another session, another
+  machine) trains nothing its records hold and writes the same figures."""
+  workdir, record = study
+  records = {name: (workdir / name).read_text() for name in
+             ('fidelity_low_fidelity.jsonl', 'fidelity_full.jsonl')}
+  full = [json.loads(line) for line in
+          records['fidelity_full.jsonl'].splitlines()]
+  assert [r['arch'] for r in full] == [a['arch'] for a in record['archs']]
+  assert [r['valid/ndcg@20'] for r in full] == [
+      a['full_valid_ndcg@20'] for a in record['archs']]
+  for name, text in records.items():
+    (tmp_path / name).write_text(text)
+  result = run_study(tmp_path / 'empty', f'--out={tmp_path}/fidelity')
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'Low fidelity: architectures' not in result.stderr
+  assert 'Full protocol' not in result.stderr
+  assert not (tmp_path / 'empty' / 'final').exists()
+  again = json.loads((tmp_path / 'fidelity.json').read_text())
+  assert again['archs'] == record['archs'] and again['rows'] == record['rows']
+
+
+def test_a_record_of_another_protocol_is_refused(study, tmp_path):
+  workdir, _ = study
+  for name in ('fidelity_low_fidelity.jsonl', 'fidelity_full.jsonl'):
+    (tmp_path / name).write_text((workdir / name).read_text())
+  result = run_study(tmp_path / 'other', f'--out={tmp_path}/fidelity',
+                     '--config.patience=7')
+  assert result.returncode == 1
+  assert (f'{tmp_path}/fidelity_full.jsonl:1: ' in result.stderr
+          and 'was measured with patience=' in result.stderr
+          and 'this study asks for patience=7' in result.stderr)
+  assert not (tmp_path / 'other' / 'final').exists()
 
 
 def test_a_round_of_no_candidates_is_refused_before_any_training(tmp_path):
