@@ -38,6 +38,10 @@ _CONFIG = config_flags.DEFINE_config_file(
     'config', 'experiments/configs/ml100k_baselines.py',
     'Configuration with `archs` and `seeds` lists.', lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.')
+_RECORD = flags.DEFINE_string(
+    'record', None, 'JSON-lines record of finished trainings (results '
+    'only): a training it holds is read from it, whatever the workdir, and '
+    'every other is added to it.')
 flags.mark_flags_as_required(['workdir'])
 
 
@@ -46,7 +50,7 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
   common.quiet_library_logs()
   workdir = _WORKDIR.value
-  results = tuning.run_all(_CONFIG.value, workdir)
+  results = tuning.run_all(_CONFIG.value, workdir, record=_RECORD.value)
   table = tuning.summary_table(results)
   with open(os.path.join(workdir, 'baselines.md'), 'w') as f:
     f.write(table + '\n')

@@ -25,20 +25,18 @@ from gnas_jax.search import loop
 # --- The fidelity study -----------------------------------------------------
 
 
-# What a measurement depends on; a record measured otherwise is refused.
+# What a low-fidelity curve depends on; a record measured otherwise is
+# refused.
 LOW_FIDELITY_KEYS = ('dataset', 'data', 'seed', 'population_size',
                      'fidelity.batch_size', 'num_negatives', 'sampling',
                      'optimizer', 'ks')
-FULL_PROTOCOL_KEYS = ('dataset', 'data', 'seed', 'epochs', 'batch_size',
-                      'patience', 'eval_every', 'early_stopping_metric',
-                      'num_negatives', 'sampling', 'optimizer', 'ks')
 
 
-def protocol(config, keys) -> dict:
-  """The entries `keys` (dotted paths) of `config`, as JSON gives them
-  back (tuples become lists), to compare with a record's."""
+def low_fidelity_protocol(config) -> dict:
+  """The entries `LOW_FIDELITY_KEYS` of `config`, as JSON gives them back
+  (tuples become lists), to compare with a record's."""
   values = {}
-  for key in keys:
+  for key in LOW_FIDELITY_KEYS:
     value = config
     for part in key.split('.'):
       value = value[part]
@@ -46,40 +44,27 @@ def protocol(config, keys) -> dict:
   return json.loads(json.dumps(values))
 
 
-def read_record(path: str, expected: dict) -> dict[str, dict]:
-  """The rows of the JSON-lines record `path` by their 'arch' (none if it
-  does not exist).
+def _recorded_curves(path: str, expected: dict) -> dict[str, list]:
+  """Curve by architecture in the record `path`.
 
   Raises:
-    ValueError: naming the file, line and entries, for a row measured
-      under another protocol than `expected`.
+    ValueError: naming file, line and settings, for a curve measured under
+      another protocol than `expected`.
   """
-  rows = {}
-  if not os.path.exists(path):
-    return rows
-  with open(path) as f:
-    for number, line in enumerate(f, 1):
-      row = json.loads(line)
-      measured = row.get('protocol', {})
-      differing = sorted(key for key in {*expected, *measured}
-                         if expected.get(key) != measured.get(key))
-      if differing:
-        raise ValueError(
-            f'{path}:{number}: {row["arch"]} was measured with '
-            + ', '.join(f'{k}={measured.get(k)!r}' for k in differing)
-            + ', this study asks for '
-            + ', '.join(f'{k}={expected.get(k)!r}' for k in differing)
-            + '; give another --out or remove the record.')
-      rows[row['arch']] = row
-  return rows
-
-
-def append_record(path: str, row: dict) -> None:
-  """Adds `row` to the JSON-lines record `path`, flushed at once so an
-  interrupted study keeps it."""
-  os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-  with open(path, 'a') as f:
-    f.write(json.dumps(row) + '\n')
+  curves = {}
+  for number, row in driver.read_record(path):
+    measured = row.get('protocol', {})
+    differing = sorted(key for key in {*expected, *measured}
+                       if expected.get(key) != measured.get(key))
+    if differing:
+      raise ValueError(
+          f'{path}:{number}: {row["arch"]} was measured with '
+          + ', '.join(f'{k}={measured.get(k)!r}' for k in differing)
+          + ', this study asks for '
+          + ', '.join(f'{k}={expected.get(k)!r}' for k in differing)
+          + '; give another --record or remove the file.')
+    curves[row['arch']] = row['curve']
+  return curves
 
 
 def low_fidelity_curves(config, data: driver.TrainingData, archs,
@@ -87,11 +72,10 @@ def low_fidelity_curves(config, data: driver.TrainingData, archs,
   """`[N, epochs]` validation NDCG@20 after each epoch, trained in
   populations of `config.population_size` as the search trains them, each
   population's rows appended to the JSON-lines record `path` when it
-  finishes (rows already there are not trained again; `read_record`
-  refuses rows of another protocol)."""
-  expected = protocol(config, LOW_FIDELITY_KEYS)
-  done = {arch: row['curve']
-          for arch, row in read_record(path, expected).items()}
+  finishes (rows already there are not trained again; rows of another
+  protocol are refused)."""
+  expected = low_fidelity_protocol(config)
+  done = _recorded_curves(path, expected)
   config = config.copy_and_resolve_references()  # The caller's is kept.
   with config.unlocked():
     config.fidelity.epochs = epochs
@@ -113,33 +97,9 @@ def low_fidelity_curves(config, data: driver.TrainingData, archs,
     result = evaluator(chunk, jax.random.fold_in(key, start))
     for arch, curve in zip(chunk, result['curve']):
       done[arch.to_string()] = curve.tolist()
-      append_record(path, {'arch': arch.to_string(), 'curve': curve.tolist(),
+      driver.append_record(path, {'arch': arch.to_string(), 'curve': curve.tolist(),
                            'protocol': expected})
   return np.array([done[a.to_string()][:epochs] for a in archs])
-
-
-def full_protocol_runs(config, data: driver.TrainingData, archs,
-                       workdir: str, path: str) -> list[dict]:
-  """Each of `archs` trained once (seed `config.seed`) with the training
-  protocol of `config`: read from the JSON-lines record `path` where it is
-  there, else trained in `workdir` (an interrupted run resumes from its
-  checkpoint there) and added to the record. The record holds results
-  only, so a study carries on elsewhere from it without the workdir."""
-  expected = protocol(config, FULL_PROTOCOL_KEYS)
-  done = read_record(path, expected)
-  runs = []
-  for index, arch in enumerate(archs):
-    name = arch.to_string()
-    if name not in done:
-      logging.info('Full protocol %d of %d: %s', index + 1, len(archs), name)
-      (run,) = driver.train_with_seeds(
-          config, evaluation.retraining_directory(workdir, arch), arch,
-          [config.seed], data)
-      run.pop('workdir')
-      done[name] = dict(run, protocol=expected)
-      append_record(path, done[name])
-    runs.append(done[name])
-  return runs
 
 
 def halving_cost(size: int, rungs, eta: int, epochs: int) -> int:

@@ -51,6 +51,7 @@ from experiments import fidelity
 from experiments import paper
 from gnas_jax import driver
 from gnas_jax import space
+from gnas_jax.search import evaluation
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
@@ -100,8 +101,13 @@ def main(argv):
   record = _RECORD.value or _OUT.value
   curves = fidelity.low_fidelity_curves(
       config, data, archs, rungs[-1], record + '_low_fidelity.jsonl')
-  full = fidelity.full_protocol_runs(config, data, archs, workdir,
-                                     record + '_full.jsonl')
+  full = []
+  for index, arch in enumerate(archs):
+    logging.info('Full protocol %d of %d: %s', index + 1, len(archs), arch)
+    (run,) = driver.train_with_seeds(
+        config, evaluation.retraining_directory(workdir, arch), arch,
+        [config.seed], data, record=record + '_full.jsonl')
+    full.append(run)
   full_valid = np.array([r['valid/ndcg@20'] for r in full])
   full_test = np.array([r['test/ndcg@20'] for r in full])
   # The search's fixed fidelity: the best of its evaluations.

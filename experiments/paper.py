@@ -4,7 +4,8 @@ Each `run_<table>(config, run)` makes one table from its configuration
 (`experiments/configs/paper/<table>.py:<scale>`, loaded as `--config`
 loads it) and returns its `Output`, which writes `NAME.md` and `NAME.csv`;
 figures are written by the runner.
-Everything expensive is kept under `run.workdir` as it finishes.
+Everything expensive is kept under `run.workdir` as it finishes; the
+accuracy table's trainings also go to the records of `run.records`.
 """
 
 from __future__ import annotations
@@ -99,11 +100,19 @@ class Run:
 
   `config_args` are the `--config` and `--config.<option>` arguments of a
   run that gave its table that way; empty for `--table` and `--scale`.
+  `records` is a folder for the records of finished trainings (`record`).
   """
   workdir: str
   scale: str = 'small'
   data_dir: str = ''
   config_args: tuple[str, ...] = ()
+  records: str = ''
+
+  def record(self, name: str) -> str | None:
+    """`<records>/<name>.jsonl`, the record of a table's finished trainings
+    (`driver.train_with_seeds`), or None without a records folder."""
+    return (os.path.join(self.records, name + '.jsonl') if self.records
+            else None)
 
   def command(self, table: str) -> str:
     """The command that makes `table` in this run (workdir and data aside)."""
@@ -397,7 +406,8 @@ def run_accuracy(config, run: Run) -> Output:
           (*config.hand_designed, *searched.values())))
       protocol.seeds = tuple(config.seeds)
       protocol.tuning = config.tuning
-    tuned = tuning.run_all(protocol, os.path.join(folder, 'tuned'), data)
+    tuned = tuning.run_all(protocol, os.path.join(folder, 'tuned'), data,
+                           record=run.record(f'accuracy_{dataset_name}'))
     trained = [(name, 'hand-designed', tuned[name])
                for name in config.hand_designed]
     trained += [(label, 'searched', tuned[arch])

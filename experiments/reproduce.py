@@ -28,7 +28,9 @@ by the command, machine and wall time), `NAME.csv` and its PNG figures.
 Everything expensive is kept in the workdir as it finishes (the tabular
 benchmark per population, each search, each trained model), so an
 interrupted command picks up where it stopped and a finished table is
-rewritten in seconds.
+rewritten in seconds. With `--records=DIR` the accuracy table's trainings
+also go to `DIR/accuracy_<dataset>.jsonl` (results only, no checkpoints),
+from which the table goes on without the workdir.
 """
 
 import json
@@ -62,6 +64,12 @@ _DATA_DIR = flags.DEFINE_string(
     'data_dir', os.environ.get('GNAS_DATA_DIR', ''),
     'Folder holding ml-100k/ and gowalla/ (default: $GNAS_DATA_DIR, then '
     'the download cache).')
+_RECORDS = flags.DEFINE_string(
+    'records', None, 'Folder of records of finished trainings, results '
+    'only (the accuracy table: accuracy_<dataset>.jsonl): a training they '
+    'hold is read from them, whatever the workdir, so a table carried over '
+    'its committed records goes on in another session or on another '
+    'machine.')
 flags.mark_flag_as_required('workdir')
 
 
@@ -78,7 +86,8 @@ def _tables() -> tuple[paper.Run, dict[str, ml_collections.ConfigDict]]:
     raise app.UsageError('Give either --table (and --scale) or --config.')
   if _CONFIG.value is None:
     names = paper.TABLES if _TABLE.value == 'all' else (_TABLE.value,)
-    run = paper.Run(_WORKDIR.value, _SCALE.value, _DATA_DIR.value)
+    run = paper.Run(_WORKDIR.value, _SCALE.value, _DATA_DIR.value,
+                    records=_RECORDS.value or '')
     return run, {name: paper.paper_config(name, run.scale) for name in names}
   if flags.FLAGS['scale'].present:
     raise app.UsageError('With --config the scale follows the path: '
@@ -88,7 +97,8 @@ def _tables() -> tuple[paper.Run, dict[str, ml_collections.ConfigDict]]:
   overrides = config_flags.get_override_values(flag)
   args = (f'--config={flag.config_filename}',
           *(f'--config.{k}={_flag_text(v)}' for k, v in overrides.items()))
-  run = paper.Run(_WORKDIR.value, scale, _DATA_DIR.value, args)
+  run = paper.Run(_WORKDIR.value, scale, _DATA_DIR.value, args,
+                  _RECORDS.value or '')
   return run, {name: _CONFIG.value}
 
 

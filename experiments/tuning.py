@@ -35,9 +35,12 @@ def setting_directory(arch: str) -> str:
 
 
 def run_all(config, workdir: str,
-            data: driver.TrainingData | None = None) -> dict[str, dict]:
+            data: driver.TrainingData | None = None,
+            record: str | None = None) -> dict[str, dict]:
   """Tunes (`tuning_grid`) and trains each of `config.archs` on `data`
-  (None: `config`'s dataset).
+  (None: `config`'s dataset), each run in `workdir` or read from the
+  `record` of finished runs, to which it is added
+  (`driver.train_with_seeds`).
 
   Returns:
     architecture -> {'selected': the setting trained with every seed,
@@ -49,7 +52,7 @@ def run_all(config, workdir: str,
   def runs(arch, seeds):
     return driver.train_with_seeds(
         config, os.path.join(workdir, setting_directory(arch)),
-        space.from_string(arch), seeds, data)
+        space.from_string(arch), seeds, data, record=record)
 
   results = {}
   options = config.get('tuning')

@@ -827,14 +827,90 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 # --- Several seeds ---------------------------------------------------------
 
 
+def run_protocol(config: ml_collections.ConfigDict, dataset: data_lib.Dataset,
+                 arch: space.Architecture) -> dict[str, Any]:
+  """What a finished run's results depend on: its `fingerprint` and the
+  epochs, patience and evaluation settings that a resumed run may change."""
+  return {**fingerprint(config, dataset, arch),
+          'epochs': int(config.epochs), 'patience': int(config.patience),
+          'eval_every': int(config.eval_every),
+          'ks': [int(k) for k in config.ks]}
+
+
+def append_record(path: str, row: dict[str, Any]) -> None:
+  """Adds `row` to the JSON-lines record `path` (created with its folder),
+  flushed at once so an interrupted program keeps it."""
+  os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+  with open(path, 'a') as f:
+    f.write(json.dumps(row) + '\n')
+
+
+def read_record(path: str) -> list[tuple[int, dict[str, Any]]]:
+  """`(line number, row)` for each row of the JSON-lines record `path`;
+  none where it does not exist.
+
+  Raises:
+    ValueError: a line that is not a JSON object, naming file and line.
+  """
+  if not os.path.exists(path):
+    return []
+  rows = []
+  with open(path) as f:
+    for number, line in enumerate(f, 1):
+      try:
+        row = json.loads(line)
+        if not isinstance(row, dict):
+          raise ValueError(f'a JSON {type(row).__name__}, not an object')
+      except ValueError as error:
+        raise ValueError(f'{path}:{number} is unreadable '
+                         f'({workdir_lib.describe(error)}); mend or remove '
+                         'that line.') from error
+      rows.append((number, row))
+  return rows
+
+
+def recorded_run(path: str, protocol: dict[str, Any]
+                 ) -> dict[str, Any] | None:
+  """The results that the record `path` (`append_record`) holds for the run
+  `protocol` describes (`run_protocol`, which names its architecture and
+  seed), or None.
+
+  Raises:
+    ValueError: the record holds that architecture and seed trained under
+      another protocol, naming file, line and each setting that differs.
+  """
+  for number, row in read_record(path):
+    recorded = row.get('protocol', {})
+    if (recorded.get('arch'), recorded.get('seed')) != (
+        protocol['arch'], protocol['seed']):
+      continue
+    old, new = _flatten(recorded), _flatten(protocol)
+    changed = sorted(k for k in old.keys() | new.keys()
+                     if old.get(k) != new.get(k))
+    if not changed:
+      return {k: v for k, v in row.items() if k != 'protocol'}
+    raise ValueError(
+        f'{path}:{number}: {protocol["arch"]} (seed {protocol["seed"]}) was '
+        'trained with ' + '; '.join(
+            f'{k}={old.get(k)!r}, this run asks for {new.get(k)!r}'
+            for k in changed)
+        + '. Give another record or remove that line.')
+  return None
+
+
 def train_with_seeds(config: ml_collections.ConfigDict, directory: str,
                      arch: space.Architecture, seeds: Sequence[int],
-                     data: data_lib.Dataset | TrainingData | None = None
-                     ) -> list[dict[str, Any]]:
+                     data: data_lib.Dataset | TrainingData | None = None,
+                     record: str | None = None) -> list[dict[str, Any]]:
   """`arch` trained with the protocol of `config` once per seed.
 
   Seed `s` runs in `directory/seed_<s>`; a finished run is read back from
-  its results.json, an interrupted one resumes.
+  its results.json, an interrupted one resumes. With a `record` (a
+  JSON-lines file of results only, which may be committed), a run it holds
+  under the same protocol (`run_protocol`) is read from it and trains
+  nowhere, and every other finished run is added to it: a program
+  continues from its record in another session or on another machine,
+  without the directories.
 
   Returns:
     Each seed's results, with its 'workdir'.
@@ -843,18 +919,28 @@ def train_with_seeds(config: ml_collections.ConfigDict, directory: str,
   for seed in seeds:
     run_dir = os.path.join(directory, f'seed_{seed}')
     path = os.path.join(run_dir, 'results.json')
+    run_config = config.copy_and_resolve_references()
+    with run_config.unlocked():
+      run_config.seed = seed
+      run_config.progress = False
+    results = protocol = None
+    if record:
+      # Prepared at the first run that needs it, then shared.
+      data = TrainingData.from_config(config, data)
+      protocol = run_protocol(run_config, data.dataset, arch)
+      results = recorded_run(record, protocol)
+      if results is not None:
+        runs.append(dict(results, workdir=run_dir))
+        continue
     if os.path.exists(path):
       with open(path) as f:
         results = json.load(f)
     else:
       logging.info('Training %s with seed %d in %s.', arch, seed, run_dir)
-      # Prepared at the first run that trains, then shared.
       data = TrainingData.from_config(config, data)
-      run_config = config.copy_and_resolve_references()
-      with run_config.unlocked():
-        run_config.seed = seed
-        run_config.progress = False
       results = train_and_evaluate(run_config, run_dir, data, arch)
+    if record:
+      append_record(record, dict(results, protocol=protocol))
     runs.append(dict(results, workdir=run_dir))
   return runs
 

@@ -1,5 +1,7 @@
-"""Tests for the driver's loop: early stopping, evaluation epochs, progress."""
+"""Tests for the driver's loop: early stopping, evaluation epochs, progress;
+and its record of finished runs."""
 
+import re
 import subprocess
 import sys
 
@@ -7,7 +9,9 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
+from experiments.configs import test as test_config
 from gnas_jax import driver
+from gnas_jax import space
 
 
 def test_early_stopping_by_hand():
@@ -160,3 +164,55 @@ def test_candidates_added_at_an_evaluation_train_from_the_next_epoch():
   assert [active.tolist() for _, active in learner.steps] == (
       [[True, True]] * 4 + [[True, False, True]] * 4)
   np.testing.assert_array_equal(stopping.best_epoch, [2, 2, 4])
+
+
+def test_a_record_carries_finished_runs_to_another_directory(
+    tmp_path, monkeypatch):
+  """Runs held by a record are read from it, trained nowhere, whatever the
+  directory; every other finished run is added to it."""
+  config = test_config.get_config()
+  arch = space.from_string('mf')
+  trained = []
+
+  def fake_training(run_config, workdir, data, arch):
+    del data
+    trained.append(run_config.seed)
+    return {'valid/ndcg@20': 0.5 + run_config.seed, 'workdir_seen': workdir,
+            'arch': arch.to_string(), 'seed': run_config.seed}
+
+  monkeypatch.setattr(driver, 'train_and_evaluate', fake_training)
+  record = str(tmp_path / 'records' / 'runs.jsonl')
+  data = driver.TrainingData.from_config(config)
+  driver.train_with_seeds(config, str(tmp_path / 'a'), arch, [0, 1], data,
+                          record=record)
+  again = driver.train_with_seeds(config, str(tmp_path / 'b'), arch, [1, 2],
+                                  data, record=record)
+  assert trained == [0, 1, 2]  # Seed 1 came from the record.
+  assert again[0]['valid/ndcg@20'] == 1.5
+  assert again[0]['workdir'] == str(tmp_path / 'b' / 'seed_1')
+  rows = driver.read_record(record)
+  assert [(n, r['protocol']['seed']) for n, r in rows] == [(1, 0), (2, 1),
+                                                           (3, 2)]
+  assert rows[0][1]['protocol'] == driver.run_protocol(
+      config, data.dataset, arch)
+  # Another architecture shares the record under any protocol.
+  other = space.from_string('lightgcn')
+  with config.unlocked():
+    config.epochs += 1
+  driver.train_with_seeds(config, str(tmp_path / 'c'), other, [0], data,
+                          record=record)
+  assert trained == [0, 1, 2, 0]
+  # The same architecture and seed under another protocol is refused.
+  with pytest.raises(ValueError) as error:
+    driver.train_with_seeds(config, str(tmp_path / 'd'), arch, [0], data,
+                            record=record)
+  assert str(error.value) == (
+      f'{record}:1: {arch.to_string()} (seed 0) was trained with '
+      f'epochs={config.epochs - 1}, this run asks for {config.epochs}. '
+      'Give another record or remove that line.')
+  with open(record, 'a') as f:
+    f.write('[1, 2]\n')
+  with pytest.raises(ValueError, match=re.escape(
+      f'{record}:5 is unreadable (ValueError: a JSON list, not an object); '
+      'mend or remove that line.')):
+    driver.read_record(record)

@@ -54,12 +54,26 @@ def test_a_setting_of_a_per_layer_architecture_is_one_directory():
       'lightgcn_lr=0.01_l2=0.0001')
 
 
-def test_tuning_selects_on_validation_and_trains_the_selection(tmp_path):
+def test_tuning_selects_on_validation_and_trains_the_selection(
+    tmp_path, monkeypatch):
   config = test_config.get_config()
   with config.unlocked():
     config.archs, config.seeds = ('mf',), (0, 1)
     config.tuning = {'lr': (1e-3, 1e-2), 'l2': (0.0,), 'seed': 0}
-  results = tuning.run_all(config, str(tmp_path))['mf']
+  record = str(tmp_path / 'runs.jsonl')
+  results = tuning.run_all(config, str(tmp_path / 'first'),
+                           record=record)['mf']
+  # Another workdir (session, machine) goes on from the record alone.
+  def no_training(*args):
+    raise AssertionError(f'trained again: {args[-1]}')
+  monkeypatch.setattr(tuning.driver, 'train_and_evaluate', no_training)
+  again = tuning.run_all(config, str(tmp_path / 'again'),
+                         record=record)['mf']
+  strip = lambda runs: [{k: v for k, v in r.items() if k != 'workdir'}
+                        for r in runs]
+  assert again['tuning'] == results['tuning']
+  assert strip(again['runs']) == strip(results['runs'])
+  assert len(tuning.driver.read_record(record)) == 3
   scores = results['tuning']
   assert sorted(scores) == ['mf,lr=0.001,l2=0.0', 'mf,lr=0.01,l2=0.0']
   assert results['selected'] == max(scores, key=scores.get)
@@ -79,10 +93,11 @@ def test_a_diverging_setting_loses_the_tuning_and_the_others_go_on(
     tmp_path, monkeypatch):
   train_with_seeds = tuning.driver.train_with_seeds
 
-  def diverging_at_high_rates(config, directory, arch, seeds, data):
+  def diverging_at_high_rates(config, directory, arch, seeds, data,
+                              record):
     if arch.lr == 1e-2:
       raise FloatingPointError('Training diverged at epoch 1 (loss nan).')
-    return train_with_seeds(config, directory, arch, seeds, data)
+    return train_with_seeds(config, directory, arch, seeds, data, record)
 
   monkeypatch.setattr(tuning.driver, 'train_with_seeds',
                       diverging_at_high_rates)
