@@ -97,8 +97,9 @@ def low_fidelity_curves(config, data: driver.TrainingData, archs,
     result = evaluator(chunk, jax.random.fold_in(key, start))
     for arch, curve in zip(chunk, result['curve']):
       done[arch.to_string()] = curve.tolist()
-      driver.append_record(path, {'arch': arch.to_string(), 'curve': curve.tolist(),
-                           'protocol': expected})
+      driver.append_record(path, {'arch': arch.to_string(),
+                                  'curve': curve.tolist(),
+                                  'protocol': expected})
   return np.array([done[a.to_string()][:epochs] for a in archs])
 
 

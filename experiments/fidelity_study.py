@@ -24,11 +24,12 @@ full protocol. Writes `<out>.md`, `<out>.json` and `<out>.png`.
 
 Every measurement is added, as it finishes, to a record beside the
 outputs (or at `--record`): `<out>_low_fidelity.jsonl` (the curves) and
-`<out>_full.jsonl` (the full-protocol results). Run again with them, the study
-trains only what the records lack, so it may go on in another session or
-on another machine from the committed records alone; a record measured
-under another protocol (data, seed, batch sizes, epochs...) is refused.
-Checkpoints stay under `--workdir`, where an interrupted training resumes.
+`<out>_full.jsonl` (the full-protocol results, `driver.train_with_seeds`).
+Run again with those records, the study trains only what they lack, so it
+may go on in another session or on another machine from the committed
+records alone; a measurement recorded under another protocol (data, seed,
+batch sizes, epochs...) is refused. Checkpoints stay under `--workdir`,
+where an interrupted training resumes.
 """
 
 from __future__ import annotations
