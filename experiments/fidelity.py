@@ -54,14 +54,13 @@ def _recorded_curves(path: str, expected: dict) -> dict[str, list]:
   curves = {}
   for number, row in driver.read_record(path):
     measured = row.get('protocol', {})
-    differing = sorted(key for key in {*expected, *measured}
-                       if expected.get(key) != measured.get(key))
+    differing = driver.changed_settings(measured, expected)
     if differing:
       raise ValueError(
           f'{path}:{number}: {row["arch"]} was measured with '
-          + ', '.join(f'{k}={measured.get(k)!r}' for k in differing)
+          + ', '.join(f'{k}={old!r}' for k, old, _ in differing)
           + ', this study asks for '
-          + ', '.join(f'{k}={expected.get(k)!r}' for k in differing)
+          + ', '.join(f'{k}={new!r}' for k, _, new in differing)
           + '; give another --record or remove the file.')
     curves[row['arch']] = row['curve']
   return curves

@@ -512,6 +512,16 @@ def _flatten(tree: dict[str, Any], prefix: str = '') -> dict[str, Any]:
   return flat
 
 
+def changed_settings(old: dict[str, Any], new: dict[str, Any]
+                     ) -> list[tuple[str, Any, Any]]:
+  """`(dotted key, old value, new value)` for each setting that differs
+  between two nested settings dicts (`_flatten`), sorted by key; None
+  stands for a missing one."""
+  old, new = _flatten(old), _flatten(new)
+  return [(k, old.get(k), new.get(k)) for k in sorted(old.keys() | new.keys())
+          if old.get(k) != new.get(k)]
+
+
 def _check_fingerprint(workdir: str, current: dict[str, Any],
                        started: bool) -> bool:
   """Compares `current` with the fingerprint the workdir's run recorded.
@@ -538,12 +548,10 @@ def _check_fingerprint(workdir: str, current: dict[str, Any],
       raise ValueError(
           f'{path} is unreadable ({workdir_lib.describe(error)}); restore it '
           'or choose a new workdir.') from error
-    old, new = _flatten(recorded), _flatten(current)
-    changed = sorted(k for k in old.keys() | new.keys()
-                     if old.get(k) != new.get(k))
+    changed = changed_settings(recorded, current)
     if changed:
-      details = '; '.join(f'{k} was {old.get(k)!r}, now {new.get(k)!r}'
-                          for k in changed)
+      details = '; '.join(f'{k} was {old!r}, now {new!r}'
+                          for k, old, new in changed)
       raise ValueError(
           f'{workdir} holds a training run with other settings: {details}. '
           'Resume it with the same ones (only the epochs, patience and '
@@ -884,16 +892,14 @@ def recorded_run(path: str, protocol: dict[str, Any]
     if (recorded.get('arch'), recorded.get('seed')) != (
         protocol['arch'], protocol['seed']):
       continue
-    old, new = _flatten(recorded), _flatten(protocol)
-    changed = sorted(k for k in old.keys() | new.keys()
-                     if old.get(k) != new.get(k))
+    changed = changed_settings(recorded, protocol)
     if not changed:
       return {k: v for k, v in row.items() if k != 'protocol'}
     raise ValueError(
         f'{path}:{number}: {protocol["arch"]} (seed {protocol["seed"]}) was '
         'trained with ' + '; '.join(
-            f'{k}={old.get(k)!r}, this run asks for {new.get(k)!r}'
-            for k in changed)
+            f'{k}={old!r}, this run asks for {new!r}'
+            for k, old, new in changed)
         + '. Give another record or remove that line.')
   return None
 
