@@ -95,6 +95,10 @@ class ModelShape:
   def edge_dropout(self) -> bool:
     return max(self.values('edge_dropout')) > 0 and self.max_layers > 0
 
+  @property
+  def message_dropout(self) -> bool:
+    return max(self.values('message_dropout')) > 0 and self.max_layers > 0
+
   @classmethod
   def covering(cls, archs: Sequence[space.Architecture]) -> ModelShape:
     """The smallest shape that computes every architecture in `archs`."""
@@ -199,7 +203,7 @@ class GNNRecommender(nn.Module):
     Args:
       graph: the bipartite training graph.
       arch: `[space.NUM_DECISIONS]` int32 encoded architecture.
-      train: enables edge dropout (needs a 'dropout' RNG).
+      train: enables edge and message dropout (needs a 'dropout' RNG).
 
     Returns:
       `[N, output_dim]` representations, users first, then items; scores are
@@ -254,7 +258,16 @@ class GNNRecommender(nn.Module):
     if depth and 'weighted' in shape.values('readout'):
       readout_logits = self.param('readout_logits', nn.initializers.zeros,
                                   (depth + 1,))
-    edge_mask = self._edge_dropout(graph, arch, train)
+    edge_mask, message_keys = None, None
+    if train and (shape.edge_dropout or shape.message_dropout):
+      # The edge key comes first whether or not the shape drops edges, so
+      # that an architecture draws the same masks alone and in any group.
+      edge_key = self.make_rng('dropout')
+      if shape.edge_dropout:
+        edge_mask = self._edge_dropout(graph, arch, edge_key)
+      if shape.message_dropout:
+        # One key per layer, drawn here: a layer may run in `lax.cond`.
+        message_keys = [self.make_rng('dropout') for _ in range(depth)]
 
     def forward(width: int, masked: bool) -> jax.Array:
       """The representations, computed at a static `width`."""
@@ -292,7 +305,7 @@ class GNNRecommender(nn.Module):
       needs_propagation = any(a != 'gat' for a in aggregations)
       residuals = shape.values('residual')
 
-      def layer_output(h, layer_params, agg, act, residual):
+      def layer_output(h, layer_params, agg, act, residual, key):
         # One propagation serves every aggregation type but attention.
         aggregated = propagate(h) if needs_propagation else None
         pre_activation = select(
@@ -306,6 +319,12 @@ class GNNRecommender(nn.Module):
           out = out + h
         elif True in residuals:
           out = out + jnp.where(residual == 1, h, 0.0)
+        if key is not None:
+          # NGCF's message dropout: on the output, which the next layer and
+          # the readout both read (rate 0 keeps every entry).
+          rate = arch_value(arch, 'message_dropout')
+          keep = jax.random.bernoulli(key, 1.0 - rate, out.shape)
+          out = jnp.where(keep, out / (1.0 - rate), 0.0)
         return out * mask if masked else out
 
       readout_inputs = [h]
@@ -314,7 +333,8 @@ class GNNRecommender(nn.Module):
         agg = arch[space.POSITIONS['agg'].start + layer]
         operands = (h, layer_params, agg,
                     arch[space.POSITIONS['act'].start + layer],
-                    arch[space.POSITIONS['residual'].start + layer])
+                    arch[space.POSITIONS['residual'].start + layer],
+                    message_keys and message_keys[layer])
         if varying_depth and self.vectorised:
           h = jnp.where(layer < num_layers, layer_output(*operands), h)
         elif varying_depth:
@@ -388,15 +408,12 @@ class GNNRecommender(nn.Module):
     return lambda x: scale_out[:, None] * graph_lib.propagate(
         graph, scale_in[:, None] * x, keep, keep)
 
-  def _edge_dropout(self, graph, arch, train):
-    """`[2E]` bool mask of the edges kept by edge dropout, or None."""
-    if not (train and self.shape.edge_dropout):
-      return None
+  def _edge_dropout(self, graph, arch, key):
+    """`[2E]` bool mask of the edges kept by edge dropout."""
     rate = arch_value(arch, 'edge_dropout')
     # Dropping an interaction removes both of its directed edges: the mask
     # is the same on an edge and its reverse, so it commutes with transposes.
-    keep = jax.random.bernoulli(
-        self.make_rng('dropout'), 1.0 - rate, (graph.num_interactions,))
+    keep = jax.random.bernoulli(key, 1.0 - rate, (graph.num_interactions,))
     return keep[graph.edge_interaction]
 
   def _readout(self, arch, outputs, num_layers, logits):

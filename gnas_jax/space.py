@@ -27,6 +27,9 @@ Decisions (choices in the order their indices encode them):
                 `norm`)
   act[l]        layer l's activation
   residual[l]   whether layer l adds its input (a self-loop)
+  message_dropout  share of each layer's output entries dropped per step
+                (NGCF's message dropout; searched only where a search
+                space names it)
 
 The string form, which users type in `--config.arch`, is comma-separated
 `name=value` pairs, per-layer values joined by '/', e.g.
@@ -36,6 +39,10 @@ The string form, which users type in `--config.arch`, is comma-separated
 A preset name may start the string, and later pairs override it
 (`lightgcn,layers=2`); a per-layer decision given one value applies it to
 every layer.
+
+A decision that the default search holds at its default (`Decision.optional`)
+is written only when set, so that strings from before it existed stay the
+strings of the same models.
 
 `SEARCH_SPACE` declares the space for the search
 (`gnas_jax.search.SearchSpace`): one position per entry of the encoded
@@ -74,6 +81,12 @@ class Decision:
   def default_choices(self) -> tuple[Any, ...]:
     return self.choices if self.searched is None else self.searched
 
+  @property
+  def optional(self) -> bool:
+    """Whether the default search holds this decision at one choice (its
+    default, which an architecture string leaves out)."""
+    return len(self.default_choices) == 1
+
 
 DECISIONS: tuple[Decision, ...] = (
     Decision('width', (16, 32, 64, 128)),
@@ -92,6 +105,9 @@ DECISIONS: tuple[Decision, ...] = (
     Decision('act', ('identity', 'relu', 'leaky_relu', 'tanh', 'gelu',
                      'elu'), per_layer=True),
     Decision('residual', (False, True), per_layer=True),
+    # Last, so that every earlier decision keeps its position in the
+    # encoded vectors of searches recorded before it.
+    Decision('message_dropout', (0.0, 0.1, 0.2, 0.3), searched=(0.0,)),
 )
 DECISION_BY_NAME = {d.name: d for d in DECISIONS}
 
@@ -145,6 +161,7 @@ class Architecture:
   agg: tuple[str, ...] = ('lightgcn',) * 3
   act: tuple[str, ...] = ('identity',) * 3
   residual: tuple[bool, ...] = (False,) * 3
+  message_dropout: float = 0.0
 
   def __post_init__(self):
     for decision in DECISIONS:
@@ -182,10 +199,13 @@ class Architecture:
     return decode(SEARCH_SPACE.canonical(self.encode()))
 
   def to_string(self) -> str:
-    """The string form; `from_string(a.to_string()) == a`."""
+    """The string form; `from_string(a.to_string()) == a`. An optional
+    decision at its default is left out."""
     parts = []
     for decision in DECISIONS:
       value = getattr(self, decision.name)
+      if decision.optional and (value,) == decision.default_choices:
+        continue
       if decision.per_layer:
         text = '/'.join(_format_value(v) for v in value)
       else:
@@ -304,9 +324,11 @@ PRESETS: dict[str, Architecture] = {
     # He et al. 2020: no transform or activation, symmetric normalisation,
     # mean of the layer outputs including layer 0.
     'lightgcn': _uniform_layers(3, 'lightgcn', 'identity'),
-    # Wang et al. 2019: W1 (h + A h) + W2 (h * A h), LeakyReLU, layer outputs
-    # (L2-normalised) concatenated.
-    'ngcf': _uniform_layers(3, 'ngcf', 'leaky_relu', readout='concat'),
+    # Wang et al. 2019: W1 (h + A h) + W2 (h * A h), LeakyReLU, message
+    # dropout 0.1 on each layer's output, layer outputs (L2-normalised)
+    # concatenated.
+    'ngcf': _uniform_layers(3, 'ngcf', 'leaky_relu', readout='concat',
+                            message_dropout=0.1),
     # Kipf & Welling 2017: W A h + b with ReLU over the renormalised
     # adjacency with self-loops; last layer.
     'gcn': _uniform_layers(2, 'gcn', 'relu', norm='renorm', readout='last'),
@@ -399,6 +421,7 @@ def _declare() -> search_space_lib.SearchSpace:
   # returns the embeddings and there is no graph to drop edges from.
   conditions['readout'] = has_layer(0)
   conditions['edge_dropout'] = has_layer(0)
+  conditions['message_dropout'] = has_layer(0)
   # Only the cosine decoder divides by a temperature.
   conditions['temperature'] = {'decoder': ('cosine',)}
   # Attention ignores the normalisation, which matters while some layer

@@ -244,6 +244,36 @@ def test_edge_dropout_only_in_training(sparse_graph):
   assert not np.allclose(train[0], train[1])
 
 
+def test_message_dropout_drops_what_the_next_layer_and_the_readout_read(
+    small_pairs, sparse_graph):
+  """NGCF's message dropout on a 2-layer LightGCN with the layer outputs
+  concatenated: each layer's block is its propagation of the previous
+  block, with entries either dropped or scaled by 1 / (1 - rate)."""
+  rate = 0.3
+  arch = space.from_string(
+      f'lightgcn,layers=2,readout=concat,message_dropout={rate}')
+  model, vector, params = init(arch, sparse_graph)
+  adjacency = dense_adjacency(small_pairs, NUM_USERS, NUM_ITEMS)
+  degrees = np.maximum(adjacency.sum(1), 1)
+  a_hat = degrees[:, None] ** -0.5 * adjacency * degrees ** -0.5
+  reps = np.asarray(model.apply(params, sparse_graph, vector, train=True,
+                                rngs={'dropout': jax.random.PRNGKey(3)}))
+  blocks = np.split(reps, 3, axis=1)
+  np.testing.assert_allclose(blocks[0], params['params']['embedding'])
+  dropped = []
+  for previous, block in zip(blocks, blocks[1:]):
+    kept = a_hat @ previous / (1 - rate)
+    assert np.all(np.isclose(block, kept, rtol=1e-4, atol=1e-6) |
+                  (block == 0))
+    dropped.append(np.mean(block == 0))
+  # 27 x 64 entries per layer: the share dropped is near the rate.
+  np.testing.assert_allclose(dropped, rate, atol=0.05)
+  # Evaluation keeps every entry.
+  evaluation = model.apply(params, sparse_graph, vector)
+  np.testing.assert_allclose(evaluation, reference_forward(
+      arch, params, small_pairs), rtol=2e-4, atol=2e-5)
+
+
 def test_parameter_count():
   assert models.count_parameters(space.preset('lightgcn'), 10, 20) == 30 * 64
   assert models.count_parameters(space.preset('gcn'), 10, 20) == (

@@ -21,10 +21,12 @@ from gnas_jax import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_USERS, NUM_ITEMS, STEPS = 40, 50, 50
-# Every aggregation, activation, normalisation, readout, decoder and loss,
-# at small widths and depths so that the one compilation stays quick.
+# Every aggregation, activation, normalisation, readout, decoder, loss and
+# dropout, at small widths and depths so that the one compilation stays
+# quick.
 CHOICES = space.subspace(width=(16, 32), layers=(0, 1, 2),
-                         norm=space.DECISION_BY_NAME['norm'].choices)
+                         norm=space.DECISION_BY_NAME['norm'].choices,
+                         message_dropout=(0.0, 0.1))
 
 
 @pytest.fixture(scope='module')

@@ -140,6 +140,20 @@ def test_restriction_keeps_the_layout_and_narrows_the_mask():
   assert not narrow.contains(space.enumerate()).all()
 
 
+def test_a_decision_held_at_one_choice_draws_nothing():
+  """Uniform samples of a space with a decision held at one choice have
+  the other decisions' values of the space without that decision."""
+  without = search.SearchSpace({'op0': ('a', 'b', 'c'), 'op1': ('a', 'b')})
+  held = search.SearchSpace(
+      {'op0': ('a', 'b', 'c'), 'op1': ('a', 'b'), 'extra': (0, 1, 2)},
+      allowed={'extra': (1,)})
+  expected = without.uniform(np.random.default_rng(4), 50)
+  got = held.uniform(np.random.default_rng(4), 50)
+  np.testing.assert_array_equal(got[:, :2], expected)
+  np.testing.assert_array_equal(got[:, 2], 1)
+  assert len({tuple(row) for row in got}) == 6
+
+
 def test_bad_configurations_are_named():
   narrow = conditional_space(op_0=('gcn',))
   with pytest.raises(ValueError, match="'gat' of decision 'op_0' is outside"):

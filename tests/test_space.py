@@ -22,11 +22,30 @@ def test_presets_round_trip_through_strings_and_vectors(name):
 def test_vector_layout():
   arch = space.preset('lightgcn')
   vector = arch.encode()
-  assert vector.shape == (space.NUM_DECISIONS,) == (10 + 3 * space.MAX_LAYERS,)
+  assert vector.shape == (space.NUM_DECISIONS,) == (11 + 3 * space.MAX_LAYERS,)
   assert vector[space.index('width')] == space.choice_index('width', 64)
   assert vector[space.index('layers')] == 3
   # Unused layer slots hold choice 0.
   assert vector[space.POSITIONS['agg']].tolist() == [0, 0, 0, 0]
+
+
+def test_an_optional_decision_is_written_only_when_set():
+  """Message dropout, outside the default search, keeps the strings of
+  models without it as they were before it existed."""
+  lightgcn = space.preset('lightgcn')
+  assert 'message_dropout' not in lightgcn.to_string()
+  assert lightgcn.to_string() == (
+      'width=64,layers=3,norm=sym,readout=mean,edge_dropout=0.0,decoder=dot,'
+      'temperature=0.1,loss=bpr,lr=0.001,l2=0.0001,'
+      'agg=lightgcn/lightgcn/lightgcn,act=identity/identity/identity,'
+      'residual=0/0/0')
+  ngcf = space.preset('ngcf')
+  assert ngcf.message_dropout == 0.1
+  assert ngcf.to_string().endswith(',message_dropout=0.1')
+  assert space.from_string('lightgcn,message_dropout=0') == lightgcn
+  # Without layers there is nothing to drop.
+  assert space.from_string('mf,message_dropout=0.2').canonical() == (
+      space.preset('mf').canonical())
 
 
 def test_preset_with_overrides_and_per_layer_values():
@@ -160,7 +179,8 @@ def _canonical_by_hand(tokens):
   tokens = np.array(tokens)
   default = {name: space.choice_index(name, getattr(space.Architecture(),
                                                     name))
-             for name in ('temperature', 'readout', 'norm', 'edge_dropout')}
+             for name in ('temperature', 'readout', 'norm', 'edge_dropout',
+                          'message_dropout')}
   for row in tokens:
     layers = space.DECISION_BY_NAME['layers'].choices[
         row[space.index('layers')]]
@@ -175,7 +195,7 @@ def _canonical_by_hand(tokens):
       row[space.index('readout')] = space.choice_index('readout', 'mean')
     gat = space.choice_index('agg', 'gat')
     if layers == 0:
-      for name in ('norm', 'readout', 'edge_dropout'):
+      for name in ('norm', 'readout', 'edge_dropout', 'message_dropout'):
         row[space.index(name)] = default[name]
     elif all(row[space.POSITIONS['agg']][:layers] == gat):
       row[space.index('norm')] = default['norm']

@@ -393,10 +393,15 @@ class SearchSpace:
     over distinct architectures)."""
     counts = self.mask.sum(-1)
     allowed_first = np.argsort(~self.mask, axis=-1, kind='stable')
+    # A position with one allowed choice takes it without a draw: a
+    # decision added to a space and held at one choice leaves the draws of
+    # the others as they were.
+    free = counts > 1
     rows, found = [], 0
     for _ in range(1000):
-      picks = (rng.random((max(num, 1), self.num_positions)) * counts
-               ).astype(np.int32)
+      picks = np.zeros((max(num, 1), self.num_positions), np.int32)
+      draws = rng.random((max(num, 1), int(free.sum())))
+      picks[:, free] = (draws * counts[free]).astype(np.int32)
       tokens = allowed_first[np.arange(self.num_positions), picks]
       tokens = self.canonical(tokens)
       tokens = tokens[self.contains(tokens)]
