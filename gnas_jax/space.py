@@ -201,10 +201,12 @@ class Architecture:
   def to_string(self) -> str:
     """The string form; `from_string(a.to_string()) == a`. An optional
     decision at its default is left out."""
+    defaults = {f.name: f.default for f in dataclasses.fields(self)}
     parts = []
     for decision in DECISIONS:
       value = getattr(self, decision.name)
-      if decision.optional and (value,) == decision.default_choices:
+      # Left out only at the value that `from_string` fills back in.
+      if decision.optional and value == defaults[decision.name]:
         continue
       if decision.per_layer:
         text = '/'.join(_format_value(v) for v in value)
