@@ -354,6 +354,16 @@ class _Progress:
     return cls(**saved)
 
 
+def _appended_decisions_at_default(older: np.ndarray,
+                                   current: np.ndarray) -> bool:
+  """Whether `older`, an encoding saved before the decisions after its end
+  were appended to `space.DECISIONS`, holds `current`: the same leading
+  indices, and choice 0 (each appended decision's default) after them."""
+  return (older.ndim == 1 and older.shape[0] < current.shape[0]
+          and np.array_equal(older, current[:older.shape[0]])
+          and not current[older.shape[0]:].any())
+
+
 class _Checkpoints:
   """The latest states (to resume) and the best state (to test), via orbax.
 
@@ -362,6 +372,8 @@ class _Checkpoints:
   """
 
   def __init__(self, directory: str):
+    # orbax refuses a relative path once it writes.
+    directory = os.path.abspath(directory)
     self.latest = ocp.CheckpointManager(
         os.path.join(directory, 'latest'),
         options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
@@ -390,32 +402,41 @@ class _Checkpoints:
     """
     path = workdir_lib.step_path(manager, step)
     arch = space.decode(np.asarray(template.arch)).to_string()
-    try:
-      restored = manager.restore(step, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(template),
+
+    def restore(state_template):
+      return manager.restore(step, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(state_template),
           progress=ocp.args.JsonRestore()))
+
+    try:
+      restored = restore(template)
+      state = restored.state
     except Exception as error:
       # Tells a damaged step from an intact one of another model: the latter
       # reads back without the template.
       try:
-        manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(),
-            progress=ocp.args.JsonRestore()))
+        untyped = restore(None)
       except Exception:  # pylint: disable=broad-except
         raise error from None
-      raise workdir_lib.CheckpointMismatch(
-          f'Checkpoint {path} holds another model than {arch} on this '
-          f'dataset ({workdir_lib.describe(error)}); resume it with the '
-          'architecture and data it was trained with or choose a new '
-          'workdir.') from error
-    saved_arch = np.asarray(restored.state.arch)
+      older = np.asarray(untyped.state['arch'])
+      if not _appended_decisions_at_default(older, np.asarray(template.arch)):
+        raise workdir_lib.CheckpointMismatch(
+            f'Checkpoint {path} holds another model than {arch} on this '
+            f'dataset ({workdir_lib.describe(error)}); resume it with the '
+            'architecture and data it was trained with or choose a new '
+            'workdir.') from error
+      # Saved before decisions were appended to the encoding: the same
+      # model, whose vector lacks the new decisions' (default) slots.
+      restored = restore(template.replace(arch=np.zeros_like(older)))
+      state = restored.state.replace(arch=template.arch)
+    saved_arch = np.asarray(state.arch)
     if not np.array_equal(saved_arch, np.asarray(template.arch)):
       raise workdir_lib.CheckpointMismatch(
           f'Checkpoint {path} holds architecture '
           f'{space.decode(saved_arch).to_string()}, not {arch}; resume it '
           'with the architecture it was trained with or choose a new '
           'workdir.')
-    return restored.state, _Progress.from_json(restored.progress)
+    return state, _Progress.from_json(restored.progress)
 
   def restore_latest(self, template: train.TrainState
                      ) -> tuple[train.TrainState, _Progress] | None:

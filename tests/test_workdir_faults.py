@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 
+import orbax.checkpoint as ocp
 import pytest
 
 from conftest import needs_data
@@ -491,6 +492,55 @@ def test_a_run_checkpointed_in_the_earlier_progress_layout_resumes(
       assert results[key] == pytest.approx(value, rel=1e-6), key
   results = driver.train_and_evaluate(training_config(epochs=4), workdir)
   assert results['epochs_run'] == 4
+
+
+def test_a_run_checkpointed_before_a_decision_was_appended_resumes(
+    trained, tmp_path):
+  """Its checkpoints hold an encoding one slot shorter (saved before
+  message dropout, say): the same model, since the slot is at its default.
+  Other shapes stay refused."""
+  workdir = str(tmp_path / 'workdir')
+  shutil.copytree(trained[0], workdir,
+                  ignore=shutil.ignore_patterns('checkpoints'))
+
+  def rewrite(trim):
+    saved = driver._Checkpoints(os.path.join(trained[0], 'checkpoints'))
+    older = driver._Checkpoints(os.path.join(workdir, 'checkpoints'))
+    for name in ('latest', 'best'):
+      source, target = getattr(saved, name), getattr(older, name)
+      for step in source.all_steps():
+        untyped = source.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(),
+            progress=ocp.args.JsonRestore()))
+        untyped.state['arch'] = trim(untyped.state['arch'])
+        target.save(step, args=ocp.args.Composite(
+            state=ocp.args.StandardSave(untyped.state),
+            progress=ocp.args.JsonSave(untyped.progress)))
+        target.wait_until_finished()
+
+  rewrite(lambda arch: arch[:-1])
+  results = driver.train_and_evaluate(training_config(), workdir)
+  for key, value in trained[1].items():
+    if key.startswith(('test/', 'valid/')) or key in ('best_epoch',
+                                                       'epochs_run'):
+      assert results[key] == pytest.approx(value, rel=1e-6), key
+  shutil.rmtree(os.path.join(workdir, 'checkpoints'))
+  # A shorter vector whose kept slots differ holds another model.
+  rewrite(lambda arch: (arch + 1)[:-1])
+  with pytest.raises(ValueError, match=re.escape(
+      f'Checkpoint {workdir}/checkpoints/latest/3 holds another model than '
+      f'{space.from_string(training_config().arch).to_string()} on this '
+      'dataset')):
+    driver.train_and_evaluate(training_config(), workdir)
+
+
+def test_a_relative_workdir_resumes_and_saves(trained, tmp_path,
+                                              monkeypatch):
+  copy_workdir(trained[0], tmp_path)
+  monkeypatch.chdir(tmp_path)
+  results = driver.train_and_evaluate(training_config(epochs=4), 'workdir')
+  assert results['epochs_run'] == 4
+  assert os.path.isdir(tmp_path / 'workdir/checkpoints/latest/4')
 
 
 def test_a_training_workdir_holds_one_run(trained, tmp_path):
