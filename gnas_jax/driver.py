@@ -358,10 +358,12 @@ def _appended_decisions_at_default(older: np.ndarray,
                                    current: np.ndarray) -> bool:
   """Whether `older`, an encoding saved before the decisions after its end
   were appended to `space.DECISIONS`, holds `current`: the same leading
-  indices, and choice 0 (each appended decision's default) after them."""
-  return (older.ndim == 1 and older.shape[0] < current.shape[0]
-          and np.array_equal(older, current[:older.shape[0]])
-          and not current[older.shape[0]:].any())
+  indices, and each appended decision at its default after them."""
+  kept = older.shape[0] if older.ndim == 1 else current.shape[0]
+  defaults = space.Architecture().encode()
+  return (kept < current.shape[0]
+          and np.array_equal(older, current[:kept])
+          and np.array_equal(current[kept:], defaults[kept:]))
 
 
 class _Checkpoints:

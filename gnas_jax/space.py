@@ -106,9 +106,9 @@ DECISIONS: tuple[Decision, ...] = (
                      'elu'), per_layer=True),
     Decision('residual', (False, True), per_layer=True),
     # Last, so that every earlier decision keeps its position in the
-    # encoded vectors of searches recorded before it; its default is its
-    # first choice (index 0), so a checkpoint saved before it, whose vector
-    # ends earlier, still resumes.
+    # encoded vectors of searches recorded before it (and a training
+    # checkpoint saved before it, whose vector ends earlier, resumes at
+    # its default).
     Decision('message_dropout', (0.0, 0.1, 0.2, 0.3), searched=(0.0,)),
 )
 DECISION_BY_NAME = {d.name: d for d in DECISIONS}
