@@ -108,17 +108,16 @@ def generate(model: ArchitectureGenerator, params,
   return rollout(model, params, space, num, key=key)
 
 
-def policy_loss(model, params, space, tokens, advantages, entropy_weight,
-                old_log_prob=None, clip: float = 0.0):
-  """Policy gradient with an entropy bonus.
+def policy_objective(log_prob, entropy, advantages, entropy_weight,
+                     old_log_prob=None, clip: float = 0.0):
+  """Policy gradient with an entropy bonus, from the `[B]` log-probabilities
+  and entropies of samples under the policy being trained.
 
   With `clip > 0` and the sampling log-probabilities `old_log_prob`, the
   PPO clipped surrogate `-E[min(r A, clip(r, 1-eps, 1+eps) A)]` with
   `r = p / p_old` (Schulman et al. 2017); otherwise REINFORCE,
   `-E[A log p]`. Both subtract `entropy_weight * H`.
   """
-  _, log_prob, entropy = rollout(model, params, space, tokens.shape[0],
-                                 given=tokens)
   if clip > 0:
     ratio = jnp.exp(log_prob - old_log_prob)
     surrogate = jnp.minimum(ratio * advantages,
@@ -126,6 +125,13 @@ def policy_loss(model, params, space, tokens, advantages, entropy_weight,
   else:
     surrogate = advantages * log_prob
   return -jnp.mean(surrogate) - entropy_weight * jnp.mean(entropy)
+
+
+def policy_loss(model, params, space, tokens, advantages, entropy_weight):
+  """REINFORCE's `policy_objective` of `[B, K]` canonical `tokens`."""
+  _, log_prob, entropy = rollout(model, params, space, tokens.shape[0],
+                                 given=tokens)
+  return policy_objective(log_prob, entropy, advantages, entropy_weight)
 
 
 @functools.partial(jax.jit, static_argnames=('model', 'space', 'optimizer'))
@@ -244,11 +250,14 @@ def adversarial_round(generator: ArchitectureGenerator, space,
             accuracy), None
 
   def generator_objective(params, tokens, old_log_prob, advantages):
-    loss = policy_loss(generator, params, space, tokens, advantages,
-                       entropy_weight, old_log_prob, clip)
-    _, truth_log_prob, _ = rollout(generator, params, space, truth.shape[0],
-                                   given=truth)
-    return loss - refit_weight * jnp.mean(truth_log_prob)
+    # One rollout scores the samples and the truth set together: the
+    # compiled round holds one copy of the unrolled generator, not two.
+    _, log_prob, entropy = rollout(generator, params, space,
+                                   batch_size + truth.shape[0],
+                                   given=jnp.concatenate([tokens, truth]))
+    loss = policy_objective(log_prob[:batch_size], entropy[:batch_size],
+                            advantages, entropy_weight, old_log_prob, clip)
+    return loss - refit_weight * jnp.mean(log_prob[batch_size:])
 
   def generator_step(carry, key):
     params, opt_state = carry
@@ -256,15 +265,20 @@ def adversarial_round(generator: ArchitectureGenerator, space,
     reward = discriminator.apply(discriminator_params, fake)
     advantages = (reward - reward.mean()) / (reward.std() + 1e-8)
     old_log_prob = jax.lax.stop_gradient(log_prob)
-    # PPO reuses each batch of samples for several updates, which the
-    # clipped ratio keeps close to the policy that drew them.
-    for _ in range(ppo_epochs if clip > 0 else 1):
+
+    def update(carry, _):
+      params, opt_state = carry
       grads = jax.grad(generator_objective)(params, tokens, old_log_prob,
                                             advantages)
       updates, opt_state = generator_optimizer.update(grads, opt_state,
                                                       params)
-      params = optax.apply_updates(params, updates)
-    return (params, opt_state), None
+      return (optax.apply_updates(params, updates), opt_state), None
+
+    # PPO reuses each batch of samples for several updates, which the
+    # clipped ratio keeps close to the policy that drew them; a scan, not
+    # a loop, so that the program holds one update whatever their number.
+    return jax.lax.scan(update, (params, opt_state), None,
+                        length=ppo_epochs if clip > 0 else 1)
 
   discriminator_key, generator_key = jax.random.split(key)
   steps = real_batches.shape[0]
