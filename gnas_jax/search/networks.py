@@ -72,20 +72,16 @@ def rollout(model, params, space: space_lib.SearchSpace, num: int,
     log-probabilities and entropies `[N]` summed over the active
     positions.
   """
-  carry = jnp.zeros((num, model.hidden))
-  tokens = jnp.zeros((num, space.num_positions), jnp.int32)
-  previous = jnp.full((num,), space.vocab, jnp.int32)
-  log_prob = jnp.zeros((num,))
-  entropy = jnp.zeros((num,))
-  for position in space.order.tolist():
-    carry, logits = model.apply(params, carry, previous, jnp.asarray(position))
+  def decide(state, position):
+    carry, tokens, previous, log_prob, entropy = state
+    carry, logits = model.apply(params, carry, previous, position)
     allowed = space.reachable(position, tokens, jnp)
     log_probs = jax.nn.log_softmax(jnp.where(allowed, logits, -1e9))
     if given is None:
       token = jax.random.categorical(jax.random.fold_in(key, position),
                                      log_probs)
     else:
-      token = given[:, position]
+      token = jnp.take(given, position, axis=1)
     token = space.canonical_at(position, token, tokens, jnp)
     tokens = tokens.at[:, position].set(token.astype(jnp.int32))
     # An inactive decision takes its default, which it did not choose
@@ -96,7 +92,17 @@ def rollout(model, params, space: space_lib.SearchSpace, num: int,
     entropy += jnp.where(
         active, -jnp.sum(jnp.exp(log_probs) * jnp.where(allowed, log_probs,
                                                         0.0), -1), 0.0)
-    previous = token
+    return (carry, tokens, token, log_prob, entropy), None
+
+  # A scan over the positions, not a Python loop: the compiled program
+  # holds one decision step however many decisions the space has (the
+  # space's rules are arrays indexed by position).
+  state = (jnp.zeros((num, model.hidden)),
+           jnp.zeros((num, space.num_positions), jnp.int32),
+           jnp.full((num,), space.vocab, jnp.int32),
+           jnp.zeros((num,)), jnp.zeros((num,)))
+  (_, tokens, _, log_prob, entropy), _ = jax.lax.scan(
+      decide, state, jnp.asarray(space.order))
   return tokens, log_prob, entropy
 
 
@@ -251,7 +257,7 @@ def adversarial_round(generator: ArchitectureGenerator, space,
 
   def generator_objective(params, tokens, old_log_prob, advantages):
     # One rollout scores the samples and the truth set together: the
-    # compiled round holds one copy of the unrolled generator, not two.
+    # compiled round holds one copy of the rollout, not two.
     _, log_prob, entropy = rollout(generator, params, space,
                                    batch_size + truth.shape[0],
                                    given=jnp.concatenate([tokens, truth]))

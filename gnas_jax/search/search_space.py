@@ -47,6 +47,7 @@ import itertools
 import math
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+import jax
 import numpy as np
 
 Clause = Mapping[str, Sequence[Any]]
@@ -150,6 +151,7 @@ class SearchSpace:
       for value in self.allowed[name]:
         self.mask[position, self.choice_index(name, value)] = True
     self.order = self._topological_order()
+    self._build_rules()
     self._table = self._tabulate() if canonicalize else None
 
   # -- Declaration helpers ---------------------------------------------------
@@ -253,62 +255,94 @@ class SearchSpace:
     return {name: self.choices[name][int(tokens[i])]
             for i, name in enumerate(self.names)}
 
-  def _clause_holds(self, clause: Clause, tokens, xp):
-    holds = xp.ones(tokens.shape[:-1], bool)
-    for name, values in clause.items():
-      member = np.zeros(self.vocab, bool)
-      member[[self.choice_index(name, v) for v in values]] = True
-      holds = holds & xp.asarray(member)[tokens[..., self._position[name]]]
-    return holds
+  def _clause_table(self, clause: Clause | None) -> np.ndarray:
+    """`[K, V]` bool: the choices each position may hold for `clause` to
+    hold (all of them where it names no decision); None: a clause that
+    never holds."""
+    table = np.full((self.num_positions, self.vocab), clause is not None)
+    for name, values in (clause or {}).items():
+      table[self._position[name]] = False
+      table[self._position[name],
+            [self.choice_index(name, v) for v in values]] = True
+    return table
 
-  def _is_active(self, name: str, tokens, xp):
-    clauses = self.conditions.get(name)
-    if not clauses:
-      return xp.ones(tokens.shape[:-1], bool)
-    active = xp.zeros(tokens.shape[:-1], bool)
-    for clause in clauses:
-      active = active | self._clause_holds(clause, tokens, xp)
-    return active
+  def _build_rules(self) -> None:
+    """The conditions and equivalences as arrays indexed by position, so
+    that one program, stepping through the positions with the position as
+    data (a `lax.scan`), applies every decision's rules:
 
-  def canonical_at(self, position: int, token, tokens, xp=np):
-    """The canonical token at `position` given the canonical tokens of
-    the positions before it in `order` (`tokens` `[..., K]`; the others
-    are ignored): `token` merged by any equivalence in force, or the
-    default where the decision is inactive."""
-    name = self.names[position]
-    for equivalence in self.equivalences:
-      if equivalence.decision != name:
-        continue
-      table = np.arange(self.vocab)
-      for source, target in equivalence.merge.items():
-        table[self.choice_index(name, source)] = self.choice_index(name,
-                                                                   target)
-      token = xp.where(self._clause_holds(equivalence.when, tokens, xp),
-                       xp.asarray(table)[token], token)
-    default = self.choice_index(name, self.defaults[name])
-    return xp.where(self._is_active(name, tokens, xp), token, default)
+    * `_condition` `[K, C, K, V]`: the clauses of each position's condition
+      (a position without one has a single clause that always holds; the
+      padding clauses never hold);
+    * `_merge_when` `[K, E, K, V]` and `_merge` `[K, E, V]`: each
+      position's equivalences, in declaration order, as the clause under
+      which they hold and the token each choice merges to (padding: the
+      identity);
+    * `_default` `[K]`: the token of an inactive position.
+    """
+    conditions = [self.conditions.get(name) or ({},) for name in self.names]
+    merges = [[e for e in self.equivalences if e.decision == name]
+              for name in self.names]
+    width = max(map(len, conditions))
+    depth = max(1, max(map(len, merges)))
+    self._condition = np.stack([
+        np.stack([self._clause_table(clause) for clause in clauses] +
+                 [self._clause_table(None)] * (width - len(clauses)))
+        for clauses in conditions])
+    self._merge_when = np.zeros((self.num_positions, depth,
+                                 self.num_positions, self.vocab), bool)
+    self._merge = np.tile(np.arange(self.vocab, dtype=np.int32),
+                          (self.num_positions, depth, 1))
+    for position, (name, equivalences) in enumerate(zip(self.names, merges)):
+      for slot, equivalence in enumerate(equivalences):
+        self._merge_when[position, slot] = self._clause_table(
+            equivalence.when)
+        for source, target in equivalence.merge.items():
+          self._merge[position, slot, self.choice_index(name, source)] = (
+              self.choice_index(name, target))
+    self._default = np.array([self.choice_index(n, self.defaults[n])
+                              for n in self.names], np.int32)
 
-  def reachable(self, position: int, tokens, xp=np):
+  def _holds(self, clauses, tokens, xp):
+    """`[..., C]` bool: which of `clauses` (`[C, K, V]`) `tokens`
+    (`[..., K]`) satisfy."""
+    member = clauses[:, xp.arange(self.num_positions), tokens]  # [C, ..., K]
+    return xp.moveaxis(xp.all(member, -1), 0, -1)
+
+  def _is_active(self, position, tokens, xp):
+    return xp.any(self._holds(xp.asarray(self._condition)[position], tokens,
+                              xp), -1)
+
+  def canonical_at(self, position, token, tokens, xp=np):
+    """The canonical token at `position` (an int, or an int32 scalar in
+    compiled code) given the canonical tokens of the positions before it
+    in `order` (`tokens` `[..., K]`; the others are ignored): `token`
+    merged by any equivalence in force, or the default where the decision
+    is inactive."""
+    holds = self._holds(xp.asarray(self._merge_when)[position], tokens, xp)
+    merge = xp.asarray(self._merge)[position]
+    for slot in range(merge.shape[0]):
+      token = xp.where(holds[..., slot], merge[slot][token], token)
+    return xp.where(self._is_active(position, tokens, xp), token,
+                    xp.asarray(self._default)[position])
+
+  def reachable(self, position, tokens, xp=np):
     """`[..., V]` bool: the choices canonical tokens may hold at `position`
     given the earlier positions of `tokens`: the allowed choices, each
     replaced by its target where an equivalence in force merges it. (A
     restriction need not allow that target: a space that allows the 'sum'
     readout but not 'mean' still holds the cosine architecture they share.)
     A sampler that draws from these draws canonical tokens only."""
-    name = self.names[position]
-    reach = xp.broadcast_to(xp.asarray(self.mask[position]),
+    reach = xp.broadcast_to(xp.asarray(self.mask)[position],
                             tokens.shape[:-1] + (self.vocab,))
-    for equivalence in self.equivalences:
-      if equivalence.decision != name:
-        continue
-      moves = np.eye(self.vocab, dtype=bool)
-      for source, target in equivalence.merge.items():
-        source = self.choice_index(name, source)
-        moves[source] = False
-        moves[source, self.choice_index(name, target)] = True
-      merged = xp.any(reach[..., :, None] & xp.asarray(moves), axis=-2)
-      holds = self._clause_holds(equivalence.when, tokens, xp)
-      reach = xp.where(holds[..., None], merged, reach)
+    holds = self._holds(xp.asarray(self._merge_when)[position], tokens, xp)
+    merge = xp.asarray(self._merge)[position]
+    choices = xp.arange(self.vocab)
+    for slot in range(merge.shape[0]):
+      # moves[s, t]: choice s becomes t under this equivalence.
+      moves = merge[slot][:, None] == choices[None, :]
+      merged = xp.any(reach[..., :, None] & moves, axis=-2)
+      reach = xp.where(holds[..., slot, None], merged, reach)
     return reach
 
   def _in_reach(self, tokens) -> np.ndarray:
@@ -323,21 +357,31 @@ class SearchSpace:
     """`[..., K]` canonical tokens (numpy, or jnp in compiled code with
     `xp=jnp`). Idempotent; equal outputs mean the same architecture."""
     tokens = xp.asarray(tokens).astype(xp.int32)
-    for position in self.order.tolist():
-      column = self.canonical_at(position, tokens[..., position], tokens, xp)
-      tokens = _set_column(tokens, position, column, xp)
+    if xp is np:
+      tokens = tokens.copy()
+      for position in self.order.tolist():
+        tokens[..., position] = self.canonical_at(
+            position, tokens[..., position], tokens)
+    else:
+      # Compiled: a scan holds one position's rules, not K of them.
+      def settle(tokens, position):
+        column = self.canonical_at(position, xp.take(tokens, position, -1),
+                                   tokens, xp)
+        return tokens.at[..., position].set(column), None
+      tokens, _ = jax.lax.scan(settle, tokens, xp.asarray(self.order))
     if self._table is not None:
       tokens = xp.asarray(self._table[0])[self._flat_index(tokens, xp)]
     return tokens.astype(xp.int32)
 
-  def active_at(self, position: int, tokens, xp=np):
+  def active_at(self, position, tokens, xp=np):
     """`[...]` bool: whether `tokens` decide `position` (its condition
     holds; it reads only positions before it in `order`)."""
-    return self._is_active(self.names[position], tokens, xp)
+    return self._is_active(position, tokens, xp)
 
   def active(self, tokens, xp=np):
     """`[..., K]` bool: the positions canonical `tokens` really decide."""
-    columns = [self._is_active(name, tokens, xp) for name in self.names]
+    columns = [self._is_active(p, tokens, xp)
+               for p in range(self.num_positions)]
     return xp.stack(columns, axis=-1)
 
   def valid(self, tokens, xp=np):
@@ -378,7 +422,7 @@ class SearchSpace:
       column = self.canonical_at(position, tokens[..., position], tokens)
       reach = self.reachable(position, tokens)
       bad = ~np.take_along_axis(reach, column[..., None], -1)[..., 0] & (
-          self._is_active(self.names[position], tokens, np))
+          self._is_active(position, tokens, np))
       if bad.any():
         options = np.flatnonzero(self.mask[position])
         column = np.where(bad, rng.choice(options, size=column.shape),
@@ -535,11 +579,3 @@ def _same(a: Any, b: Any) -> bool:
   return type(a) is type(b) and a == b or (
       isinstance(a, (int, float)) and isinstance(b, (int, float)) and
       not isinstance(a, bool) and not isinstance(b, bool) and a == b)
-
-
-def _set_column(tokens, position, column, xp):
-  if xp is np:
-    tokens = tokens.copy()
-    tokens[..., position] = column
-    return tokens
-  return tokens.at[..., position].set(column)
