@@ -128,34 +128,53 @@ def train_grouped(graph, batches, archs, keys, mode):
   return population
 
 
-@pytest.mark.parametrize('mode', population_lib.MODES)
-def test_grouped_population_equals_each_architecture_trained_alone(problem,
-                                                                   mode):
-  """Each candidate trains as its own program (its `ModelShape.covering`)
-  would train it alone: grouping changes the cost, not the result."""
+def two_programs_of_three():
+  """Six random two-layer architectures, interleaved, that fall in two
+  programs of three (each padded to four): one attending, one not, with
+  different losses."""
+  by_shape = {}
+  for arch in random_archs(0, 400):
+    by_shape.setdefault(population_lib.program_shape(arch, within()),
+                        []).append(arch)
+  deep = [(s, a) for s, a in by_shape.items() if s.values('layers') == (2,)]
+  attending_shape, attending = next(
+      (s, a) for s, a in deep if 'gat' in s.values('agg'))
+  plain = next(a for s, a in deep if 'gat' not in s.values('agg') and
+               s.values('loss') != attending_shape.values('loss'))
+  return [arch for pair in zip(plain[:3], attending[:3]) for arch in pair]
+
+
+def test_grouped_population_equals_each_architecture_trained_alone(problem):
+  """Each candidate trains in its group's program, in either mode, as its
+  own program (its `ModelShape.covering`) would train it alone: grouping
+  changes the cost, not the result."""
   graph, batches, _ = problem
-  archs = random_archs(0, 8)
-  keys = jax.random.split(jax.random.PRNGKey(0), 8)
-  population = train_grouped(graph, batches, archs, keys, mode)
-  assert len(population.groups) > 1
-  failed = population.failed
-  assert failed.sum() < len(archs) // 2  # The comparison must mean much.
-  for i, arch in enumerate(archs):
+  archs = two_programs_of_three()
+  keys = jax.random.split(jax.random.PRNGKey(0), len(archs))
+  alone = []
+  for arch, key in zip(archs, keys):
     own = models.build_model(NUM_USERS, NUM_ITEMS, [arch])
     state = train.init_state(own, train.create_optimizer(), graph,
-                             jnp.asarray(arch.encode()), keys[i])
+                             jnp.asarray(arch.encode()), key)
     for batch in batches:
-      state, step_metrics = train.train_step(own, state, graph, batch,
-                                             keys[i])
-    _, trained = population.candidate(i)
-    if failed[i]:
-      assert not np.isfinite(float(step_metrics['loss'])) or not all(
-          np.isfinite(x).all() for x in jax.tree.leaves(state.params))
-      continue
-    assert int(trained.step) == len(batches)
-    for name, value in state.params['params'].items():
-      np.testing.assert_allclose(trained.params['params'][name], value,
-                                 rtol=2e-4, atol=2e-5, err_msg=name)
+      state, step_metrics = train.train_step(own, state, graph, batch, key)
+    alone.append((state, step_metrics['loss']))
+  for mode in population_lib.MODES:
+    population = train_grouped(graph, batches, archs, keys, mode)
+    assert len(population.groups) == 2
+    failed = population.failed
+    assert failed.sum() < len(archs) // 2  # The comparison must mean much.
+    for i, (state, loss) in enumerate(alone):
+      _, trained = population.candidate(i)
+      if failed[i]:
+        assert not np.isfinite(float(loss)) or not all(
+            np.isfinite(x).all() for x in jax.tree.leaves(state.params))
+        continue
+      assert int(trained.step) == len(batches)
+      for name, value in state.params['params'].items():
+        np.testing.assert_allclose(trained.params['params'][name], value,
+                                   rtol=2e-4, atol=2e-5,
+                                   err_msg=f'{mode} {i} {name}')
 
 
 @pytest.mark.parametrize('mode', population_lib.MODES)
@@ -165,16 +184,19 @@ def test_a_diverging_candidate_touches_no_other(problem, mode):
            for name in ('lightgcn', 'ngcf', 'gcn', 'gat')]
   keys = jax.random.split(jax.random.PRNGKey(1), 5)
   rates = [a.lr for a in archs]
-  base, base_losses = train_population(model, graph, batches, archs,
-                                       keys[:4], rates, mode)
-  # Learning rate 1e3 on a sum-readout GIN overflows within steps.
+  # A sum-readout GIN trains at its own learning rate; at 1e3 it overflows
+  # within steps. The rates are data: both runs share one program.
   diverging = space.from_string('gin,width=32,layers=2,readout=sum')
+  base, base_losses = train_population(model, graph, batches,
+                                       archs + [diverging], keys,
+                                       rates + [diverging.lr], mode)
+  assert not np.asarray(base.failed).any()
   with_bad, losses = train_population(
       model, graph, batches, archs + [diverging], keys, rates + [1e3], mode)
   assert np.asarray(with_bad.failed).tolist() == [False] * 4 + [True]
   assert np.asarray(with_bad.active).tolist() == [True] * 4 + [False]
   # Losses are reported as 0 once a candidate no longer trains.
-  np.testing.assert_array_equal(losses[:4], base_losses)
+  np.testing.assert_array_equal(losses[:4], base_losses[:4])
   for i in range(4):
     jax.tree.map(np.testing.assert_array_equal,
                  candidate(with_bad.state.params, i),
@@ -193,21 +215,29 @@ def test_a_round_compiles_one_program_per_new_group_and_size(problem):
     return {(shape, population_lib.padded_size(shapes.count(shape)))
             for shape in shapes}
 
-  first, second = random_archs(2, 6), random_archs(3, 6)
-  keys = jax.random.split(jax.random.PRNGKey(2), 6)
+  # Three programs: one shared by two candidates, two of one each.
+  first = [space.from_string(text) for text in (
+      'lightgcn,width=16,layers=1', 'mf,width=16', 'gcn,width=16,layers=1',
+      'ngcf,width=32,layers=1')]
+  # The first group's shape alone (a new size), a met shape and size (MF
+  # by another decoder), and a new shape (the other loss).
+  second = [space.from_string(text) for text in (
+      'sage,width=16,layers=1', 'mf,width=16,decoder=cosine',
+      'ngcf,width=32,layers=1,loss=softmax')]
+  assert (len(programs(first)), len(programs(second) - programs(first))) == (
+      3, 2)
+  keys = jax.random.split(jax.random.PRNGKey(2), 4)
   # Counted from an empty cache (other tests compile some of the same).
   population_lib.train_step.clear_cache()
   before = compilations(population_lib.train_step)
   train_grouped(graph, batches[:2], first, keys, 'map')
-  assert compilations(population_lib.train_step) - before == len(
-      programs(first))
+  assert compilations(population_lib.train_step) - before == 3
   # A later round compiles only the (shape, size) pairs it has not met.
   before = compilations(population_lib.train_step)
-  train_grouped(graph, batches[:2], second, keys, 'map')
-  assert compilations(population_lib.train_step) - before == len(
-      programs(second) - programs(first))
+  train_grouped(graph, batches[:2], second, keys[:3], 'map')
+  assert compilations(population_lib.train_step) - before == 2
   before = compilations(population_lib.train_step)
-  train_grouped(graph, batches[:2], list(reversed(second)), keys, 'map')
+  train_grouped(graph, batches[:2], list(reversed(second)), keys[:3], 'map')
   assert compilations(population_lib.train_step) == before
 
 
@@ -411,7 +441,10 @@ from gnas_jax import data, driver, space
 from gnas_jax.search import evaluation
 config = search_test.get_config()
 choices = space.subspace_from_string(config.space)
-archs = space.sample(np.random.default_rng(3), 3, choices)
+# Three candidates of one program, so that its group of three is padded.
+one_program = dict(choices, width=(32,), layers=(1,))
+archs = space.sample(np.random.default_rng(3), 3, one_program)
+assert len({a.to_string() for a in archs}) == 3
 evaluator = evaluation.PopulationEvaluator(
     config, driver.TrainingData.from_config(config), choices)
 result = evaluator(archs, jax.random.PRNGKey(7))
@@ -422,8 +455,8 @@ print(json.dumps({'devices': jax.device_count(),
 
 
 def test_search_rounds_shard_over_four_devices_as_on_one():
-  """A round of 3 candidates, padded to 4 and split over 4 devices, scores
-  as on one device."""
+  """A round of 3 candidates of one program, padded to 4 and split over 4
+  devices, scores as on one device."""
   results = []
   for flags in ('', '--xla_force_host_platform_device_count=4'):
     env = dict(os.environ, XLA_FLAGS=flags, PYTHONPATH=ROOT)
