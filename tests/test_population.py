@@ -129,25 +129,26 @@ def train_grouped(graph, batches, archs, keys, mode):
 
 
 def two_programs_of_three():
-  """Six random two-layer architectures, interleaved, that fall in two
-  programs of three (each padded to four): one attending, one not, with
-  different losses."""
+  """Six random architectures, interleaved, that fall in two programs of
+  three (each padded to four): two attending layers, and one layer without
+  attention and with the other loss."""
   by_shape = {}
   for arch in random_archs(0, 400):
     by_shape.setdefault(population_lib.program_shape(arch, within()),
                         []).append(arch)
-  deep = [(s, a) for s, a in by_shape.items() if s.values('layers') == (2,)]
   attending_shape, attending = next(
-      (s, a) for s, a in deep if 'gat' in s.values('agg'))
-  plain = next(a for s, a in deep if 'gat' not in s.values('agg') and
-               s.values('loss') != attending_shape.values('loss'))
+      (s, a) for s, a in by_shape.items()
+      if s.values('layers') == (2,) and 'gat' in s.values('agg'))
+  plain = next(a for s, a in by_shape.items()
+               if s.values('layers') == (1,) and 'gat' not in s.values('agg')
+               and s.values('loss') != attending_shape.values('loss'))
   return [arch for pair in zip(plain[:3], attending[:3]) for arch in pair]
 
 
-def test_grouped_population_equals_each_architecture_trained_alone(problem):
-  """Each candidate trains in its group's program, in either mode, as its
-  own program (its `ModelShape.covering`) would train it alone: grouping
-  changes the cost, not the result."""
+@pytest.fixture(scope='module')
+def trained_alone(problem):
+  """`(archs, keys, [(state, last loss)])`: each architecture trained as
+  its own program (its `ModelShape.covering`) would train it alone."""
   graph, batches, _ = problem
   archs = two_programs_of_three()
   keys = jax.random.split(jax.random.PRNGKey(0), len(archs))
@@ -159,22 +160,30 @@ def test_grouped_population_equals_each_architecture_trained_alone(problem):
     for batch in batches:
       state, step_metrics = train.train_step(own, state, graph, batch, key)
     alone.append((state, step_metrics['loss']))
-  for mode in population_lib.MODES:
-    population = train_grouped(graph, batches, archs, keys, mode)
-    assert len(population.groups) == 2
-    failed = population.failed
-    assert failed.sum() < len(archs) // 2  # The comparison must mean much.
-    for i, (state, loss) in enumerate(alone):
-      _, trained = population.candidate(i)
-      if failed[i]:
-        assert not np.isfinite(float(loss)) or not all(
-            np.isfinite(x).all() for x in jax.tree.leaves(state.params))
-        continue
-      assert int(trained.step) == len(batches)
-      for name, value in state.params['params'].items():
-        np.testing.assert_allclose(trained.params['params'][name], value,
-                                   rtol=2e-4, atol=2e-5,
-                                   err_msg=f'{mode} {i} {name}')
+  return archs, keys, alone
+
+
+@pytest.mark.parametrize('mode', population_lib.MODES)
+def test_grouped_population_equals_each_architecture_trained_alone(
+    problem, trained_alone, mode):
+  """Each candidate trains in its group's program as it would alone:
+  grouping changes the cost, not the result."""
+  graph, batches, _ = problem
+  archs, keys, alone = trained_alone
+  population = train_grouped(graph, batches, archs, keys, mode)
+  assert len(population.groups) == 2
+  failed = population.failed
+  assert failed.sum() < len(archs) // 2  # The comparison must mean much.
+  for i, (state, loss) in enumerate(alone):
+    _, trained = population.candidate(i)
+    if failed[i]:
+      assert not np.isfinite(float(loss)) or not all(
+          np.isfinite(x).all() for x in jax.tree.leaves(state.params))
+      continue
+    assert int(trained.step) == len(batches)
+    for name, value in state.params['params'].items():
+      np.testing.assert_allclose(trained.params['params'][name], value,
+                                 rtol=2e-4, atol=2e-5, err_msg=f'{i} {name}')
 
 
 @pytest.mark.parametrize('mode', population_lib.MODES)
