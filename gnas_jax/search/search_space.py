@@ -312,9 +312,8 @@ class SearchSpace:
       clauses = np.asarray(clauses)
       never = ~clauses.any((1, 2))  # Padding clauses name every position.
       named = np.flatnonzero(~clauses[~never].all(-1).all(0))
-      member = clauses[:, named, tokens[..., named]]  # [C, ..., K']
-      holds = np.all(member, -1) & ~never.reshape((-1,) + (1,) * (
-          tokens.ndim - 1))
+      holds = np.all(clauses[:, named, tokens[..., named]], -1)  # [C, ...]
+      holds[never] = False
       return np.moveaxis(holds, 0, -1)
     member = clauses[:, xp.arange(self.num_positions), tokens]  # [C, ..., K]
     return xp.moveaxis(xp.all(member, -1), 0, -1)
