@@ -181,9 +181,13 @@ def step_population(model: models.GNNRecommender, population: Population,
 
     if mode == 'vmap':
       # Vectorised, an inactive candidate is computed, then discarded.
+      # Its metrics are zeroed as under 'map': a failed candidate's would
+      # otherwise be its non-finite loss, every step after it failed.
       new_state, step_metrics, finite = step(state)
       new_state = jax.tree.map(lambda new, old: jnp.where(active, new, old),
                                new_state, state)
+      step_metrics = jax.tree.map(lambda m: jnp.where(active, m, 0),
+                                  step_metrics)
       return new_state, step_metrics, finite
     # One after the other, an inactive candidate costs nothing.
     return jax.lax.cond(active, step, skip, state)

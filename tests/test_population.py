@@ -204,8 +204,11 @@ def test_a_diverging_candidate_touches_no_other(problem, mode):
       model, graph, batches, archs + [diverging], keys, rates + [1e3], mode)
   assert np.asarray(with_bad.failed).tolist() == [False] * 4 + [True]
   assert np.asarray(with_bad.active).tolist() == [True] * 4 + [False]
-  # Losses are reported as 0 once a candidate no longer trains.
   np.testing.assert_array_equal(losses[:4], base_losses[:4])
+  # In either mode, a candidate reports a loss of 0 once it no longer trains.
+  failed_at = np.flatnonzero(~np.isfinite(losses[4]) | (losses[4] == 0))[0]
+  assert failed_at < len(batches) - 1
+  np.testing.assert_array_equal(losses[4, failed_at + 1:], 0)
   for i in range(4):
     jax.tree.map(np.testing.assert_array_equal,
                  candidate(with_bad.state.params, i),
