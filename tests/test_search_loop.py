@@ -19,6 +19,7 @@ from gnas_jax import driver
 from gnas_jax import space
 from gnas_jax.search import evaluation
 from gnas_jax.search import loop
+from gnas_jax.search.strategies import base
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _DETERMINISTIC = ('round', 'slot', 'arch', 'valid_ndcg', 'valid_recall',
@@ -132,6 +133,34 @@ def test_a_workdir_holds_one_search(uninterrupted):
   with pytest.raises(ValueError,
                      match='other settings of population_size, seed'):
     loop.search(config, workdir)
+
+
+def test_a_state_saved_with_another_encoding_is_refused_on_resume(tmp_path):
+  # A search saved before a decision was appended to the encoding: its
+  # archive holds one token fewer per architecture.
+  strategy = loop.build_strategy(search_test.get_config())
+  template = strategy.init(jax.random.PRNGKey(0))
+  tokens = strategy.ask(template, jax.random.PRNGKey(1), 2)
+  older = dataclasses.replace(template, archive=base.Archive(
+      tokens[:, :-1], np.zeros(2, np.float32), np.zeros(2, np.float32)))
+  checkpoints = loop._StateCheckpoints(str(tmp_path))
+  checkpoints.save(1, older, {'rounds_done': 1, 'wall_seconds': 0.0,
+                              'fingerprint': {}})
+  rounds_done, state_dict, _ = checkpoints.restore()
+  width = space.NUM_DECISIONS
+  with pytest.raises(ValueError, match=(
+      rf'{tmp_path}/1 holds a strategy state that does not fit this one '
+      rf'\(ValueError: \.archive\.tokens has shape \(2, {width - 1}\), '
+      rf'where this version has \(0, {width}\)\)')):
+    checkpoints.state(template, rounds_done, state_dict)
+  # The state as saved by this version resumes.
+  current, _ = strategy.tell(template, tokens, np.zeros(2))
+  checkpoints.save(2, current, {'rounds_done': 2, 'wall_seconds': 0.0,
+                                'fingerprint': {}})
+  rounds_done, state_dict, _ = checkpoints.restore()
+  resumed = checkpoints.state(template, rounds_done, state_dict)
+  np.testing.assert_array_equal(resumed.archive.tokens, tokens)
+  checkpoints.close()
 
 
 def test_survivors_are_the_best_share_of_the_candidates():

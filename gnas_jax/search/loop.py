@@ -147,16 +147,34 @@ class _StateCheckpoints:
       state_dict = dict(state_dict, archive=dict(
           archive, fidelity=np.zeros(len(archive['fitness']), np.float32)))
     try:
-      return flax.serialization.from_state_dict(template, state_dict)
+      state = flax.serialization.from_state_dict(template, state_dict)
+      _check_shapes(template, state)
     except Exception as error:  # pylint: disable=broad-except
       raise ValueError(
           f'Checkpoint {workdir_lib.step_path(self.manager, rounds_done)} '
           'holds a strategy state that does not fit this one '
           f'({workdir_lib.describe(error)}); resume it with the version of '
           'gnas_jax that wrote it or choose a new workdir.') from error
+    return state
 
   def close(self):
     self.manager.close()
+
+
+def _check_shapes(template, state) -> None:
+  """Raises ValueError where a leaf of `state` has another shape than the
+  template's: `from_state_dict` takes arrays as they are, so a state saved
+  with another encoding (say, one decision fewer) would otherwise fail
+  rounds later, inside the strategy. An axis the template holds empty (the
+  archive's evaluations) may have any length."""
+  for (path, want), got in zip(
+      jax.tree_util.tree_leaves_with_path(template),
+      jax.tree.leaves(state)):
+    want, got = np.shape(want), np.shape(got)
+    if len(want) != len(got) or any(w not in (0, g)
+                                    for w, g in zip(want, got)):
+      raise ValueError(f'{jax.tree_util.keystr(path)} has shape {got}, '
+                       f'where this version has {want}')
 
 
 class _OutOfTime(Exception):
