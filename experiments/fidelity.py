@@ -44,7 +44,7 @@ def low_fidelity_protocol(config) -> dict:
   return json.loads(json.dumps(values))
 
 
-def _recorded_curves(path: str, expected: dict) -> dict[str, list]:
+def recorded_curves(path: str, expected: dict) -> dict[str, list]:
   """Curve by architecture in the record `path`.
 
   Raises:
@@ -74,7 +74,7 @@ def low_fidelity_curves(config, data: driver.TrainingData, archs,
   finishes (rows already there are not trained again; rows of another
   protocol are refused)."""
   expected = low_fidelity_protocol(config)
-  done = _recorded_curves(path, expected)
+  done = recorded_curves(path, expected)
   config = config.copy_and_resolve_references()  # The caller's is kept.
   with config.unlocked():
     config.fidelity.epochs = epochs

@@ -28,7 +28,9 @@ outputs (or at `--record`): `<out>_low_fidelity.jsonl` (the curves) and
 Run again with those records, the study trains only what they lack, so it
 may go on in another session or on another machine from the committed
 records alone; a measurement recorded under another protocol (data, seed,
-batch sizes, epochs...) is refused. Checkpoints stay under `--workdir`,
+batch sizes, epochs...) is refused. With `--recorded_only` it trains
+nothing and reports on the architectures recorded so far (give `--record`
+the study's prefix and `--out` another). Checkpoints stay under `--workdir`,
 where an interrupted training resumes.
 """
 
@@ -76,6 +78,11 @@ _RECORD = flags.DEFINE_string(
     'record', None, 'Path prefix of the records of measurements, '
     '<record>_low_fidelity.jsonl and <record>_full.jsonl (default: --out); '
     "another study's prefix replays its measurements in new outputs.")
+_RECORDED_ONLY = flags.DEFINE_bool(
+    'recorded_only', False, 'Train nothing: write the outputs over the '
+    'architectures whose curve and full-protocol run the records hold so '
+    'far, an interim report of a study still under way (its table says '
+    'so).')
 flags.mark_flags_as_required(['workdir'])
 
 
@@ -100,15 +107,20 @@ def main(argv):
   workdir = _WORKDIR.value
   os.makedirs(workdir, exist_ok=True)
   record = _RECORD.value or _OUT.value
-  curves = fidelity.low_fidelity_curves(
-      config, data, archs, rungs[-1], record + '_low_fidelity.jsonl')
-  full = []
-  for index, arch in enumerate(archs):
-    logging.info('Full protocol %d of %d: %s', index + 1, len(archs), arch)
-    (run,) = driver.train_with_seeds(
-        config, evaluation.retraining_directory(workdir, arch), arch,
-        [config.seed], data, record=record + '_full.jsonl')
-    full.append(run)
+  drawn = len(archs)
+  if _RECORDED_ONLY.value:
+    archs, curves, full = recorded_measurements(config, data, archs, rungs[-1],
+                                                record)
+  else:
+    curves = fidelity.low_fidelity_curves(
+        config, data, archs, rungs[-1], record + '_low_fidelity.jsonl')
+    full = []
+    for index, arch in enumerate(archs):
+      logging.info('Full protocol %d of %d: %s', index + 1, len(archs), arch)
+      (run,) = driver.train_with_seeds(
+          config, evaluation.retraining_directory(workdir, arch), arch,
+          [config.seed], data, record=record + '_full.jsonl')
+      full.append(run)
   full_valid = np.array([r['valid/ndcg@20'] for r in full])
   full_test = np.array([r['test/ndcg@20'] for r in full])
   # The search's fixed fidelity: the best of its evaluations.
@@ -129,11 +141,41 @@ def main(argv):
   schedules = fidelity.schedule_rows(
       curves, full_valid, search_fidelity['epochs'], round_size, rungs[-1])
   write(rows, schedules, curves, rungs, full_valid, archs, full, config,
-        search_fidelity, data.dataset.name, round_size)
+        search_fidelity, data.dataset.name, round_size, drawn)
+
+
+def recorded_measurements(config, data: driver.TrainingData, archs, epochs,
+                          record: str):
+  """`(archs, [N, epochs] curves, full-protocol runs)` of the `archs`
+  whose curve (to `epochs`) and full-protocol run the records under the
+  prefix `record` hold, in the order drawn; nothing is trained.
+
+  Raises:
+    ValueError: the records hold fewer than 2 of them, or hold one
+      measured under another protocol (naming file and line).
+  """
+  curves = fidelity.recorded_curves(
+      record + '_low_fidelity.jsonl', fidelity.low_fidelity_protocol(config))
+  run_config = driver.seed_config(config, config.seed)
+  kept = []
+  for arch in archs:
+    curve = curves.get(arch.to_string(), [])
+    run = driver.recorded_run(record + '_full.jsonl', driver.run_protocol(
+        run_config, data.dataset, arch))
+    if run is not None and len(curve) >= epochs:
+      kept.append((arch, curve[:epochs], run))
+  if len(kept) < 2:
+    raise ValueError(
+        f'--recorded_only: the records {record}_low_fidelity.jsonl and '
+        f'{record}_full.jsonl hold {len(kept)} of the {len(archs)} '
+        'architectures measured in full; a rank correlation needs 2. Run '
+        'the study without --recorded_only to train them.')
+  archs, kept_curves, runs = zip(*kept)
+  return list(archs), np.array(kept_curves), list(runs)
 
 
 def write(rows, schedules, curves, rungs, full_valid, archs, full, config,
-          search_fidelity, dataset: str, round_size: int) -> None:
+          search_fidelity, dataset: str, round_size: int, drawn: int) -> None:
   """`<out>.json` (every figure), `<out>.md` (the table), `<out>.png`."""
   out = _OUT.value
   os.makedirs(os.path.dirname(out) or '.', exist_ok=True)
@@ -163,7 +205,13 @@ def write(rows, schedules, curves, rungs, full_valid, archs, full, config,
       'epoch. Full protocol: the training protocol (at most '
       f'{config.epochs} epochs at batch {config.batch_size}, patience '
       f'{config.patience}); best validation NDCG@20 from '
-      f'{full_valid.min():.4f} to {full_valid.max():.4f}.', '',
+      f'{full_valid.min():.4f} to {full_valid.max():.4f}.', '']
+  if len(archs) < drawn:
+    lines += [
+        f'**Interim:** the {len(archs)} of the {drawn} architectures drawn '
+        'whose full-protocol run is recorded so far; the study is still '
+        'under way, and these figures will change.', '']
+  lines += [
       '| fidelity | Spearman (valid) | Kendall (valid) | Spearman (test) '
       '| Kendall (test) |', '| --- | ---: | ---: | ---: | ---: |']
   lines += [f'| {r["fidelity"]} | {r["spearman"]:.3f} | {r["kendall"]:.3f} '

@@ -927,6 +927,16 @@ def recorded_run(path: str, protocol: dict[str, Any]
   return None
 
 
+def seed_config(config: ml_collections.ConfigDict,
+                seed: int) -> ml_collections.ConfigDict:
+  """`config` as `train_with_seeds` runs it for `seed` (a copy)."""
+  run_config = config.copy_and_resolve_references()
+  with run_config.unlocked():
+    run_config.seed = seed
+    run_config.progress = False
+  return run_config
+
+
 def train_with_seeds(config: ml_collections.ConfigDict, directory: str,
                      arch: space.Architecture, seeds: Sequence[int],
                      data: data_lib.Dataset | TrainingData | None = None,
@@ -948,10 +958,7 @@ def train_with_seeds(config: ml_collections.ConfigDict, directory: str,
   for seed in seeds:
     run_dir = os.path.join(directory, f'seed_{seed}')
     path = os.path.join(run_dir, 'results.json')
-    run_config = config.copy_and_resolve_references()
-    with run_config.unlocked():
-      run_config.seed = seed
-      run_config.progress = False
+    run_config = seed_config(config, seed)
     results = protocol = None
     if record:
       # Prepared at the first run that needs it, then shared.

@@ -106,6 +106,41 @@ def test_the_records_alone_carry_a_study_to_another_workdir(study,
   assert again['archs'] == record['archs'] and again['rows'] == record['rows']
 
 
+def test_an_interim_report_covers_the_recorded_architectures_only(
+    study, tmp_path):
+  """--recorded_only reports on the architectures measured so far, says
+  it is interim, and trains nothing."""
+  workdir, record = study
+  lines = (workdir / 'fidelity_full.jsonl').read_text().splitlines(True)
+  (tmp_path / 'part_low_fidelity.jsonl').write_text(
+      (workdir / 'fidelity_low_fidelity.jsonl').read_text())
+  # The second and third architectures' full runs are recorded.
+  (tmp_path / 'part_full.jsonl').write_text(''.join(lines[1:3]))
+  result = run_study(tmp_path / 'interim', '--recorded_only',
+                     f'--record={tmp_path}/part', f'--out={tmp_path}/interim')
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert not (tmp_path / 'interim' / 'final').exists()
+  assert 'Low fidelity: architectures' not in result.stderr
+  interim = json.loads((tmp_path / 'interim.json').read_text())
+  assert interim['archs'] == record['archs'][1:3]
+  full = [a['full_valid_ndcg@20'] for a in interim['archs']]
+  first = [a['curve'][0] for a in interim['archs']]
+  assert interim['rows'][0]['spearman'] == pytest.approx(
+      stats.spearmanr(first, full).statistic)
+  assert ('**Interim:** the 2 of the 4 architectures drawn whose '
+          'full-protocol run is recorded so far') in (
+              tmp_path / 'interim.md').read_text()
+  # The complete study's table says nothing of the kind.
+  assert 'Interim' not in (workdir / 'fidelity.md').read_text()
+  (tmp_path / 'part_full.jsonl').write_text(lines[0])
+  result = run_study(tmp_path / 'interim', '--recorded_only',
+                     f'--record={tmp_path}/part', f'--out={tmp_path}/interim')
+  assert result.returncode == 1
+  assert (f'--recorded_only: the records {tmp_path}/part_low_fidelity.jsonl '
+          f'and {tmp_path}/part_full.jsonl hold 1 of the 4 architectures '
+          'measured in full; a rank correlation needs 2.') in result.stderr
+
+
 def test_a_record_of_another_protocol_is_refused(study, tmp_path):
   workdir, _ = study
   for name in ('fidelity_low_fidelity.jsonl', 'fidelity_full.jsonl'):
