@@ -432,6 +432,14 @@ class GNNRecommender(nn.Module):
                                                      -jnp.inf)),
     }
     readout = arch[space.index('readout')]
+    if self.shape.concat_readout:
+      concat = jnp.concatenate(
+          [jnp.where(active[l], out, 0.0) for l, out in enumerate(outputs)],
+          axis=-1)
+      if readouts == ('concat',):
+        # Nothing to choose from: the weighted sum and the select would
+        # cost a few passes over [N, (L + 1) d] for nothing.
+        return concat
     # A few scalars: selecting costs less than branching.
     layer_weights = select(readout, readouts, space.DECISION_BY_NAME[
         'readout'].choices, lambda name: weights[name](), vectorised=True)
@@ -440,9 +448,6 @@ class GNNRecommender(nn.Module):
     combined = sum(layer_weights[l] * out for l, out in enumerate(outputs))
     if not self.shape.concat_readout:
       return combined
-    concat = jnp.concatenate(
-        [jnp.where(active[l], out, 0.0) for l, out in enumerate(outputs)],
-        axis=-1)
     padded = jnp.pad(combined, ((0, 0), (0, concat.shape[-1] -
                                          combined.shape[-1])))
     is_concat = readout == space.choice_index('readout', 'concat')
