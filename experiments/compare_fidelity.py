@@ -22,6 +22,13 @@ reports the best full-protocol validation NDCG@20 each search found (and
 that finalist's test NDCG@20, which decides nothing). Both searches are
 resumable workdirs under `--workdir`, so a run continues where it
 stopped. Writes `<out>.md` and `<out>.json`.
+
+Each finished search's row is added to a record (`--record`, by default
+`<out>_searches.jsonl`); run again with that record, the comparison runs
+only the searches it lacks, so more seeds may be added in another session
+or on another machine from the committed record alone. A row recorded
+under another protocol (wall time, fidelity, data, retraining...) is
+refused.
 """
 
 from __future__ import annotations
@@ -56,6 +63,9 @@ _REFILL = flags.DEFINE_integer(
     'refill', 32, 'New proposals per multi-fidelity round.', lower_bound=0)
 _OUT = flags.DEFINE_string('out', 'results/multi_fidelity',
                            'Output path without its extension.')
+_RECORD = flags.DEFINE_string(
+    'record', None, 'JSON-lines record of the finished searches\' rows '
+    '(default: <out>_searches.jsonl).')
 flags.mark_flags_as_required(['workdir'])
 
 
@@ -65,11 +75,12 @@ def main(argv):
   common.quiet_library_logs()
   config = _CONFIG.value
   rungs = [int(r) for r in _RUNGS.value]
+  out = _OUT.value
   records = fidelity.compare(
       config, _WORKDIR.value, [int(s) for s in _SEEDS.value],
-      _WALL_SECONDS.value, _EPOCHS.value, rungs, _ETA.value, _REFILL.value)
+      _WALL_SECONDS.value, _EPOCHS.value, rungs, _ETA.value, _REFILL.value,
+      record=_RECORD.value or out + '_searches.jsonl')
   text = fidelity.table(records, config, _WALL_SECONDS.value)
-  out = _OUT.value
   os.makedirs(os.path.dirname(out) or '.', exist_ok=True)
   with open(out + '.md', 'w') as f:
     f.write(text + '\n')

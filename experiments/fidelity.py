@@ -211,21 +211,71 @@ def variant_config(config, variant: str, seed: int, wall_seconds: int,
   return config
 
 
+def search_protocol(searched) -> dict:
+  """What a compared search's row depends on: the search (`loop.fingerprint`:
+  data, space, strategy, seed, fidelity...), its wall time, and the
+  retraining of its finalists. JSON-normalised, to compare with a record."""
+  return json.loads(json.dumps({
+      **loop.fingerprint(searched),
+      'max_wall_seconds': searched.max_wall_seconds,
+      'final': searched.final.to_dict(),
+      **{key: searched[key] for key in ('epochs', 'patience', 'eval_every',
+                                        'batch_size')}}, default=str))
+
+
+def _recorded_searches(path: str | None, searches) -> dict:
+  """`{(variant, seed): row}` of the rows the record `path` holds for
+  `searches` (`(seed, variant, config)`), less their protocol.
+
+  Raises:
+    ValueError: a row of one of them was measured under another protocol,
+      naming file, line and each setting that differs.
+  """
+  wanted = {(variant, seed): search_protocol(searched)
+            for seed, variant, searched in searches}
+  done = {}
+  for number, row in driver.read_record(path) if path else []:
+    key = (row.get('variant'), row.get('seed'))
+    if key not in wanted:
+      continue
+    changed = driver.changed_settings(row.get('protocol', {}), wanted[key])
+    if changed:
+      raise ValueError(
+          f'{path}:{number}: the {key[0]} search of seed {key[1]} was run '
+          'with ' + '; '.join(f'{k}={old!r}, this comparison asks for '
+                              f'{new!r}' for k, old, new in changed)
+          + '. Give another record or remove that line.')
+    done[key] = {k: v for k, v in row.items() if k != 'protocol'}
+  return done
+
+
 def compare(config, workdir: str, seeds, wall_seconds: int, epochs: int,
-            rungs, eta: int, refill: int) -> list[dict]:
+            rungs, eta: int, refill: int, record: str | None = None
+            ) -> list[dict]:
   """One record per (variant, seed): the search's facts and its best
-  finalist under the full protocol."""
-  # Every config is checked before the first search starts.
+  finalist under the full protocol.
+
+  With a `record` (a JSON-lines file of these rows, which may be
+  committed), a search it holds under the same protocol runs nowhere, and
+  every other is added to it when its finalists are retrained: the
+  comparison goes on from the record alone, in another session or on
+  another machine.
+  """
+  # Every config (and the record) is checked before the first search.
   searches = [(seed, variant, variant_config(
       config, variant, seed, wall_seconds, epochs, rungs, eta, refill))
               for seed in seeds for variant in VARIANTS]
+  done = _recorded_searches(record, searches)
   records = []
   for seed, variant, searched in searches:
+    if (variant, seed) in done:
+      records.append(done[variant, seed])
+      continue
     summary = loop.run_search(
         searched, os.path.join(workdir, f'{variant}_seed{seed}'))
     best = max(summary['finalists'],
                key=lambda f: f['valid_ndcg@20']['mean'])
-    records.append({
+    row = json.loads(json.dumps({
         'variant': variant, 'seed': seed,
         'evaluations': summary['evaluations'],
         'rounds': summary['rounds'],
@@ -234,7 +284,11 @@ def compare(config, workdir: str, seeds, wall_seconds: int, epochs: int,
         'search_valid_ndcg@20': best['search_valid_ndcg@20'],
         'valid_ndcg@20': best['valid_ndcg@20']['mean'],
         'test_ndcg@20': best['test_ndcg@20']['mean'],
-        'fidelity': searched.fidelity.to_dict()})
+        'fidelity': searched.fidelity.to_dict()}))
+    if record:
+      driver.append_record(record, dict(row,
+                                        protocol=search_protocol(searched)))
+    records.append(row)
   return records
 
 

@@ -14,16 +14,17 @@ def test_both_searches_get_the_same_wall_time_and_protocol(tmp_path):
   config = search_test.get_config()
   with config.unlocked():
     config.strategy = 'random'
+  searches = tmp_path / 'searches.jsonl'
   records = fidelity.compare(
-      config, str(tmp_path), seeds=[0], wall_seconds=1, epochs=2,
-      rungs=[1], eta=2, refill=2)
+      config, str(tmp_path / 'runs'), seeds=[0], wall_seconds=1, epochs=2,
+      rungs=[1], eta=2, refill=2, record=str(searches))
   assert [r['variant'] for r in records] == ['fixed', 'multi-fidelity']
   fixed, multi = records
-  assert fixed['fidelity']['rungs'] == () and multi['fidelity']['refill'] == 2
+  assert fixed['fidelity']['rungs'] == [] and multi['fidelity']['refill'] == 2
   for record in records:
     # The wall time, not the budget, ended the search after its first round.
     assert record['rounds'] == 1
-    workdir = tmp_path / f'{record["variant"]}_seed0'
+    workdir = tmp_path / 'runs' / f'{record["variant"]}_seed0'
     with open(workdir / 'search_summary.json') as f:
       summary = json.load(f)
     assert 'reference' not in summary
@@ -35,6 +36,21 @@ def test_both_searches_get_the_same_wall_time_and_protocol(tmp_path):
   text = fidelity.table(records, config, 1)
   assert '| multi-fidelity | 0 | 2 epochs, rungs 1, eta 2, refill 2 | 6 |' in (
       text)
+
+  # The record alone carries the comparison elsewhere: nothing runs again.
+  again = fidelity.compare(
+      config, str(tmp_path / 'elsewhere'), seeds=[0], wall_seconds=1,
+      epochs=2, rungs=[1], eta=2, refill=2, record=str(searches))
+  assert again == records and not (tmp_path / 'elsewhere').exists()
+  # A row of another protocol is refused before any search.
+  with pytest.raises(ValueError, match=(
+      f'{searches}:1: the fixed search of seed 0 was run with '
+      'max_wall_seconds=1, this comparison asks for 2. Give another record '
+      'or remove that line.')):
+    fidelity.compare(config, str(tmp_path / 'elsewhere'), seeds=[0],
+                     wall_seconds=2, epochs=2, rungs=[1], eta=2, refill=2,
+                     record=str(searches))
+  assert not (tmp_path / 'elsewhere').exists()
 
 
 def test_a_bad_schedule_is_refused_before_any_search(tmp_path):
