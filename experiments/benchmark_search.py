@@ -123,9 +123,9 @@ def run_one(benchmark, label: str, seed: int, budget: int, batch_size: int,
 
 def _read_runs(path: str) -> dict[tuple[str, str, int], dict[str, Any]]:
   """Finished runs by (dataset, strategy, seed)."""
-  from gnas_jax.search import tabular  # pylint: disable=g-import-not-at-top
+  from gnas_jax import records  # pylint: disable=g-import-not-at-top
   return {(run['dataset'], run['strategy'], run['seed']): run
-          for run in tabular.read_json_lines(path)}
+          for _, run in records.read(path)}
 
 
 def summarise(runs, datasets, strategies, seeds, queries, best
@@ -251,6 +251,7 @@ def benchmark_search(benchmark_name: str, datasets: Sequence[str],
                      command: str = '') -> dict[str, Any]:
   """Runs (or reads back) every search and writes the table and figure."""
   from gnas_jax import driver  # pylint: disable=g-import-not-at-top
+  from gnas_jax import records  # pylint: disable=g-import-not-at-top
   from gnas_jax.search import strategies as strategies_lib  # pylint: disable=g-import-not-at-top
   from gnas_jax.search.run import check_budget  # pylint: disable=g-import-not-at-top
   check_budget(budget, batch_size)
@@ -279,11 +280,10 @@ def benchmark_search(benchmark_name: str, datasets: Sequence[str],
       for label, seed in [(s, seed) for d, s, seed in todo if d == dataset]:
         result = run_one(benchmark, label, seed, budget, batch_size,
                          range(1, budget + 1))
-        record = {'dataset': dataset, 'strategy': label, 'seed': seed,
-                  **settings(label), **result}
-        runs[dataset, label, seed] = record
-        with open(path, 'a') as f:
-          f.write(json.dumps(record) + '\n')
+        run = {'dataset': dataset, 'strategy': label, 'seed': seed,
+               **settings(label), **result}
+        runs[dataset, label, seed] = run
+        records.append(path, [run])
         bar.update()
         bar.set_postfix(dataset=dataset, strategy=label)
   table = summarise(runs, datasets, strategies, seeds, queries, best)

@@ -76,16 +76,16 @@ def main(argv):
   config = _CONFIG.value
   rungs = [int(r) for r in _RUNGS.value]
   out = _OUT.value
-  records = fidelity.compare(
+  rows = fidelity.compare(
       config, _WORKDIR.value, [int(s) for s in _SEEDS.value],
       _WALL_SECONDS.value, _EPOCHS.value, rungs, _ETA.value, _REFILL.value,
       record=_RECORD.value or out + '_searches.jsonl')
-  text = fidelity.table(records, config, _WALL_SECONDS.value)
+  text = fidelity.table(rows, config, _WALL_SECONDS.value)
   os.makedirs(os.path.dirname(out) or '.', exist_ok=True)
   with open(out + '.md', 'w') as f:
     f.write(text + '\n')
   with open(out + '.json', 'w') as f:
-    json.dump(records, f, indent=1)
+    json.dump(rows, f, indent=1)
   print(text)
 
 

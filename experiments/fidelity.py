@@ -18,6 +18,7 @@ from scipy import stats
 
 from experiments import paper
 from gnas_jax import driver
+from gnas_jax import records
 from gnas_jax import space
 from gnas_jax.search import evaluation
 from gnas_jax.search import loop
@@ -51,19 +52,10 @@ def recorded_curves(path: str, expected: dict) -> dict[str, list]:
     ValueError: naming file, line and settings, for a curve measured under
       another protocol than `expected`.
   """
-  curves = {}
-  for number, row in driver.read_record(path):
-    measured = row.get('protocol', {})
-    differing = driver.changed_settings(measured, expected)
-    if differing:
-      raise ValueError(
-          f'{path}:{number}: {row["arch"]} was measured with '
-          + ', '.join(f'{k}={old!r}' for k, old, _ in differing)
-          + ', this study asks for '
-          + ', '.join(f'{k}={new!r}' for k, _, new in differing)
-          + '; give another --record or remove the file.')
-    curves[row['arch']] = row['curve']
-  return curves
+  found = records.find(path, key=lambda row: row.get('arch'),
+                       expected=lambda _: expected,
+                       subject='{} was measured'.format)
+  return {arch: row['curve'] for arch, row in found.items()}
 
 
 def low_fidelity_curves(config, data: driver.TrainingData, archs,
@@ -96,9 +88,8 @@ def low_fidelity_curves(config, data: driver.TrainingData, archs,
     result = evaluator(chunk, jax.random.fold_in(key, start))
     for arch, curve in zip(chunk, result['curve']):
       done[arch.to_string()] = curve.tolist()
-      driver.append_record(path, {'arch': arch.to_string(),
-                                  'curve': curve.tolist(),
-                                  'protocol': expected})
+      records.append(path, [{'arch': arch.to_string(),
+                              'curve': curve.tolist(), 'protocol': expected}])
   return np.array([done[a.to_string()][:epochs] for a in archs])
 
 
@@ -223,32 +214,6 @@ def search_protocol(searched) -> dict:
                                         'batch_size')}}, default=str))
 
 
-def _recorded_searches(path: str | None, searches) -> dict:
-  """`{(variant, seed): row}` of the rows the record `path` holds for
-  `searches` (`(seed, variant, config)`), less their protocol.
-
-  Raises:
-    ValueError: a row of one of them was measured under another protocol,
-      naming file, line and each setting that differs.
-  """
-  wanted = {(variant, seed): search_protocol(searched)
-            for seed, variant, searched in searches}
-  done = {}
-  for number, row in driver.read_record(path) if path else []:
-    key = (row.get('variant'), row.get('seed'))
-    if key not in wanted:
-      continue
-    changed = driver.changed_settings(row.get('protocol', {}), wanted[key])
-    if changed:
-      raise ValueError(
-          f'{path}:{number}: the {key[0]} search of seed {key[1]} was run '
-          'with ' + '; '.join(f'{k}={old!r}, this comparison asks for '
-                              f'{new!r}' for k, old, new in changed)
-          + '. Give another record or remove that line.')
-    done[key] = {k: v for k, v in row.items() if k != 'protocol'}
-  return done
-
-
 def compare(config, workdir: str, seeds, wall_seconds: int, epochs: int,
             rungs, eta: int, refill: int, record: str | None = None
             ) -> list[dict]:
@@ -265,11 +230,16 @@ def compare(config, workdir: str, seeds, wall_seconds: int, epochs: int,
   searches = [(seed, variant, variant_config(
       config, variant, seed, wall_seconds, epochs, rungs, eta, refill))
               for seed in seeds for variant in VARIANTS]
-  done = _recorded_searches(record, searches)
-  records = []
+  wanted = {(variant, seed): search_protocol(searched)
+            for seed, variant, searched in searches}
+  done = records.find(
+      record, key=lambda row: (row.get('variant'), row.get('seed')),
+      expected=wanted.get,
+      subject=lambda unit: f'the {unit[0]} search of seed {unit[1]} was run')
+  rows = []
   for seed, variant, searched in searches:
     if (variant, seed) in done:
-      records.append(done[variant, seed])
+      rows.append(done[variant, seed])
       continue
     summary = loop.run_search(
         searched, os.path.join(workdir, f'{variant}_seed{seed}'))
@@ -286,13 +256,12 @@ def compare(config, workdir: str, seeds, wall_seconds: int, epochs: int,
         'test_ndcg@20': best['test_ndcg@20']['mean'],
         'fidelity': searched.fidelity.to_dict()}))
     if record:
-      driver.append_record(record, dict(row,
-                                        protocol=search_protocol(searched)))
-    records.append(row)
-  return records
+      records.append(record, [dict(row, protocol=search_protocol(searched))])
+    rows.append(row)
+  return rows
 
 
-def table(records: list[dict], config, wall_seconds: int) -> str:
+def table(rows: list[dict], config, wall_seconds: int) -> str:
   """Markdown: one row per search, and each variant's mean."""
   lines = [
       f'Searches of {wall_seconds} s each on {config.dataset} '
@@ -305,7 +274,7 @@ def table(records: list[dict], config, wall_seconds: int) -> str:
       '| search | seed | fidelity | evaluations | rounds | search s | best '
       'full-protocol valid NDCG@20 | its test NDCG@20 | architecture |',
       '| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |']
-  for r in records:
+  for r in rows:
     fidelity = r['fidelity']
     schedule = (f'{fidelity["epochs"]} epochs' if r['variant'] == 'fixed'
                 else f'{fidelity["epochs"]} epochs, rungs '
@@ -317,7 +286,7 @@ def table(records: list[dict], config, wall_seconds: int) -> str:
         f'{r["valid_ndcg@20"]:.4f} | {r["test_ndcg@20"]:.4f} | '
         f'`{r["best_arch"]}` |')
   for variant in VARIANTS:
-    values = [r['valid_ndcg@20'] for r in records if r['variant'] == variant]
+    values = [r['valid_ndcg@20'] for r in rows if r['variant'] == variant]
     seeds = ('one search seed' if len(values) == 1
              else f'{len(values)} search seeds')
     lines.append(f'\n{variant}: best full-protocol validation NDCG@20 '

@@ -40,6 +40,7 @@ from gnas_jax import graph as graph_lib
 from gnas_jax import metrics as metrics_lib
 from gnas_jax import models
 from gnas_jax import recommend
+from gnas_jax import records
 from gnas_jax import space
 from gnas_jax import train
 from gnas_jax import workdir as workdir_lib
@@ -524,27 +525,6 @@ def changed_trainer_options(config: ml_collections.ConfigDict
   return changed
 
 
-def _flatten(tree: dict[str, Any], prefix: str = '') -> dict[str, Any]:
-  """`{'data': {'split': s}}` as `{'data.split': s}`."""
-  flat = {}
-  for key, value in tree.items():
-    if isinstance(value, dict):
-      flat.update(_flatten(value, f'{prefix}{key}.'))
-    else:
-      flat[f'{prefix}{key}'] = value
-  return flat
-
-
-def changed_settings(old: dict[str, Any], new: dict[str, Any]
-                     ) -> list[tuple[str, Any, Any]]:
-  """`(dotted key, old value, new value)` for each setting that differs
-  between two nested settings dicts (`_flatten`), sorted by key; None
-  stands for a missing one."""
-  old, new = _flatten(old), _flatten(new)
-  return [(k, old.get(k), new.get(k)) for k in sorted(old.keys() | new.keys())
-          if old.get(k) != new.get(k)]
-
-
 def _check_fingerprint(workdir: str, current: dict[str, Any],
                        started: bool) -> bool:
   """Compares `current` with the fingerprint the workdir's run recorded.
@@ -571,7 +551,7 @@ def _check_fingerprint(workdir: str, current: dict[str, Any],
       raise ValueError(
           f'{path} is unreadable ({workdir_lib.describe(error)}); restore it '
           'or choose a new workdir.') from error
-    changed = changed_settings(recorded, current)
+    changed = records.changed_settings(recorded, current)
     if changed:
       details = '; '.join(f'{k} was {old!r}, now {new!r}'
                           for k, old, new in changed)
@@ -868,63 +848,22 @@ def run_protocol(config: ml_collections.ConfigDict, dataset: data_lib.Dataset,
           'ks': [int(k) for k in config.ks]}
 
 
-def append_record(path: str, row: dict[str, Any]) -> None:
-  """Adds `row` to the JSON-lines record `path` (created with its folder),
-  flushed at once so an interrupted program keeps it."""
-  os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-  with open(path, 'a') as f:
-    f.write(json.dumps(row) + '\n')
-
-
-def read_record(path: str) -> list[tuple[int, dict[str, Any]]]:
-  """`(line number, row)` for each row of the JSON-lines record `path`;
-  none where it does not exist.
-
-  Raises:
-    ValueError: a line that is not a JSON object, naming file and line.
-  """
-  if not os.path.exists(path):
-    return []
-  rows = []
-  with open(path) as f:
-    for number, line in enumerate(f, 1):
-      try:
-        row = json.loads(line)
-        if not isinstance(row, dict):
-          raise ValueError(f'a JSON {type(row).__name__}, not an object')
-      except ValueError as error:
-        raise ValueError(f'{path}:{number} is unreadable '
-                         f'({workdir_lib.describe(error)}); mend or remove '
-                         'that line.') from error
-      rows.append((number, row))
-  return rows
-
-
 def recorded_run(path: str, protocol: dict[str, Any]
                  ) -> dict[str, Any] | None:
-  """The results that the record `path` (`append_record`) holds for the run
-  `protocol` describes (`run_protocol`, which names its architecture and
-  seed), or None.
+  """The results that the record `path` holds for the run `protocol`
+  describes (`run_protocol`, which names its architecture and seed), or
+  None.
 
   Raises:
     ValueError: the record holds that architecture and seed trained under
       another protocol, naming file, line and each setting that differs.
   """
-  for number, row in read_record(path):
-    recorded = row.get('protocol', {})
-    if (recorded.get('arch'), recorded.get('seed')) != (
-        protocol['arch'], protocol['seed']):
-      continue
-    changed = changed_settings(recorded, protocol)
-    if not changed:
-      return {k: v for k, v in row.items() if k != 'protocol'}
-    raise ValueError(
-        f'{path}:{number}: {protocol["arch"]} (seed {protocol["seed"]}) was '
-        'trained with ' + '; '.join(
-            f'{k}={old!r}, this run asks for {new!r}'
-            for k, old, new in changed)
-        + '. Give another record or remove that line.')
-  return None
+  unit = (protocol['arch'], protocol['seed'])
+  return records.find(
+      path, key=lambda row: (row.get('protocol', {}).get('arch'),
+                             row.get('protocol', {}).get('seed')),
+      expected={unit: protocol}.get,
+      subject=lambda _: f'{unit[0]} (seed {unit[1]}) was trained').get(unit)
 
 
 def seed_config(config: ml_collections.ConfigDict,
@@ -976,7 +915,7 @@ def train_with_seeds(config: ml_collections.ConfigDict, directory: str,
       data = TrainingData.from_config(config, data)
       results = train_and_evaluate(run_config, run_dir, data, arch)
     if record:
-      append_record(record, dict(results, protocol=protocol))
+      records.append(record, [dict(results, protocol=protocol)])
     runs.append(dict(results, workdir=run_dir))
   return runs
 

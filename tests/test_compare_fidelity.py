@@ -44,9 +44,9 @@ def test_both_searches_get_the_same_wall_time_and_protocol(tmp_path):
   assert again == records and not (tmp_path / 'elsewhere').exists()
   # A row of another protocol is refused before any search.
   with pytest.raises(ValueError, match=(
-      f'{searches}:1: the fixed search of seed 0 was run with '
-      'max_wall_seconds=1, this comparison asks for 2. Give another record '
-      'or remove that line.')):
+      f'{searches}:1: the fixed search of seed 0 was run with other '
+      'settings: max_wall_seconds was 1, now 2. Give another record or '
+      'remove that line.')):
     fidelity.compare(config, str(tmp_path / 'elsewhere'), seeds=[0],
                      wall_seconds=2, epochs=2, rungs=[1], eta=2, refill=2,
                      record=str(searches))

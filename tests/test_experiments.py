@@ -7,6 +7,7 @@ import pytest
 
 from experiments import tuning
 from experiments.configs import test as test_config
+from gnas_jax import records
 from gnas_jax import space
 
 
@@ -73,7 +74,7 @@ def test_tuning_selects_on_validation_and_trains_the_selection(
                         for r in runs]
   assert again['tuning'] == results['tuning']
   assert strip(again['runs']) == strip(results['runs'])
-  assert len(tuning.driver.read_record(record)) == 3
+  assert len(records.read(record)) == 3
   scores = results['tuning']
   assert sorted(scores) == ['mf,lr=0.001,l2=0.0', 'mf,lr=0.01,l2=0.0']
   assert results['selected'] == max(scores, key=scores.get)

@@ -149,8 +149,8 @@ def test_a_record_of_another_protocol_is_refused(study, tmp_path):
                      '--config.patience=7')
   assert result.returncode == 1
   assert f'{tmp_path}/fidelity_full.jsonl:1: ' in result.stderr
-  assert ('(seed 0) was trained with patience=100, this run asks for 7. '
-          'Give another record or remove that line.') in result.stderr
+  assert ('(seed 0) was trained with other settings: patience was 100, now '
+          '7. Give another record or remove that line.') in result.stderr
   assert not (tmp_path / 'other' / 'final').exists()
 
 

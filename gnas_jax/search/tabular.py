@@ -18,7 +18,6 @@ strategy's own time to propose and learn, measured during the replay.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from typing import Any
@@ -30,6 +29,7 @@ import numpy as np
 
 from gnas_jax import data as data_lib
 from gnas_jax import driver
+from gnas_jax import records
 from gnas_jax import search as search_lib
 from gnas_jax import space
 from gnas_jax.search import evaluation
@@ -64,50 +64,25 @@ class Table:
     return np.array([r['valid_ndcg'] for r in self.records.values()])
 
 
-def read_json_lines(path: str) -> list[dict[str, Any]]:
-  """The records of the JSON-lines file `path` ([] if it does not exist).
-
-  A run killed mid-write leaves a partial last line: it is dropped (and
-  cut from the file, so that appends start on a new line). Any other
-  malformed line is an error naming the file and the line.
-  """
-  if not os.path.exists(path):
-    return []
-  with open(path) as f:
-    text = f.read()
-  whole = text[:text.rfind('\n') + 1]
-  if whole != text:
-    with open(path, 'w') as f:
-      f.write(whole)
-  records = []
-  for number, line in enumerate(whole.splitlines(), 1):
-    try:
-      records.append(json.loads(line))
-    except json.JSONDecodeError as e:
-      raise ValueError(f'{path}, line {number}: not a JSON record ({e}); '
-                       'delete the line to compute it again.') from e
-  return records
-
-
 def build_table(config: ml_collections.ConfigDict,
                 dataset: data_lib.Dataset, path: str) -> Table:
   """Trains every canonical architecture of `config.space` (resumable).
 
   Architectures are shuffled with `config.seed` and trained in populations
   of `config.population_size` at `config.fidelity`, exactly as a search
-  evaluates them. Each population's records are appended to the JSON-lines
-  file `path` when it finishes, so a restarted build trains only what is
+  evaluates them. Each population's rows are appended to the record `path`
+  (`records`) when it finishes, so a restarted build trains only what is
   missing.
   """
   choices = space.subspace_from_string(config.space)
   archs = space.enumerate_canonical(choices)
   order = np.random.default_rng(config.seed).permutation(len(archs))
   archs = [archs[i] for i in order]
-  records = {record['arch']: record for record in read_json_lines(path)}
+  rows = {row['arch']: row for _, row in records.read(path)}
   size = config.population_size
   chunks = [archs[i:i + size] for i in range(0, len(archs), size)]
   missing = [(i, chunk) for i, chunk in enumerate(chunks)
-             if any(a.to_string() not in records for a in chunk)]
+             if any(a.to_string() not in rows for a in chunk)]
   if missing:
     logging.info('Tabular benchmark: training %d of %d architectures of %r.',
                  sum(len(c) for _, c in missing), len(archs), config.space)
@@ -120,20 +95,19 @@ def build_table(config: ml_collections.ConfigDict,
         start = time.perf_counter()
         result = evaluator(chunk, jax.random.fold_in(key, index))
         seconds = (time.perf_counter() - start) / len(chunk)
-        lines = []
+        finished = []
         for slot, arch in enumerate(chunk):
-          record = {'arch': arch.to_string(),
-                    'valid_ndcg': float(result['ndcg'][slot]),
-                    'valid_recall': float(result['recall'][slot]),
-                    'train_seconds': seconds,
-                    'epochs': int(result['epochs'][slot]),
-                    'failed': bool(result['failed'][slot])}
-          records[record['arch']] = record
-          lines.append(json.dumps(record) + '\n')
-        with open(path, 'a') as f:
-          f.write(''.join(lines))
+          row = {'arch': arch.to_string(),
+                 'valid_ndcg': float(result['ndcg'][slot]),
+                 'valid_recall': float(result['recall'][slot]),
+                 'train_seconds': seconds,
+                 'epochs': int(result['epochs'][slot]),
+                 'failed': bool(result['failed'][slot])}
+          rows[row['arch']] = row
+          finished.append(row)
+        records.append(path, finished)
         bar.update()
-  return Table(config.space, {a.to_string(): records[a.to_string()]
+  return Table(config.space, {a.to_string(): rows[a.to_string()]
                               for a in archs})
 
 
