@@ -198,6 +198,35 @@ def test_a_rung_stops_all_but_the_best_candidates():
       result['fidelity'], np.where(going_on, config.fidelity.epochs, 1))
 
 
+def test_a_candidate_that_stops_on_its_own_is_judged_at_the_rung():
+  """Rung at epoch 2 of 4, eta 2, patience 1: a candidate whose score
+  falls at epoch 2 stops there before the rung ranks it. It is ranked with
+  its best score all the same, and counts at 4 epochs only if the rung
+  would have let it go on."""
+  config = search_test.get_config()
+  with config.unlocked():
+    config.fidelity.rungs = (2,)
+    config.fidelity.eta = 2
+    config.fidelity.epochs = 4
+    config.fidelity.patience = 1
+  choices = space.subspace_from_string(config.space)
+  archs = space.sample(np.random.default_rng(4), 6, choices)
+  evaluator = evaluation.PopulationEvaluator(
+      config, driver.TrainingData.from_config(config), choices)
+  result = evaluator(archs, jax.random.PRNGKey(7))
+  assert not result['failed'].any()
+  curve = result['curve']
+  at_rung = np.fmax(curve[:, 0], curve[:, 1])  # Best score by epoch 2.
+  stopped_on_its_own = (result['epochs'] < 4) & (curve[:, 1] < curve[:, 0])
+  fidelity = result['fidelity']
+  assert set(fidelity[stopped_on_its_own]) == {2, 4}
+  # What counts at 4 epochs beat at the rung all that count at 2.
+  assert at_rung[fidelity == 4].min() > at_rung[fidelity == 2].max()
+  np.testing.assert_array_equal(fidelity[~stopped_on_its_own],
+                                np.where(result['epochs'] == 2, 2, 4)[
+                                    ~stopped_on_its_own])
+
+
 def halving_config():
   """search_test's config with a rung at epoch 1, eta 2 and two refills;
   and its space."""

@@ -132,6 +132,14 @@ class PopulationEvaluator:
     rung still training (successive halving, asynchronously: those
     reaching it later are compared with all who reached it before).
 
+    A candidate that stops on its own (out of patience, or diverged, which
+    scores it zero) is judged with its final score at each rung it had not
+    passed, as if it had reached it, and its score counts at the first
+    rung that would have halted it (or at `fidelity.epochs`): counted at
+    its allotted epochs, a weak candidate that stopped after 3 epochs would
+    rank above every stronger one a rung halted (`strategies.base.Archive`
+    ranks by fidelity first).
+
     With `refill`, a candidate's stop frees its slot for a new proposal:
     after each evaluation that stops some, `refill(positions, results, n)`
     is told the stopped candidates' `[k]` positions and the results so far
@@ -145,9 +153,8 @@ class PopulationEvaluator:
       For every candidate, the first `len(archs)` then those refilled in
       the order they started: 'archs'; `[N]` arrays of the best validation
       'ndcg' and 'recall' at 20, 'failed', 'epochs' trained and the
-      'fidelity' its score was measured at (the rung that halted it, or
-      `fidelity.epochs`: its allotted epochs, whether or not it stopped
-      early on its own); the
+      'fidelity' its score counts at (the rung that halted it, or
+      `fidelity.epochs`); the
       `[N, fidelity.epochs]` 'curve' of validation NDCG@20 after each of a
       candidate's epochs (NaN where it was not evaluated: between
       evaluations, and after it stopped or failed); and 'programs', the
@@ -197,6 +204,26 @@ class PopulationEvaluator:
               'fidelity': records.fidelity.copy(), 'curve': records.curve,
               'programs': len(population.groups)}
 
+    def settle():
+      """Fixes the fidelity of candidates that stopped since the last call
+      (before a refill is told of them)."""
+      running = population.active & ~stopping.stopped
+      for position in np.flatnonzero(~running & ~records.settled):
+        records.settled[position] = True
+        trained = records.epochs[position]
+        if trained >= records.fidelity[position]:
+          continue  # Halted at a rung, or trained its allotted epochs.
+        score = (-np.inf if population.failed[position]
+                 else float(stopping.best_score[position]))
+        for rung in rungs:
+          if rung < trained:
+            continue  # Passed: it trained beyond.
+          reached[rung][int(position)] = score
+          if not promoted(reached[rung], len(archs),
+                          fidelity.eta)[position]:
+            records.fidelity[position] = rung
+            break
+
     def on_evaluation(epoch, metrics, improved):
       nonlocal refills_left
       evaluated = population.active & due(epoch)
@@ -217,6 +244,7 @@ class PopulationEvaluator:
           stopping.halt(halted)
           records.fidelity[halted] = rung
       stopping.halt(going_on & (age >= fidelity.epochs))
+      settle()
       if not refills_left:
         return
       running = population.active & ~stopping.stopped
@@ -250,6 +278,7 @@ class PopulationEvaluator:
                epochs=round_epochs, eval_every=fidelity.eval_every,
                metric=FITNESS, due=due, on_epoch=on_epoch,
                on_evaluation=on_evaluation)
+    settle()  # Those that diverged after the last evaluation.
     return results()
 
 
@@ -260,12 +289,14 @@ class _Records:
   Attributes:
     start: `[N]` the round's epoch each candidate began training after.
     epochs: `[N]` epochs each trained.
-    fidelity: `[N]` the epochs each was allotted: the rung that halted it,
-      or the fidelity's epochs.
+    fidelity: `[N]` the epochs each one's score counts at: the rung that
+      halted it (or would have, for one that stopped on its own), or the
+      fidelity's epochs.
     recall: `[N]` validation Recall@20 where its NDCG@20 was best.
     curve: `[N, fidelity epochs]` validation NDCG@20 after each of its
       epochs (NaN where not evaluated).
     told: `[N]` bool, candidates a refill has reported as stopped.
+    settled: `[N]` bool, stopped candidates whose fidelity is final.
   """
   start: np.ndarray
   epochs: np.ndarray
@@ -273,12 +304,14 @@ class _Records:
   recall: np.ndarray
   curve: np.ndarray
   told: np.ndarray
+  settled: np.ndarray
 
   @classmethod
   def empty(cls, size: int, epochs: int) -> _Records:
     return cls(np.zeros(size, int), np.zeros(size, int),
                np.full(size, epochs), np.zeros(size),
-               np.full((size, epochs), np.nan), np.zeros(size, bool))
+               np.full((size, epochs), np.nan), np.zeros(size, bool),
+               np.zeros(size, bool))
 
   def extend(self, size: int, epoch: int) -> None:
     """Adds `size` candidates that begin after the round's `epoch`."""
@@ -290,6 +323,7 @@ class _Records:
     self.curve = np.concatenate(
         [self.curve, np.full((size, self.curve.shape[1]), np.nan)])
     self.told = np.concatenate([self.told, np.zeros(size, bool)])
+    self.settled = np.concatenate([self.settled, np.zeros(size, bool)])
 
 
 def promoted(reached: dict[int, float], size: int, eta: int) -> np.ndarray:

@@ -39,8 +39,9 @@ class Archive:
   Attributes:
     tokens: `[N, K]` int32 canonical token arrays.
     fitness: `[N]` float32 scores (higher is better).
-    fidelity: `[N]` float32 the fidelity each score was measured at (the
-      epochs a candidate was allotted); all equal in a single-fidelity
+    fidelity: `[N]` float32 the fidelity each score counts at (the epochs
+      a candidate was allotted, or the rung that halted it or would have,
+      `evaluation.PopulationEvaluator`); all equal in a single-fidelity
       search.
   """
   tokens: np.ndarray
