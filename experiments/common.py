@@ -35,6 +35,28 @@ def table_cell(record: dict, key: str, fmt: str) -> str:
   return '—' if value is None else format(value, fmt)
 
 
+class _IntegerListParser(flags.ListParser):
+  """Comma-separated integers, refused with the value as given."""
+
+  def parse(self, argument):
+    items = super().parse(argument)
+    try:
+      return [int(item) for item in items]
+    except (TypeError, ValueError):
+      raise ValueError(
+          f'expected comma-separated integers, got {argument!r}') from None
+
+  def flag_type(self) -> str:
+    return 'comma separated list of integers'
+
+
+def define_integer_list(name: str, default: Sequence[int], help_text: str):
+  """A flag of comma-separated integers (`--seeds=0,1,2`); a value that is
+  not one is a one-line error naming the flag (`run`)."""
+  return flags.DEFINE(_IntegerListParser(), name, list(default), help_text,
+                      serializer=flags.CsvListSerializer(','))
+
+
 def quiet_library_logs() -> None:
   """Hides INFO logs from checkpointing and summary libraries."""
   absl_logging.get_absl_handler().addFilter(_DropLibraryInfo())

@@ -51,13 +51,13 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'Where the searches live.')
 _WALL_SECONDS = flags.DEFINE_integer(
     'wall_seconds', 1800, 'Wall time of each search (its rounds; the '
     'retraining of its finalists comes on top).', lower_bound=1)
-_SEEDS = flags.DEFINE_list('seeds', ['0'], 'Search seeds.')
+_SEEDS = common.define_integer_list('seeds', [0], 'Search seeds.')
 _EPOCHS = flags.DEFINE_integer(
     'epochs', 27, 'Most epochs a multi-fidelity candidate trains.',
     lower_bound=1)
-_RUNGS = flags.DEFINE_list('rungs', ['1', '3'],
-                           'Successive-halving rungs of the multi-fidelity '
-                           'search (epochs).')
+_RUNGS = common.define_integer_list(
+    'rungs', [1, 3], 'Successive-halving rungs of the multi-fidelity search '
+    '(epochs).')
 _ETA = flags.DEFINE_integer('eta', 3, 'A rung keeps the best 1/eta.')
 _REFILL = flags.DEFINE_integer(
     'refill', 32, 'New proposals per multi-fidelity round.', lower_bound=0)
@@ -74,11 +74,10 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
   common.quiet_library_logs()
   config = _CONFIG.value
-  rungs = [int(r) for r in _RUNGS.value]
   out = _OUT.value
   rows = fidelity.compare(
-      config, _WORKDIR.value, [int(s) for s in _SEEDS.value],
-      _WALL_SECONDS.value, _EPOCHS.value, rungs, _ETA.value, _REFILL.value,
+      config, _WORKDIR.value, _SEEDS.value, _WALL_SECONDS.value,
+      _EPOCHS.value, _RUNGS.value, _ETA.value, _REFILL.value,
       record=_RECORD.value or out + '_searches.jsonl')
   text = fidelity.table(rows, config, _WALL_SECONDS.value)
   os.makedirs(os.path.dirname(out) or '.', exist_ok=True)

@@ -18,6 +18,7 @@ from scipy import stats
 
 from experiments import paper
 from gnas_jax import driver
+from gnas_jax import population as population_lib
 from gnas_jax import records
 from gnas_jax import space
 from gnas_jax.search import evaluation
@@ -62,23 +63,26 @@ def low_fidelity_curves(config, data: driver.TrainingData, archs,
                         epochs: int, path: str) -> np.ndarray:
   """`[N, epochs]` validation NDCG@20 after each epoch, trained in
   populations of `config.population_size` as the search trains them, each
-  population's rows appended to the JSON-lines record `path` when it
-  finishes (rows already there are not trained again; rows of another
-  protocol are refused)."""
+  population's new rows appended to the record `path` when it finishes
+  (rows already there are not trained again; rows of another protocol are
+  refused). Every candidate trains all `epochs`, whatever the config's
+  patience, rungs and refills."""
   expected = low_fidelity_protocol(config)
   done = recorded_curves(path, expected)
   config = config.copy_and_resolve_references()  # The caller's is kept.
   with config.unlocked():
     config.fidelity.epochs = epochs
     config.fidelity.eval_every = 1
-    config.fidelity.patience = epochs  # Every candidate reaches the end.
+    config.fidelity.patience = epochs
+    config.fidelity.rungs = ()
+    config.fidelity.refill = 0
+  measured = lambda a: len(done.get(a.to_string(), ())) >= epochs
   evaluator = None
   size = config.population_size
   key = jax.random.PRNGKey(config.seed)
   for start in range(0, len(archs), size):
     chunk = archs[start:start + size]
-    if all(a.to_string() in done and len(done[a.to_string()]) >= epochs
-           for a in chunk):
+    if all(measured(a) for a in chunk):
       continue
     logging.info('Low fidelity: architectures %d-%d of %d.', start + 1,
                  start + len(chunk), len(archs))
@@ -86,10 +90,12 @@ def low_fidelity_curves(config, data: driver.TrainingData, archs,
     evaluator = evaluator or evaluation.PopulationEvaluator(
         config, data, space.subspace_from_string(config.space))
     result = evaluator(chunk, jax.random.fold_in(key, start))
-    for arch, curve in zip(chunk, result['curve']):
-      done[arch.to_string()] = curve.tolist()
-      records.append(path, [{'arch': arch.to_string(),
-                              'curve': curve.tolist(), 'protocol': expected}])
+    # A curve recorded already (perhaps longer) is kept as it is.
+    new = [(a.to_string(), c.tolist())
+           for a, c in zip(chunk, result['curve']) if not measured(a)]
+    done.update(new)
+    records.append(path, [{'arch': a, 'curve': c, 'protocol': expected}
+                          for a, c in new])
   return np.array([done[a.to_string()][:epochs] for a in archs])
 
 
@@ -168,9 +174,30 @@ def schedule_rows(curves: np.ndarray, full_valid: np.ndarray,
 
 def correlations(scores: np.ndarray, reference: np.ndarray
                  ) -> dict[str, float]:
-  """Spearman and Kendall rank correlations of two `[N]` score vectors."""
+  """Spearman and Kendall rank correlations of two `[N]` score vectors; a
+  NaN (a candidate that diverged) counts as 0, as the search scores it."""
+  scores, reference = (np.nan_to_num(np.asarray(v, float), nan=0.0)
+                       for v in (scores, reference))
   return {'spearman': float(stats.spearmanr(scores, reference).statistic),
           'kendall': float(stats.kendalltau(scores, reference).statistic)}
+
+
+def fixed_fidelity_scores(curves: np.ndarray, epochs: int, eval_every: int,
+                          patience: int) -> np.ndarray:
+  """`[N]` what a fixed-fidelity search scores each of `[N, >= epochs]`
+  validation curves: the best of its evaluations (`driver.
+  is_evaluation_epoch`) until its patience runs out (`driver.
+  EarlyStopping`); 0 for one that turns NaN (diverged) on the way."""
+  stopping = driver.EarlyStopping.start(len(curves), patience)
+  failed = np.zeros(len(curves), bool)
+  for epoch in range(1, epochs + 1):
+    if not driver.is_evaluation_epoch(epoch, eval_every, epochs):
+      continue
+    evaluated = ~stopping.stopped & ~failed
+    failed |= evaluated & np.isnan(curves[:, epoch - 1])
+    stopping.update(curves[:, epoch - 1], epoch, evaluated & ~failed)
+  return np.where(failed | ~np.isfinite(stopping.best_score), 0.0,
+                  stopping.best_score)
 
 
 # --- Fixed against multi-fidelity search at equal wall time ----------------
@@ -227,6 +254,10 @@ def compare(config, workdir: str, seeds, wall_seconds: int, epochs: int,
   another machine.
   """
   # Every config (and the record) is checked before the first search.
+  if config.final.top_k < 1:
+    raise ValueError(f'config.final.top_k={config.final.top_k}: the '
+                     'comparison retrains the best finalists of each search, '
+                     'so it needs at least 1.')
   searches = [(seed, variant, variant_config(
       config, variant, seed, wall_seconds, epochs, rungs, eta, refill))
               for seed in seeds for variant in VARIANTS]
@@ -241,6 +272,9 @@ def compare(config, workdir: str, seeds, wall_seconds: int, epochs: int,
     if (variant, seed) in done:
       rows.append(done[variant, seed])
       continue
+    # Each search compiles from scratch, as the first did: one that
+    # found the others' programs compiled would get more wall time to search.
+    population_lib.clear_compiled()
     summary = loop.run_search(
         searched, os.path.join(workdir, f'{variant}_seed{seed}'))
     best = max(summary['finalists'],

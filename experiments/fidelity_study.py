@@ -65,8 +65,8 @@ _CONFIG = config_flags.DEFINE_config_file(
     'the population and the full training protocol.')
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Where the runs are kept.')
 _NUM_ARCHS = flags.DEFINE_integer('num_archs', 40, 'Architectures drawn.')
-_RUNGS = flags.DEFINE_list('rungs', ['1', '3', '9', '27'],
-                           'Epochs at which low fidelity is scored.')
+_RUNGS = common.define_integer_list(
+    'rungs', [1, 3, 9, 27], 'Epochs at which low fidelity is scored.')
 _ROUND_SIZE = flags.DEFINE_integer(
     'round_size', None, 'Candidates of the fixed-fidelity round whose '
     'epochs each replayed schedule gets (default: config.population_size); '
@@ -90,9 +90,12 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
   common.quiet_library_logs()
-  rungs = sorted({int(r) for r in _RUNGS.value})
-  if rungs[0] < 1:
+  rungs = sorted(set(_RUNGS.value))
+  if not rungs or rungs[0] < 1:
     raise ValueError(f'--rungs={_RUNGS.value} must be epochs >= 1.')
+  if _NUM_ARCHS.value < 2:
+    raise ValueError(f'--num_archs={_NUM_ARCHS.value}: a rank correlation '
+                     'needs at least 2 architectures.')
   config = _CONFIG.value
   round_size = (config.population_size if _ROUND_SIZE.value is None
                 else _ROUND_SIZE.value)
@@ -108,12 +111,14 @@ def main(argv):
   os.makedirs(workdir, exist_ok=True)
   record = _RECORD.value or _OUT.value
   drawn = len(archs)
+  # As far as the last rung and the search's own fidelity reach.
+  epochs = max(rungs[-1], search_fidelity['epochs'])
   if _RECORDED_ONLY.value:
-    archs, curves, full = recorded_measurements(config, data, archs, rungs[-1],
+    archs, curves, full = recorded_measurements(config, data, archs, epochs,
                                                 record)
   else:
     curves = fidelity.low_fidelity_curves(
-        config, data, archs, rungs[-1], record + '_low_fidelity.jsonl')
+        config, data, archs, epochs, record + '_low_fidelity.jsonl')
     full = []
     for index, arch in enumerate(archs):
       logging.info('Full protocol %d of %d: %s', index + 1, len(archs), arch)
@@ -123,17 +128,19 @@ def main(argv):
       full.append(run)
   full_valid = np.array([r['valid/ndcg@20'] for r in full])
   full_test = np.array([r['test/ndcg@20'] for r in full])
-  # The search's fixed fidelity: the best of its evaluations.
-  evaluated = np.arange(search_fidelity['eval_every'],
-                        search_fidelity['epochs'] + 1,
-                        search_fidelity['eval_every']) - 1
-  fixed = np.nanmax(curves[:, evaluated[evaluated < curves.shape[1]]], 1)
+  fixed = fidelity.fixed_fidelity_scores(
+      curves, search_fidelity['epochs'], search_fidelity['eval_every'],
+      search_fidelity['patience'])
+  evaluated = [e for e in range(1, search_fidelity['epochs'] + 1)
+               if driver.is_evaluation_epoch(
+                   e, search_fidelity['eval_every'], search_fidelity['epochs'])]
   rows = [{'fidelity': f'epoch {r}', 'epochs': r,
            **fidelity.correlations(curves[:, r - 1], full_valid),
            **{f'test_{k}': v for k, v in fidelity.correlations(
                curves[:, r - 1], full_test).items()}} for r in rungs]
   rows.append({'fidelity': 'the search\'s fixed fidelity (best of epochs '
-                           f'{", ".join(str(e + 1) for e in evaluated)})',
+                           f'{", ".join(map(str, evaluated))}, patience '
+                           f'{search_fidelity["patience"]})',
                'epochs': int(search_fidelity['epochs']),
                **fidelity.correlations(fixed, full_valid),
                **{f'test_{k}': v for k, v in fidelity.correlations(

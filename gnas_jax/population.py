@@ -405,10 +405,16 @@ def _compiling(model: models.GNNRecommender, size: int) -> None:
     logging.info('Emptying the caches of %d compiled population programs '
                  '(memory maps: %s).', len(_cached_programs),
                  'unknown' if maps is None else f'{maps[0]} of {maps[1]}')
-    jax.clear_caches()
-    _sharded_step.cache_clear()
-    _cached_programs.clear()
+    clear_compiled()
   _cached_programs.add(key)
+
+
+def clear_compiled() -> None:
+  """Empties every cache of compiled programs (JAX's and this module's):
+  what runs next compiles afresh, as in a new process."""
+  jax.clear_caches()
+  _sharded_step.cache_clear()
+  _cached_programs.clear()
 
 
 @functools.lru_cache(maxsize=None)

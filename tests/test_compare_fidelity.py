@@ -56,5 +56,10 @@ def test_both_searches_get_the_same_wall_time_and_protocol(tmp_path):
 def test_a_bad_schedule_is_refused_before_any_search(tmp_path):
   with pytest.raises(ValueError, match='is not increasing'):
     fidelity.compare(search_test.get_config(), str(tmp_path), [0],
-                             1, 4, [3, 1], 3, 2)
+                     1, 4, [3, 1], 3, 2)
+  config = search_test.get_config()
+  config.final.top_k = 0
+  with pytest.raises(ValueError, match=r'config\.final\.top_k=0: the '
+                     'comparison retrains the best finalists'):
+    fidelity.compare(config, str(tmp_path), [0], 1, 4, [1, 3], 3, 2)
   assert not os.listdir(tmp_path)

@@ -10,6 +10,10 @@ from scipy import stats
 
 from conftest import ROOT
 from experiments import fidelity
+from experiments.configs import search_test
+from gnas_jax import driver
+from gnas_jax import records
+from gnas_jax import space
 
 
 def run_study(workdir, *options):
@@ -88,14 +92,14 @@ def test_the_records_alone_carry_a_study_to_another_workdir(study,
   """A study continued without its checkpoints (another session, another
   machine) trains nothing its records hold and writes the same figures."""
   workdir, record = study
-  records = {name: (workdir / name).read_text() for name in
-             ('fidelity_low_fidelity.jsonl', 'fidelity_full.jsonl')}
+  texts = {name: (workdir / name).read_text() for name in
+           ('fidelity_low_fidelity.jsonl', 'fidelity_full.jsonl')}
   full = [json.loads(line) for line in
-          records['fidelity_full.jsonl'].splitlines()]
+          texts['fidelity_full.jsonl'].splitlines()]
   assert [r['arch'] for r in full] == [a['arch'] for a in record['archs']]
   assert [r['valid/ndcg@20'] for r in full] == [
       a['full_valid_ndcg@20'] for a in record['archs']]
-  for name, text in records.items():
+  for name, text in texts.items():
     (tmp_path / name).write_text(text)
   result = run_study(tmp_path / 'empty', f'--out={tmp_path}/fidelity')
   assert result.returncode == 0, result.stderr[-3000:]
@@ -194,3 +198,46 @@ def test_replayed_schedule_picks_by_the_curves():
   rows = fidelity.schedule_rows(curves, full, fixed_epochs=8,
                                       round_size=2, last=3, draws=5)
   assert all(r['epochs'] <= 3 for r in rows)
+
+
+def test_the_fixed_fidelity_row_scores_as_the_search_does():
+  nan = np.nan
+  curves = np.array([[0.1, 0.3, 0.2, 0.5],
+                     [0.4, 0.3, 0.2, 0.6],
+                     [0.1, nan, nan, nan]])  # Diverged in its second epoch.
+  # Every epoch evaluated, patience 1: each stops at its first fall.
+  np.testing.assert_allclose(
+      fidelity.fixed_fidelity_scores(curves, 4, 1, 1), [0.3, 0.4, 0.0])
+  # Epochs 2 and 3 (the last) evaluated: epoch 1's 0.4 is never seen.
+  np.testing.assert_allclose(
+      fidelity.fixed_fidelity_scores(curves, 3, 2, 2), [0.3, 0.3, 0.0])
+
+
+def test_a_diverged_candidate_counts_as_zero_in_a_correlation():
+  got = fidelity.correlations(np.array([0.1, np.nan, 0.3, 0.2]),
+                              np.array([0.2, 0.0, 0.4, 0.3]))
+  assert got == {'spearman': pytest.approx(1.0), 'kendall': pytest.approx(1.0)}
+
+
+def test_low_fidelity_trains_every_epoch_and_keeps_recorded_curves(
+    tmp_path):
+  """Whatever the config's rungs and patience, every candidate trains to
+  the end; a population's rows recorded already stay as they are."""
+  config = search_test.get_config()
+  with config.unlocked():
+    config.fidelity.rungs = (1,)
+    config.fidelity.eta = 4
+    config.fidelity.patience = 1
+  archs = space.sample(np.random.default_rng(0), 4,
+                       space.subspace_from_string(config.space))
+  path = str(tmp_path / 'curves.jsonl')
+  longer = [0.5, 0.25, 0.125]
+  records.append(path, [{'arch': archs[1].to_string(), 'curve': longer,
+                         'protocol': fidelity.low_fidelity_protocol(config)}])
+  curves = fidelity.low_fidelity_curves(
+      config, driver.TrainingData.from_config(config), archs, 2, path)
+  assert np.isfinite(curves).all() and curves.shape == (4, 2)
+  np.testing.assert_array_equal(curves[1], longer[:2])
+  rows = [row for _, row in records.read(path)]
+  assert [row['arch'] for row in rows] == [archs[1].to_string()] + [
+      a.to_string() for a in archs if a != archs[1]]
