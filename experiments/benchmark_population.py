@@ -72,8 +72,8 @@ _DATA_DIR = flags.DEFINE_string(
 _USER_FRACTION = flags.DEFINE_float(
     'user_fraction', 1.0, 'Share of the users kept (data.user_fraction), '
     'for graphs of several sizes.')
-_SIZES = flags.DEFINE_list('population_sizes', ['1', '4', '16', '64'],
-                           'Population sizes to measure.')
+_SIZES = common.define_integer_list('population_sizes', [1, 4, 16, 64],
+                                    'Population sizes to measure.')
 _BACKEND = flags.DEFINE_enum('backend', 'auto', ('auto',) + graph_lib.BACKENDS,
                              'Propagation backend.')
 _STEPS = flags.DEFINE_integer('steps', 10, 'Timed steps per measurement.')
@@ -297,7 +297,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
   common.quiet_library_logs()
-  sizes = sorted(int(s) for s in _SIZES.value)
+  sizes = sorted(_SIZES.value)
   if _CHILD.value:
     dataset = _load(_DATASET.value)
     graph = graph_lib.build_graph(dataset.train, dataset.num_users,

@@ -31,14 +31,15 @@ from absl import flags
 from absl import logging
 import numpy as np
 
+from experiments import common
 from gnas_jax import data
 
 _DATA_DIR = flags.DEFINE_string(
     'data_dir', os.environ.get('GNAS_DATA_DIR', ''), 'Data folder.')
 _OUT_DIR = flags.DEFINE_string('out_dir', 'results', 'Output folder.')
 _MODES = flags.DEFINE_list('modes', ['map', 'vmap'], 'Population modes.')
-_SIZES = flags.DEFINE_list('population_sizes', ['1', '4', '16', '64'],
-                           'P of the P sweep (ML-100K).')
+_SIZES = common.define_integer_list('population_sizes', [1, 4, 16, 64],
+                                    'P of the P sweep (ML-100K).')
 _VMAP_MAX = flags.DEFINE_integer(
     'vmap_max_population', 16, "Largest P measured in 'vmap' mode (on a "
     'CPU it computes every option of a group for every candidate).')
@@ -63,8 +64,8 @@ def _points() -> list[dict]:
                          backend='sparse', mode=mode,
                          sizes=[_GRAPH_P.value]))
     for backend in ('sparse', 'dense'):
-      sizes = [int(s) for s in _SIZES.value
-               if mode == 'map' or int(s) <= _VMAP_MAX.value]
+      sizes = [s for s in _SIZES.value
+               if mode == 'map' or s <= _VMAP_MAX.value]
       points.append(dict(sweep='P', dataset='ml-100k', fraction=1.0,
                          backend=backend, mode=mode, sizes=sizes))
   return points
@@ -227,4 +228,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  common.run(main)
