@@ -225,7 +225,15 @@ def variant_config(config, variant: str, seed: int, wall_seconds: int,
       config.fidelity.rungs = tuple(rungs)
       config.fidelity.eta = eta
       config.fidelity.refill = refill
-  loop.check_config(config)
+  try:
+    loop.check_config(config)
+  except ValueError as error:
+    if variant != 'multi-fidelity':
+      raise
+    raise ValueError(
+        f'{str(error).rstrip(".")}; the multi-fidelity search takes '
+        'config.fidelity.epochs, rungs, eta and refill from --epochs, '
+        '--rungs, --eta and --refill.') from None
   return config
 
 

@@ -54,7 +54,8 @@ def test_both_searches_get_the_same_wall_time_and_protocol(tmp_path):
 
 
 def test_a_bad_schedule_is_refused_before_any_search(tmp_path):
-  with pytest.raises(ValueError, match='is not increasing'):
+  with pytest.raises(ValueError, match=r'is not increasing.*from --epochs, '
+                     '--rungs, --eta and --refill'):
     fidelity.compare(search_test.get_config(), str(tmp_path), [0],
                      1, 4, [3, 1], 3, 2)
   config = search_test.get_config()
