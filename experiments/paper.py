@@ -461,10 +461,12 @@ def run_accuracy(config, run: Run) -> Output:
              f'{protocol.batch_size}, early stopping on validation NDCG@20 '
              f'after {protocol.patience} evaluations (every '
              f'{protocol.eval_every} epochs) without improvement, full '
-             'ranking. Every model, hand-designed or searched, is tuned '
-             f'alike before its seeds train (grid: {grid}; the setting with '
-             'the best validation NDCG@20 is the one shown, in its '
-             'architecture string). '
+             'ranking; one sampled negative per positive for the BPR loss, '
+             f'{protocol.num_negatives} for sampled softmax (the loss is part '
+             'of an architecture). Every model, hand-designed or searched, '
+             f'is tuned alike before its seeds train (grid: {grid}; the '
+             'setting with the best validation NDCG@20 is the one shown, in '
+             'its architecture string). '
              + (f'{sources} ' if sources else '')
              + 'Evaluated: ' + '; '.join(evaluated) + '. '
              + (f'Subsampled: {subsampled}.' if subsampled else '')],

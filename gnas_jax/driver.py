@@ -882,8 +882,9 @@ def train_with_seeds(config: ml_collections.ConfigDict, directory: str,
                      record: str | None = None) -> list[dict[str, Any]]:
   """`arch` trained with the protocol of `config` once per seed.
 
-  Seed `s` runs in `directory/seed_<s>`; a finished run is read back from
-  its results.json, an interrupted one resumes. With a `record` (a
+  Seed `s` runs in `directory/seed_<s>`; a run finished there under the
+  same protocol is read back from its results.json, any other resumes
+  (`_finished_run`). With a `record` (a
   JSON-lines file of results only, which may be committed), a run it holds
   under the same protocol (`run_protocol`) is read from it and trains
   nowhere, and every other finished run is added to it: a program
@@ -896,28 +897,59 @@ def train_with_seeds(config: ml_collections.ConfigDict, directory: str,
   runs = []
   for seed in seeds:
     run_dir = os.path.join(directory, f'seed_{seed}')
-    path = os.path.join(run_dir, 'results.json')
     run_config = seed_config(config, seed)
-    results = protocol = None
+    # Prepared at the first run that needs it, then shared.
+    data = TrainingData.from_config(config, data)
+    protocol = run_protocol(run_config, data.dataset, arch)
     if record:
-      # Prepared at the first run that needs it, then shared.
-      data = TrainingData.from_config(config, data)
-      protocol = run_protocol(run_config, data.dataset, arch)
       results = recorded_run(record, protocol)
       if results is not None:
         runs.append(dict(results, workdir=run_dir))
         continue
-    if os.path.exists(path):
-      with open(path) as f:
-        results = json.load(f)
-    else:
+    results = _finished_run(run_dir, protocol)
+    if results is None:
       logging.info('Training %s with seed %d in %s.', arch, seed, run_dir)
-      data = TrainingData.from_config(config, data)
       results = train_and_evaluate(run_config, run_dir, data, arch)
+      os.makedirs(run_dir, exist_ok=True)
+      with open(os.path.join(run_dir, PROTOCOL_FILE), 'w') as f:
+        json.dump(protocol, f, indent=2, sort_keys=True)
     if record:
       records.append(record, [dict(results, protocol=protocol)])
     runs.append(dict(results, workdir=run_dir))
   return runs
+
+
+# Beside a finished run's results.json: the protocol (`run_protocol`) they
+# were obtained under, written by `train_with_seeds`.
+PROTOCOL_FILE = 'protocol.json'
+
+
+def _finished_run(run_dir: str, protocol: dict[str, Any]
+                  ) -> dict[str, Any] | None:
+  """The results of the run finished in `run_dir` under `protocol`, or None
+  where none has finished there, or one has under another protocol (more
+  epochs, say: training it again resumes from its checkpoint, or is
+  refused if its settings cannot change)."""
+  path = os.path.join(run_dir, 'results.json')
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    results = json.load(f)
+  try:
+    with open(os.path.join(run_dir, PROTOCOL_FILE)) as f:
+      finished_under = json.load(f)
+  except FileNotFoundError:
+    logging.warning('%s predates the record of its protocol: its results '
+                    'are taken as they are.', run_dir)
+    return results
+  changed = records.changed_settings(finished_under,
+                                     json.loads(json.dumps(protocol)))
+  if not changed:
+    return results
+  logging.info('%s finished with other settings (%s); training it again.',
+               run_dir, '; '.join(f'{k} was {old!r}, now {new!r}'
+                                  for k, old, new in changed))
+  return None
 
 
 def seed_statistics(runs: Sequence[dict[str, Any]],

@@ -1,6 +1,9 @@
 """Tests for the driver's loop: early stopping, evaluation epochs, progress;
 and its record of finished runs."""
 
+import json
+import logging
+import os
 import subprocess
 import sys
 
@@ -164,6 +167,48 @@ def test_candidates_added_at_an_evaluation_train_from_the_next_epoch():
   assert [active.tolist() for _, active in learner.steps] == (
       [[True, True]] * 4 + [[True, False, True]] * 4)
   np.testing.assert_array_equal(stopping.best_epoch, [2, 2, 4])
+
+
+def test_a_finished_run_is_read_back_only_under_its_protocol(
+    tmp_path, monkeypatch, caplog):
+  """A run finished with fewer epochs is trained again (resumed), not
+  passed off as a run of the longer protocol, in its record too."""
+  config = test_config.get_config()
+  arch = space.from_string('mf')
+  trained = []
+
+  def fake_training(run_config, workdir, data, arch):
+    del data, arch
+    trained.append(run_config.epochs)
+    os.makedirs(workdir, exist_ok=True)
+    results = {'epochs_run': run_config.epochs}
+    with open(os.path.join(workdir, 'results.json'), 'w') as f:
+      json.dump(results, f)
+    return results
+
+  monkeypatch.setattr(driver, 'train_and_evaluate', fake_training)
+  data = driver.TrainingData.from_config(config)
+  directory = str(tmp_path / 'runs')
+  epochs = config.epochs
+  driver.train_with_seeds(config, directory, arch, [0], data)
+  (run,) = driver.train_with_seeds(config, directory, arch, [0], data)
+  assert trained == [epochs] and run['epochs_run'] == epochs
+  with config.unlocked():
+    config.epochs = epochs + 2
+  record = str(tmp_path / 'runs.jsonl')
+  (run,) = driver.train_with_seeds(config, directory, arch, [0], data,
+                                   record=record)
+  assert trained == [epochs, epochs + 2] and run['epochs_run'] == epochs + 2
+  ((_, row),) = records.read(record)
+  assert (row['epochs_run'], row['protocol']['epochs']) == (epochs + 2,) * 2
+  # A run finished before its protocol was kept is taken as it is.
+  os.remove(os.path.join(directory, 'seed_0', driver.PROTOCOL_FILE))
+  with config.unlocked():
+    config.epochs = epochs + 3
+  with caplog.at_level(logging.WARNING):
+    (run,) = driver.train_with_seeds(config, directory, arch, [0], data)
+  assert trained == [epochs, epochs + 2] and run['epochs_run'] == epochs + 2
+  assert 'predates the record of its protocol' in caplog.text
 
 
 def test_a_record_carries_finished_runs_to_another_directory(
