@@ -69,6 +69,11 @@ def run_all(config, workdir: str,
           scores[setting] = float('-inf')
           continue
         scores[setting] = run['valid/ndcg@20']
+      if all(score == float('-inf') for score in scores.values()):
+        raise ValueError(
+            f'Every setting of the tuning grid of {arch} diverged ('
+            + ', '.join(grid) + '); give it a grid of smaller learning '
+            'rates (config.tuning.lr).')
     selected = max(grid, key=lambda s: scores.get(s, 0.0))
     results[arch] = {'selected': selected, 'tuning': scores,
                      'runs': runs(selected, config.seeds)}

@@ -1,6 +1,7 @@
 """Tests for the experiment scripts' own logic (tables, reuse of runs)."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -109,3 +110,10 @@ def test_a_diverging_setting_loses_the_tuning_and_the_others_go_on(
   results = tuning.run_all(config, str(tmp_path))['mf']
   assert results['tuning']['mf,lr=0.01,l2=0.0'] == float('-inf')
   assert results['selected'] == 'mf,lr=0.001,l2=0.0'
+  # A grid whose every setting diverges is refused, naming them.
+  with config.unlocked():
+    config.tuning = {'lr': (1e-2,), 'l2': (0.0, 1e-4), 'seed': 0}
+  with pytest.raises(ValueError, match=re.escape(
+      'Every setting of the tuning grid of mf diverged (mf,lr=0.01,l2=0.0, '
+      'mf,lr=0.01,l2=0.0001); give it a grid of smaller learning rates')):
+    tuning.run_all(config, str(tmp_path))
