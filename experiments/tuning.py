@@ -45,7 +45,7 @@ def run_all(config, workdir: str,
   Returns:
     architecture -> {'selected': the setting trained with every seed,
     'runs': its runs, 'tuning': {setting: validation NDCG@20 at the tuning
-    seed}}.
+    seed, None where it diverged}}.
   """
   data = driver.TrainingData.from_config(config, data)
 
@@ -66,15 +66,16 @@ def run_all(config, workdir: str,
         except FloatingPointError as error:
           # A setting that diverges loses the tuning; the others go on.
           logging.warning('Tuning %s: %s', setting, error)
-          scores[setting] = float('-inf')
+          scores[setting] = None
           continue
         scores[setting] = run['valid/ndcg@20']
-      if all(score == float('-inf') for score in scores.values()):
+      if all(score is None for score in scores.values()):
         raise ValueError(
             f'Every setting of the tuning grid of {arch} diverged ('
             + ', '.join(grid) + '); give it a grid of smaller learning '
             'rates (config.tuning.lr).')
-    selected = max(grid, key=lambda s: scores.get(s, 0.0))
+    selected = max((s for s in grid if scores.get(s, 0.0) is not None),
+                   key=lambda s: scores.get(s, 0.0))
     results[arch] = {'selected': selected, 'tuning': scores,
                      'runs': runs(selected, config.seeds)}
   return results

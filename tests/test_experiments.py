@@ -108,7 +108,7 @@ def test_a_diverging_setting_loses_the_tuning_and_the_others_go_on(
     config.archs, config.seeds = ('mf',), (0,)
     config.tuning = {'lr': (1e-3, 1e-2), 'l2': (0.0,), 'seed': 0}
   results = tuning.run_all(config, str(tmp_path))['mf']
-  assert results['tuning']['mf,lr=0.01,l2=0.0'] == float('-inf')
+  assert results['tuning']['mf,lr=0.01,l2=0.0'] is None
   assert results['selected'] == 'mf,lr=0.001,l2=0.0'
   # A grid whose every setting diverges is refused, naming them.
   with config.unlocked():
