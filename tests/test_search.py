@@ -376,3 +376,22 @@ def test_a_refilling_round_never_proposes_an_architecture_twice(name):
     # Each round: two halted at epoch 1, told first, then four at 3.
     np.testing.assert_array_equal(state.archive.fidelity,
                                   np.tile([1, 1, 3, 3, 3, 3], 3)[:16])
+
+
+def test_a_failed_evaluation_ranks_below_every_real_one():
+  strategy = strategies.make_strategy('random', _restricted())
+  tokens = strategy.space.uniform(np.random.default_rng(0), 5)
+  state = strategy.init(jax.random.PRNGKey(0))
+  # Told in three batches, one of failures alone; the scores are negative.
+  for told in ([-20.0, -10.0], [np.nan], [-5.0, np.nan]):
+    start = state.archive.size
+    state, _ = strategy.tell(state, tokens[start:start + len(told)], told)
+  np.testing.assert_array_equal(state.archive.ranking(), [3, 1, 0, 2, 4])
+  assert (state.archive.fitness[[2, 4]] < -20).all()
+  # A failure at the highest fidelity ranks below a real score at the
+  # lowest.
+  state = strategy.init(jax.random.PRNGKey(0))
+  state, _ = strategy.tell(state, tokens[:3], [np.nan, 0.2, 0.1], [27, 3, 1])
+  np.testing.assert_array_equal(state.archive.ranking(), [1, 2, 0])
+  np.testing.assert_array_equal(state.archive.fidelity,
+                                [strategies.base.FAILED_FIDELITY, 3, 1])

@@ -414,6 +414,11 @@ def search(config: ml_collections.ConfigDict, workdir: str,
 
     refills = bool(config.fidelity.get('refill'))
 
+    def told_scores(result) -> np.ndarray:
+      # A diverged candidate, recorded with score 0, is told as failed:
+      # the strategy ranks it below every real score.
+      return np.where(result['failed'], np.nan, result['ndcg'])
+
     def evaluate(tokens: np.ndarray, round_index: int, ask_more=None):
       start = time.perf_counter()
       told = []
@@ -422,7 +427,7 @@ def search(config: ml_collections.ConfigDict, workdir: str,
         told.extend(stopped.tolist())
         new = ask_more(space.to_tokens([results['archs'][p]
                                         for p in stopped]),
-                       results['ndcg'][stopped],
+                       told_scores(results)[stopped],
                        results['fidelity'][stopped], wanted)
         return space.from_tokens(new)
 
@@ -436,12 +441,12 @@ def search(config: ml_collections.ConfigDict, workdir: str,
         # Without rungs every score has one fidelity, told as none: so do
         # the scores of a checkpoint written before fidelities were told.
         if not config.fidelity.get('rungs'):
-          return result['ndcg']
-        return result['ndcg'], result['fidelity']
+          return told_scores(result)
+        return told_scores(result), result['fidelity']
       told_mask = np.zeros(len(archs), bool)
       told_mask[told] = True
-      return (space.to_tokens(archs), result['ndcg'], result['fidelity'],
-              told_mask)
+      return (space.to_tokens(archs), told_scores(result),
+              result['fidelity'], told_mask)
 
     def on_round(round_index: int, state, tokens, fitness, metrics) -> None:
       del tokens, fitness  # As `measured` holds them.

@@ -42,7 +42,7 @@ class Archive:
     fidelity: `[N]` float32 the fidelity each score counts at (the epochs
       a candidate was allotted, or the rung that halted it or would have,
       `evaluation.PopulationEvaluator`); all equal in a single-fidelity
-      search.
+      search, but `FAILED_FIDELITY` for a failed evaluation.
   """
   tokens: np.ndarray
   fitness: np.ndarray
@@ -99,11 +99,18 @@ def numpy_rng(key: jax.Array) -> np.random.Generator:
   return np.random.default_rng(np.asarray(jax.random.key_data(key)))
 
 
-def fitness_array(fitness) -> np.ndarray:
+# The fidelity a failed evaluation (a non-finite score: the candidate
+# diverged) counts at: below every real one, so that it ranks below every
+# real score whatever the fidelity the others were measured at.
+FAILED_FIDELITY = -1.0
+
+
+def fitness_array(fitness, others=()) -> np.ndarray:
   """`[N]` float32, a failed (non-finite) evaluation scoring below every
-  real one."""
+  real one, of `fitness` and of `others` (the archive's)."""
   fitness = np.asarray(fitness, np.float32)
-  finite = fitness[np.isfinite(fitness)]
+  scores = np.concatenate([fitness, np.asarray(others, np.float32)])
+  finite = scores[np.isfinite(scores)]
   floor = finite.min() - 1.0 if finite.size else 0.0
   return np.where(np.isfinite(fitness), fitness, np.minimum(floor, 0.0))
 
@@ -148,12 +155,15 @@ class Strategy:
   def tell(self, state, tokens: np.ndarray, fitness,
            fidelity=None) -> tuple[Any, dict[str, float]]:
     """`(state, metrics)` after evaluating `tokens` (`[N, K]`) with
-    `fitness` (`[N]`, higher is better) measured at `fidelity` (`[N]`
-    epochs, or None in a single-fidelity search)."""
+    `fitness` (`[N]`, higher is better; NaN for a failed evaluation, which
+    counts at `FAILED_FIDELITY`) measured at `fidelity` (`[N]` epochs, or
+    None in a single-fidelity search)."""
     tokens = np.asarray(tokens, np.int32)
-    fitness = fitness_array(fitness)
-    if fidelity is not None:
-      fidelity = np.asarray(fidelity, np.float32)
+    failed = ~np.isfinite(np.asarray(fitness, np.float32))
+    fitness = fitness_array(fitness, state.archive.fitness)
+    if fidelity is not None or failed.any():
+      fidelity = np.where(failed, FAILED_FIDELITY, np.asarray(
+          0.0 if fidelity is None else fidelity, np.float32))
     if (tokens.shape != (len(fitness), self.space.num_positions)
         or (fidelity is not None and fidelity.shape != fitness.shape)):
       raise ValueError(
