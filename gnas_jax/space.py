@@ -509,8 +509,9 @@ def enumerate_canonical(choices: Mapping[str, Sequence[Any]] | None = None
                         ) -> list[Architecture]:
   """Every distinct canonical architecture of a (sub)space, sorted by string.
 
-  By brute force over the product of choices, so for small subspaces only
-  (`count_canonical` says how many there are).
+  For subspaces of at most `search_space.MAX_TABULATED` architectures
+  (`count_canonical` says how many there are); the choices of inactive
+  decisions cost nothing.
   """
   archs = from_tokens(search_space(choices).enumerate())
   return sorted(archs, key=Architecture.to_string)

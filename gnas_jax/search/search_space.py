@@ -496,16 +496,41 @@ class SearchSpace:
     return math.prod(len(self.allowed[n]) for n in (self.names if names is None else names))
 
   def enumerate(self, limit: int = MAX_TABULATED) -> np.ndarray:
-    """`[N, K]` every distinct canonical architecture, sorted (brute force
-    over the allowed choices; for small spaces)."""
-    if self.raw_size() > limit:
-      raise ValueError(f'The space has {self.raw_size():,} '
-                       f'raw configurations, more than {limit:,} to '
-                       'enumerate; count() counts it without enumerating.')
-    grids = [[self.choice_index(n, v) for v in self.allowed[n]]
-             for n in self.names]
-    raw = np.array(list(itertools.product(*grids)), np.int32)
-    tokens = _unique_rows(self.canonical(raw))
+    """`[N, K]` every distinct canonical architecture, sorted.
+
+    Each combination of the controlling decisions (`count`) is expanded by
+    the distinct choices of every other decision active in it, so the
+    choices of inactive decisions cost nothing; a space with
+    `canonicalize` is enumerated by brute force over its allowed choices.
+
+    Raises:
+      ValueError: more than `limit` rows to enumerate.
+    """
+    if self._table is not None:
+      if self.raw_size() > limit:
+        raise ValueError(f'The space has {self.raw_size():,} raw '
+                         f'configurations, more than {limit:,} to '
+                         'enumerate; count() counts it without enumerating.')
+      grids = [[self.choice_index(n, v) for v in self.allowed[n]]
+               for n in self.names]
+      raw = np.array(list(itertools.product(*grids)), np.int32)
+      tokens = _unique_rows(self.canonical(raw))
+      return tokens[self.contains(tokens)]
+    rows, others = self._skeleton()
+    size = self._count(rows, others)
+    if size > limit:
+      raise ValueError(f'The space has {size:,} architectures, more than '
+                       f'{limit:,} to enumerate.')
+    expanded = []
+    for index, row in enumerate(rows):
+      grids = [[token] for token in row]
+      for position, images, active in others:
+        if active[index]:
+          grids[position] = sorted(set(images[index].tolist()))
+      expanded.append(np.array(list(itertools.product(*grids)), np.int32))
+    tokens = np.concatenate(expanded) if expanded else np.zeros(
+        (0, self.num_positions), np.int32)
+    tokens = _unique_rows(self.canonical(tokens))
     return tokens[self.contains(tokens)]
 
   def count(self) -> int:
@@ -518,6 +543,22 @@ class SearchSpace:
     """
     if self._table is not None:
       return len(self.enumerate())
+    return self._count(*self._skeleton())
+
+  @staticmethod
+  def _count(rows, others) -> int:
+    total = np.ones(len(rows), dtype=object)
+    for _, images, active in others:
+      distinct = np.array([len(set(r)) for r in images.tolist()])
+      total = total * np.where(active, distinct, 1).astype(object)
+    return int(total.sum())
+
+  def _skeleton(self):
+    """`(rows, others)`: `rows` `[R, K]` the distinct canonical
+    combinations of the controlling decisions (the others at their
+    defaults), and for each other decision `(position, [R, C] canonical
+    images of its C allowed choices in each row, [R] whether it is active
+    there)`."""
     controlling = sorted({n for clause in self._all_clauses()
                           for n in clause}, key=self._position.get)
     if self.raw_size(controlling) > MAX_CONTROLLING:
@@ -536,17 +577,16 @@ class SearchSpace:
     ok = np.all(self._in_reach(rows)[:, positions] |
                 ~self.active(rows)[:, positions], -1)
     rows = np.unique(rows[ok], axis=0)
-    total = np.ones(len(rows), dtype=object)
+    active = self.active(rows)
+    others = []
     for position, name in enumerate(self.names):
       if name in controlling:
         continue
       options = [self.choice_index(name, v) for v in self.allowed[name]]
       images = np.stack([self.canonical_at(
           position, np.full(len(rows), o), rows) for o in options], -1)
-      distinct = np.array([len(set(r)) for r in images.tolist()])
-      active = self.active(rows)[:, position]
-      total = total * np.where(active, distinct, 1).astype(object)
-    return int(total.sum())
+      others.append((position, images, active[:, position]))
+    return rows, others
 
   # -- Canonicalisation by table ------------------------------------------------
 

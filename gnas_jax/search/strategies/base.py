@@ -216,4 +216,7 @@ class Strategy:
     return np.stack(chosen)
 
   def _enumerable(self) -> bool:
-    return self.space.raw_size() <= 10_000_000
+    try:
+      return self.space.count() <= space_lib.MAX_TABULATED
+    except ValueError:  # Too many combinations even to count.
+      return False
