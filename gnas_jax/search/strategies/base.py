@@ -73,9 +73,10 @@ class Archive:
     return np.lexsort((-self.fitness, -self.fidelity))
 
   def comparable(self) -> np.ndarray:
-    """`[N]` scores in the order of `ranking`: the fitness itself at the
-    highest fidelity, and lower fidelities shifted below every score of a
-    higher one (the fitness itself when all fidelities are equal)."""
+    """`[N]` scores in archive order that sort as `ranking` does: the
+    fitness itself at the highest fidelity, and lower fidelities shifted
+    below every score of a higher one (the fitness itself when all
+    fidelities are equal)."""
     levels = np.unique(self.fidelity)
     if len(levels) < 2:
       return self.fitness.copy()
