@@ -7,6 +7,7 @@ import pytest
 
 from experiments import fidelity
 from experiments.configs import search_test
+from gnas_jax.search import loop
 
 
 @pytest.mark.usefixtures('rounds_outlast_a_second')
@@ -49,6 +50,19 @@ def test_both_searches_get_the_same_wall_time_and_protocol(tmp_path):
       'remove that line.')):
     fidelity.compare(config, str(tmp_path / 'elsewhere'), seeds=[0],
                      wall_seconds=2, epochs=2, rungs=[1], eta=2, refill=2,
+                     record=str(searches))
+  # So is a multi-fidelity search run under older halving rules.
+  rows = [json.loads(line) for line in searches.read_text().splitlines()]
+  assert rows[1]['protocol']['fidelity'].pop('halving_rules') == (
+      loop.HALVING_RULES)
+  assert 'halving_rules' not in rows[0]['protocol']['fidelity']
+  searches.write_text(''.join(json.dumps(row) + '\n' for row in rows))
+  with pytest.raises(ValueError, match=(
+      f'{searches}:2: the multi-fidelity search of seed 0 was run with other '
+      f'settings: fidelity.halving_rules was None, now '
+      f'{loop.HALVING_RULES}.')):
+    fidelity.compare(config, str(tmp_path / 'elsewhere'), seeds=[0],
+                     wall_seconds=1, epochs=2, rungs=[1], eta=2, refill=2,
                      record=str(searches))
   assert not (tmp_path / 'elsewhere').exists()
 

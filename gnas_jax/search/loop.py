@@ -245,11 +245,21 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                      'be a non-empty list of integers >= 0.')
 
 
+# The version of the rules that decide the fidelity a multi-fidelity score
+# counts at (2: a candidate that stops on its own is judged at the rungs it
+# had not passed, and a diverged one counts below every fidelity). In a
+# multi-fidelity search's fingerprint, so that neither a search nor a record
+# of one made under other rules goes on under these.
+HALVING_RULES = 2
+
+
 def _fidelity(config: ml_collections.ConfigDict) -> dict[str, Any]:
   """The fidelity for fingerprints: without a halving schedule or refills,
   as before there were."""
   fidelity = config.fidelity.to_dict()
-  if not fidelity.get('rungs'):
+  if fidelity.get('rungs'):
+    fidelity['halving_rules'] = HALVING_RULES
+  else:
     fidelity.pop('rungs', None)
     fidelity.pop('eta', None)
   if not fidelity.get('refill'):
