@@ -175,16 +175,22 @@ def test_survivors_are_the_best_share_of_the_candidates():
       [False, True, False, True, False, False])
 
 
-def test_a_rung_stops_all_but_the_best_candidates():
+def evaluate_sampled(size: int, seed: int, **fidelity):
+  """`(config, result)`: `size` architectures drawn with `seed` from
+  search_test's space, evaluated in one round with its fidelity updated
+  by `fidelity`."""
   config = search_test.get_config()
   with config.unlocked():
-    config.fidelity.rungs = (1,)
-    config.fidelity.eta = 2
+    config.fidelity.update(fidelity)
   choices = space.subspace_from_string(config.space)
-  archs = space.sample(np.random.default_rng(3), 4, choices)
+  archs = space.sample(np.random.default_rng(seed), size, choices)
   evaluator = evaluation.PopulationEvaluator(
       config, driver.TrainingData.from_config(config), choices)
-  result = evaluator(archs, jax.random.PRNGKey(7))
+  return config, evaluator(archs, jax.random.PRNGKey(7))
+
+
+def test_a_rung_stops_all_but_the_best_candidates():
+  config, result = evaluate_sampled(4, 3, rungs=(1,), eta=2)
   assert not result['failed'].any()
   at_rung = result['curve'][:, 0]
   going_on = result['epochs'] == config.fidelity.epochs
@@ -203,17 +209,7 @@ def test_a_candidate_that_stops_on_its_own_is_judged_at_the_rung():
   falls at epoch 2 stops there before the rung ranks it. It is ranked with
   its best score all the same, and counts at 4 epochs only if the rung
   would have let it go on."""
-  config = search_test.get_config()
-  with config.unlocked():
-    config.fidelity.rungs = (2,)
-    config.fidelity.eta = 2
-    config.fidelity.epochs = 4
-    config.fidelity.patience = 1
-  choices = space.subspace_from_string(config.space)
-  archs = space.sample(np.random.default_rng(4), 6, choices)
-  evaluator = evaluation.PopulationEvaluator(
-      config, driver.TrainingData.from_config(config), choices)
-  result = evaluator(archs, jax.random.PRNGKey(7))
+  _, result = evaluate_sampled(6, 4, rungs=(2,), eta=2, epochs=4, patience=1)
   assert not result['failed'].any()
   curve = result['curve']
   at_rung = np.fmax(curve[:, 0], curve[:, 1])  # Best score by epoch 2.
