@@ -553,8 +553,7 @@ def _check_fingerprint(workdir: str, current: dict[str, Any],
           'or choose a new workdir.') from error
     changed = records.changed_settings(recorded, current)
     if changed:
-      details = '; '.join(f'{k} was {old!r}, now {new!r}'
-                          for k, old, new in changed)
+      details = records.describe_changes(changed)
       raise ValueError(
           f'{workdir} holds a training run with other settings: {details}. '
           'Resume it with the same ones (only the epochs, patience and '
@@ -947,8 +946,7 @@ def _finished_run(run_dir: str, protocol: dict[str, Any]
   if not changed:
     return results
   logging.info('%s finished with other settings (%s); training it again.',
-               run_dir, '; '.join(f'{k} was {old!r}, now {new!r}'
-                                  for k, old, new in changed))
+               run_dir, records.describe_changes(changed))
   return None
 
 

@@ -115,9 +115,8 @@ def find(path: str | None, key: Callable[[dict[str, Any]], Key],
     if changed:
       raise ValueError(
           f'{path}:{number}: {subject(unit)} with other settings: '
-          + '; '.join(f'{k} was {old!r}, now {new!r}'
-                      for k, old, new in changed)
-          + '. Give another record or remove that line.')
+          f'{describe_changes(changed)}. Give another record or remove '
+          'that line.')
     found[unit] = {k: v for k, v in row.items() if k != 'protocol'}
   return found
 
@@ -130,6 +129,11 @@ def changed_settings(old: dict[str, Any], new: dict[str, Any]
   old, new = _flatten(old), _flatten(new)
   return [(k, old.get(k), new.get(k)) for k in sorted(old.keys() | new.keys())
           if old.get(k) != new.get(k)]
+
+
+def describe_changes(changed: list[tuple[str, Any, Any]]) -> str:
+  """`changed_settings` as words: 'epochs was 9, now 10; lr was ...'."""
+  return '; '.join(f'{k} was {old!r}, now {new!r}' for k, old, new in changed)
 
 
 def _flatten(tree: dict[str, Any], prefix: str = '') -> dict[str, Any]:
