@@ -9,8 +9,9 @@ With a tuning grid (`--config.tuning.lr='(1e-3, 3e-3, 1e-2)'
 --config.tuning.l2='(1e-5, 1e-4, 1e-3)'`), every architecture of
 `config.archs` is first trained with each (lr, L2) of the grid at
 `config.tuning.seed`, and the setting with the best validation NDCG@20 is
-then trained with every seed of `config.seeds`: each model gets the same
-tuning budget, and the test split decides nothing. Without one, each
+then trained with every seed of `config.seeds` (if a seed diverges, the
+next best setting, and the table names the one passed over): each model
+gets the same tuning budget, and the test split decides nothing. Without one, each
 architecture trains as written.
 
 Each (architecture, seed) run lives in `WORKDIR/<arch>/seed_<seed>` (a

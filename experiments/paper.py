@@ -408,12 +408,13 @@ def run_accuracy(config, run: Run) -> Output:
       protocol.tuning = config.tuning
     tuned = tuning.run_all(protocol, os.path.join(folder, 'tuned'), data,
                            record=run.record(f'accuracy_{dataset_name}'))
-    trained = [(name, 'hand-designed', tuned[name])
+    trained = [(name, 'hand-designed', name)
                for name in config.hand_designed]
-    trained += [(label, 'searched', tuned[arch])
+    trained += [(label, 'searched', arch)
                 for label, arch in searched.items()]
     points[dataset_name] = []
-    for label, kind, result in trained:
+    for label, kind, model in trained:
+      result = tuned[model]
       arch, results = result['selected'], result['runs']
       architecture = space.from_string(arch)
       record = tuning.csv_row(dataset_name, label, kind, arch, results)
@@ -421,7 +422,9 @@ def run_accuracy(config, run: Run) -> Output:
       parameters = models.count_parameters(
           architecture, dataset.num_users, dataset.num_items)
       ndcg = driver.seed_statistics(results, 'test/ndcg@20')
-      rows.append([dataset_name, label, f'{parameters:,}',
+      rows.append([dataset_name,
+                   label + tuning.final_divergence_note(model, result),
+                   f'{parameters:,}',
                    driver.format_statistic(
                        driver.seed_statistics(results, 'test/recall@20')),
                    driver.format_statistic(ndcg),

@@ -45,7 +45,8 @@ def run_all(config, workdir: str,
   Returns:
     architecture -> {'selected': the setting trained with every seed,
     'runs': its runs, 'tuning': {setting: validation NDCG@20 at the tuning
-    seed, None where it diverged}}.
+    seed, None where it diverged}, 'diverged_finals': the better settings
+    passed over because a final seed diverged}.
   """
   data = driver.TrainingData.from_config(config, data)
 
@@ -74,10 +75,27 @@ def run_all(config, workdir: str,
             f'Every setting of the tuning grid of {arch} diverged ('
             + ', '.join(grid) + '); give it a grid of smaller learning '
             'rates (config.tuning.lr).')
-    selected = max((s for s in grid if scores.get(s, 0.0) is not None),
-                   key=lambda s: scores.get(s, 0.0))
+    # Best first; a stable sort keeps the grid's order among ties.
+    ranked = sorted((s for s in grid if scores.get(s, 0.0) is not None),
+                    key=lambda s: scores.get(s, 0.0), reverse=True)
+    unstable = []
+    for selected in ranked:
+      try:
+        final_runs = runs(selected, config.seeds)
+        break
+      except FloatingPointError as error:
+        # Divergence is the setting's outcome, and the next one by
+        # validation takes its place, by the same rule for every model.
+        logging.warning('%s diverged with a final seed (%s); its next best '
+                        'setting is trained instead.', selected, error)
+        unstable.append(selected)
+    else:
+      raise ValueError(
+          f'{arch} diverged with a final seed of every setting that trained '
+          f'at the tuning seed ({", ".join(unstable)}); give it smaller '
+          'learning rates (config.tuning.lr, or lr= in its architecture).')
     results[arch] = {'selected': selected, 'tuning': scores,
-                     'runs': runs(selected, config.seeds)}
+                     'runs': final_runs, 'diverged_finals': unstable}
   return results
 
 
@@ -94,8 +112,19 @@ def summary_table(results: dict[str, dict]) -> str:
                             'train_seconds_per_epoch')]
     label = arch if result['selected'] == arch else (
         f'{arch} ({result["selected"][len(arch) + 1:]})')
+    label += final_divergence_note(arch, result)
     lines.append(f'| {label} | ' + ' | '.join(cells) + f' | {len(runs)} |')
   return '\n'.join(lines)
+
+
+def final_divergence_note(arch: str, result: dict) -> str:
+  """' (diverged with a final seed: lr=0.01,l2=0.0)' naming the settings of
+  `arch` that `run_all` passed over for it, or ''."""
+  passed_over = result.get('diverged_finals')
+  if not passed_over:
+    return ''
+  return (' (diverged with a final seed: '
+          + '; '.join(s[len(arch) + 1:] or s for s in passed_over) + ')')
 
 
 CSV_COLUMNS = ('dataset', 'model', 'kind', 'arch', 'test_recall@20_mean',

@@ -908,7 +908,10 @@ def train_with_seeds(config: ml_collections.ConfigDict, directory: str,
     results = _finished_run(run_dir, protocol)
     if results is None:
       logging.info('Training %s with seed %d in %s.', arch, seed, run_dir)
-      results = train_and_evaluate(run_config, run_dir, data, arch)
+      try:
+        results = train_and_evaluate(run_config, run_dir, data, arch)
+      except FloatingPointError as error:
+        raise FloatingPointError(f'Seed {seed} ({run_dir}): {error}') from error
       os.makedirs(run_dir, exist_ok=True)
       with open(os.path.join(run_dir, PROTOCOL_FILE), 'w') as f:
         json.dump(protocol, f, indent=2, sort_keys=True)

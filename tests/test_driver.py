@@ -255,3 +255,25 @@ def test_a_record_carries_finished_runs_to_another_directory(
       f'{record}:1: {arch.to_string()} (seed 0) was trained with other '
       f'settings: epochs was {config.epochs - 1}, now {config.epochs}. '
       'Give another record or remove that line.')
+
+
+def test_a_diverging_run_names_its_seed_directory_and_learning_rate(
+    tmp_path, monkeypatch):
+  config = test_config.get_config()
+  with config.unlocked():
+    config.epochs = 2
+  step = driver._SingleModel.step
+
+  def non_finite_loss(self, batch):
+    return dict(step(self, batch), loss=np.float32(np.nan))
+
+  monkeypatch.setattr(driver._SingleModel, 'step', non_finite_loss)
+  arch = space.from_string('mf')
+  directory = str(tmp_path / 'runs')
+  with pytest.raises(FloatingPointError) as error:
+    driver.train_with_seeds(config, directory, arch, [3])
+  assert str(error.value) == (
+      f'Seed 3 ({os.path.join(directory, "seed_3")}): Training diverged at '
+      f'epoch 1 (loss nan); lower the learning rate of {arch}.')
+  # Nothing claims the run finished.
+  assert not os.path.exists(os.path.join(directory, 'seed_3', 'results.json'))

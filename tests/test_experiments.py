@@ -36,7 +36,7 @@ def test_baselines_reuse_finished_runs(tmp_path):
     config.archs, config.seeds = ('mf',), (3,)
   assert tuning.run_all(config, str(tmp_path)) == {'mf': {
       'selected': 'mf', 'tuning': {},
-      'runs': [dict(finished, workdir=str(run_dir))]}}
+      'runs': [dict(finished, workdir=str(run_dir))], 'diverged_finals': []}}
 
 
 def test_tuning_grid_is_the_product_of_lr_and_l2():
@@ -116,4 +116,42 @@ def test_a_diverging_setting_loses_the_tuning_and_the_others_go_on(
   with pytest.raises(ValueError, match=re.escape(
       'Every setting of the tuning grid of mf diverged (mf,lr=0.01,l2=0.0, '
       'mf,lr=0.01,l2=0.0001); give it a grid of smaller learning rates')):
+    tuning.run_all(config, str(tmp_path))
+
+
+def test_a_selected_setting_that_diverges_with_a_final_seed_gives_way(
+    tmp_path, monkeypatch):
+  train_with_seeds = tuning.driver.train_with_seeds
+  finals = []
+
+  def diverging_at_final_seeds(config, directory, arch, seeds, data,
+                               record):
+    if len(seeds) > 1:
+      finals.append(arch.to_string())
+      if len(finals) <= failing_finals:
+        raise FloatingPointError('Seed 1: Training diverged at epoch 1.')
+    return train_with_seeds(config, directory, arch, seeds, data, record)
+
+  monkeypatch.setattr(tuning.driver, 'train_with_seeds',
+                      diverging_at_final_seeds)
+  config = test_config.get_config()
+  with config.unlocked():
+    config.archs, config.seeds = ('mf',), (0, 1)
+    config.tuning = {'lr': (1e-3, 1e-2), 'l2': (0.0,), 'seed': 0}
+  failing_finals = 1
+  results = tuning.run_all(config, str(tmp_path))['mf']
+  scores = results['tuning']
+  best, runner_up = sorted(scores, key=scores.get, reverse=True)
+  # The best setting by validation diverged; the next one is trained.
+  assert results['diverged_finals'] == [best]
+  assert results['selected'] == runner_up
+  assert [r['seed'] for r in results['runs']] == [0, 1]
+  assert (f'(diverged with a final seed: {best[len("mf,"):]})'
+          in tuning.summary_table({'mf': results}))
+  # Every setting diverging with a final seed is refused, naming them.
+  finals.clear()
+  failing_finals = 2
+  with pytest.raises(ValueError, match=re.escape(
+      f'mf diverged with a final seed of every setting that trained at the '
+      f'tuning seed ({best}, {runner_up}); give it smaller learning rates')):
     tuning.run_all(config, str(tmp_path))
