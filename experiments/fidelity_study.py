@@ -24,8 +24,9 @@ full protocol. Writes `<out>.md`, `<out>.json` and `<out>.png`.
 
 Every measurement is added, as it finishes, to a record beside the
 outputs (or at `--record`): `<out>_low_fidelity.jsonl` (the curves) and
-`<out>_full.jsonl` (the full-protocol results, `driver.train_with_seeds`).
-Run again with those records, the study trains only what they lack, so it
+`<out>_full.jsonl` (the full-protocol results, `driver.train_with_seeds`;
+`--full_record` names another, so that a study of another low fidelity,
+say at another batch size, shares the full-protocol runs). Run again with those records, the study trains only what they lack, so it
 may go on in another session or on another machine from the committed
 records alone; a measurement recorded under another protocol (data, seed,
 batch sizes, epochs...) is refused. With `--recorded_only` it trains
@@ -78,6 +79,11 @@ _RECORD = flags.DEFINE_string(
     'record', None, 'Path prefix of the records of measurements, '
     '<record>_low_fidelity.jsonl and <record>_full.jsonl (default: --out); '
     "another study's prefix replays its measurements in new outputs.")
+_FULL_RECORD = flags.DEFINE_string(
+    'full_record', None, 'JSON-lines record of the full-protocol runs '
+    '(default: <record>_full.jsonl): a study of another low fidelity (say '
+    'another --config.fidelity.batch_size) of the same architectures and '
+    'protocol shares them instead of training them again.')
 _RECORDED_ONLY = flags.DEFINE_bool(
     'recorded_only', False, 'Train nothing: write the outputs over the '
     'architectures whose curve and full-protocol run the records hold so '
@@ -110,12 +116,14 @@ def main(argv):
   workdir = _WORKDIR.value
   os.makedirs(workdir, exist_ok=True)
   record = _RECORD.value or _OUT.value
+  full_record = _FULL_RECORD.value or record + '_full.jsonl'
   drawn = len(archs)
   # As far as the last rung and the search's own fidelity reach.
   epochs = max(rungs[-1], search_fidelity['epochs'])
   if _RECORDED_ONLY.value:
-    archs, curves, full = recorded_measurements(config, data, archs, epochs,
-                                                record)
+    archs, curves, full = recorded_measurements(
+        config, data, archs, epochs, record + '_low_fidelity.jsonl',
+        full_record)
   else:
     curves = fidelity.low_fidelity_curves(
         config, data, archs, epochs, record + '_low_fidelity.jsonl')
@@ -124,7 +132,7 @@ def main(argv):
       logging.info('Full protocol %d of %d: %s', index + 1, len(archs), arch)
       (run,) = driver.train_with_seeds(
           config, evaluation.retraining_directory(workdir, arch), arch,
-          [config.seed], data, record=record + '_full.jsonl')
+          [config.seed], data, record=full_record)
       full.append(run)
   full_valid = np.array([r['valid/ndcg@20'] for r in full])
   full_test = np.array([r['test/ndcg@20'] for r in full])
@@ -152,29 +160,29 @@ def main(argv):
 
 
 def recorded_measurements(config, data: driver.TrainingData, archs, epochs,
-                          record: str):
+                          curve_record: str, full_record: str):
   """`(archs, [N, epochs] curves, full-protocol runs)` of the `archs`
-  whose curve (to `epochs`) and full-protocol run the records under the
-  prefix `record` hold, in the order drawn; nothing is trained.
+  whose curve (to `epochs`) and full-protocol run the records hold, in the
+  order drawn; nothing is trained.
 
   Raises:
     ValueError: the records hold fewer than 2 of them, or hold one
       measured under another protocol (naming file and line).
   """
   curves = fidelity.recorded_curves(
-      record + '_low_fidelity.jsonl', fidelity.low_fidelity_protocol(config))
+      curve_record, fidelity.low_fidelity_protocol(config))
   run_config = driver.seed_config(config, config.seed)
   kept = []
   for arch in archs:
     curve = curves.get(arch.to_string(), [])
-    run = driver.recorded_run(record + '_full.jsonl', driver.run_protocol(
+    run = driver.recorded_run(full_record, driver.run_protocol(
         run_config, data.dataset, arch))
     if run is not None and len(curve) >= epochs:
       kept.append((arch, curve[:epochs], run))
   if len(kept) < 2:
     raise ValueError(
-        f'--recorded_only: the records {record}_low_fidelity.jsonl and '
-        f'{record}_full.jsonl hold {len(kept)} of the {len(archs)} '
+        f'--recorded_only: the records {curve_record} and '
+        f'{full_record} hold {len(kept)} of the {len(archs)} '
         'architectures measured in full; a rank correlation needs 2. Run '
         'the study without --recorded_only to train them.')
   archs, kept_curves, runs = zip(*kept)

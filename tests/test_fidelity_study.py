@@ -110,6 +110,36 @@ def test_the_records_alone_carry_a_study_to_another_workdir(study,
   assert again['archs'] == record['archs'] and again['rows'] == record['rows']
 
 
+def test_a_study_of_another_batch_size_shares_the_full_protocol_runs(
+    study, tmp_path):
+  workdir, record = study
+  full_record = tmp_path / 'shared_full.jsonl'
+  full_record.write_text((workdir / 'fidelity_full.jsonl').read_text())
+  result = run_study(tmp_path / 'other', f'--out={tmp_path}/b256',
+                     f'--full_record={full_record}',
+                     '--config.fidelity.batch_size=256')
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'with seed 0 in' not in result.stderr  # No full-protocol training.
+  assert not (tmp_path / 'b256_full.jsonl').exists()
+  curves = records.read(str(tmp_path / 'b256_low_fidelity.jsonl'))
+  assert len(curves) == 4
+  assert {r['protocol']['fidelity.batch_size'] for _, r in curves} == {256}
+  other = json.loads((tmp_path / 'b256.json').read_text())
+  assert [a['full_valid_ndcg@20'] for a in other['archs']] == [
+      a['full_valid_ndcg@20'] for a in record['archs']]
+  assert [a['curve'] for a in other['archs']] != [
+      a['curve'] for a in record['archs']]
+  # Its interim report reads the shared record too.
+  result = run_study(tmp_path / 'other', '--recorded_only',
+                     f'--record={tmp_path}/b256',
+                     f'--full_record={full_record}',
+                     f'--out={tmp_path}/b256_interim',
+                     '--config.fidelity.batch_size=256')
+  assert result.returncode == 0, result.stderr[-3000:]
+  interim = json.loads((tmp_path / 'b256_interim.json').read_text())
+  assert interim['archs'] == other['archs']
+
+
 def test_an_interim_report_covers_the_recorded_architectures_only(
     study, tmp_path):
   """--recorded_only reports on the architectures measured so far, says
