@@ -61,9 +61,10 @@ HAND_DESIGNED = ('mf', 'ngcf', 'lightgcn', 'gcn', 'graphsage', 'gat', 'gin')
 SEARCHED = {
     'small': {},
     'full': {
-        # The fixed-fidelity search of results/multi_fidelity.md (1200 s):
-        # of both searches there, the finalist with the best full-protocol
-        # validation NDCG@20 (0.2710 at its own lr and L2).
+        # The seed-0 fixed-fidelity search of results/multi_fidelity.md
+        # (1200 s) as first run, at commit 0a9e46d: its finalist with the
+        # best full-protocol validation NDCG@20 (0.2710 at its own lr and
+        # L2). The rerun on a later engine found another.
         'adversarial, 20 min': (
             'width=64,layers=4,norm=sym,readout=sum,edge_dropout=0.2,'
             'decoder=dot,temperature=0.1,loss=softmax,lr=0.01,l2=0.0,'
