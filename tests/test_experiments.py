@@ -58,10 +58,7 @@ def test_a_setting_of_a_per_layer_architecture_is_one_directory():
 
 def test_tuning_selects_on_validation_and_trains_the_selection(
     tmp_path, monkeypatch):
-  config = test_config.get_config()
-  with config.unlocked():
-    config.archs, config.seeds = ('mf',), (0, 1)
-    config.tuning = {'lr': (1e-3, 1e-2), 'l2': (0.0,), 'seed': 0}
+  config = mf_tuning_config((0, 1))
   record = str(tmp_path / 'runs.jsonl')
   results = tuning.run_all(config, str(tmp_path / 'first'),
                            record=record)['mf']
@@ -91,22 +88,32 @@ def test_tuning_selects_on_validation_and_trains_the_selection(
   assert '| mf (lr=' in tuning.summary_table({'mf': results})
 
 
-def test_a_diverging_setting_loses_the_tuning_and_the_others_go_on(
-    tmp_path, monkeypatch):
+def diverge_when(monkeypatch, condition):
+  """Makes the tuning's trainings of (arch, seeds) where `condition` holds
+  raise as a diverging training does."""
   train_with_seeds = tuning.driver.train_with_seeds
 
-  def diverging_at_high_rates(config, directory, arch, seeds, data,
-                              record):
-    if arch.lr == 1e-2:
+  def training(config, directory, arch, seeds, data, record):
+    if condition(arch, seeds):
       raise FloatingPointError('Training diverged at epoch 1 (loss nan).')
     return train_with_seeds(config, directory, arch, seeds, data, record)
 
-  monkeypatch.setattr(tuning.driver, 'train_with_seeds',
-                      diverging_at_high_rates)
+  monkeypatch.setattr(tuning.driver, 'train_with_seeds', training)
+
+
+def mf_tuning_config(seeds):
+  """The test protocol tuning MF's lr over {1e-3, 1e-2} at seed 0."""
   config = test_config.get_config()
   with config.unlocked():
-    config.archs, config.seeds = ('mf',), (0,)
+    config.archs, config.seeds = ('mf',), seeds
     config.tuning = {'lr': (1e-3, 1e-2), 'l2': (0.0,), 'seed': 0}
+  return config
+
+
+def test_a_diverging_setting_loses_the_tuning_and_the_others_go_on(
+    tmp_path, monkeypatch):
+  diverge_when(monkeypatch, lambda arch, seeds: arch.lr == 1e-2)
+  config = mf_tuning_config((0,))
   results = tuning.run_all(config, str(tmp_path))['mf']
   assert results['tuning']['mf,lr=0.01,l2=0.0'] is None
   assert results['selected'] == 'mf,lr=0.001,l2=0.0'
@@ -121,23 +128,16 @@ def test_a_diverging_setting_loses_the_tuning_and_the_others_go_on(
 
 def test_a_selected_setting_that_diverges_with_a_final_seed_gives_way(
     tmp_path, monkeypatch):
-  train_with_seeds = tuning.driver.train_with_seeds
   finals = []
 
-  def diverging_at_final_seeds(config, directory, arch, seeds, data,
-                               record):
-    if len(seeds) > 1:
-      finals.append(arch.to_string())
-      if len(finals) <= failing_finals:
-        raise FloatingPointError('Seed 1: Training diverged at epoch 1.')
-    return train_with_seeds(config, directory, arch, seeds, data, record)
+  def among_the_first_failing_finals(arch, seeds):
+    if len(seeds) == 1:  # The tuning.
+      return False
+    finals.append(arch.to_string())
+    return len(finals) <= failing_finals
 
-  monkeypatch.setattr(tuning.driver, 'train_with_seeds',
-                      diverging_at_final_seeds)
-  config = test_config.get_config()
-  with config.unlocked():
-    config.archs, config.seeds = ('mf',), (0, 1)
-    config.tuning = {'lr': (1e-3, 1e-2), 'l2': (0.0,), 'seed': 0}
+  diverge_when(monkeypatch, among_the_first_failing_finals)
+  config = mf_tuning_config((0, 1))
   failing_finals = 1
   results = tuning.run_all(config, str(tmp_path))['mf']
   scores = results['tuning']
