@@ -11,8 +11,8 @@ With a tuning grid (`--config.tuning.lr='(1e-3, 3e-3, 1e-2)'
 `config.tuning.seed`, and the setting with the best validation NDCG@20 is
 then trained with every seed of `config.seeds` (if a seed diverges, the
 next best setting, and the table names the one passed over): each model
-gets the same tuning budget, and the test split decides nothing. Without one, each
-architecture trains as written.
+gets the same tuning budget, and the test split decides nothing. Without
+one, each architecture trains as written.
 
 Each (architecture, seed) run lives in `WORKDIR/<arch>/seed_<seed>` (a
 tuned setting's directory names its lr and L2); a run whose `results.json`

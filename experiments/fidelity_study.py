@@ -26,11 +26,12 @@ Every measurement is added, as it finishes, to a record beside the
 outputs (or at `--record`): `<out>_low_fidelity.jsonl` (the curves) and
 `<out>_full.jsonl` (the full-protocol results, `driver.train_with_seeds`;
 `--full_record` names another, so that a study of another low fidelity,
-say at another batch size, shares the full-protocol runs). Run again with those records, the study trains only what they lack, so it
-may go on in another session or on another machine from the committed
-records alone; a measurement recorded under another protocol (data, seed,
-batch sizes, epochs...) is refused. With `--recorded_only` it trains
-nothing and reports on the architectures recorded so far (give `--record`
+say at another batch size, shares the full-protocol runs). Run again with
+those records, the study trains only what they lack, so it may go on in
+another session or on another machine from the committed records alone;
+a measurement recorded under another protocol (data, seed, batch sizes,
+epochs...) is refused. With `--recorded_only` it trains nothing and
+reports on the architectures recorded so far (give `--record`
 the study's prefix and `--out` another). Checkpoints stay under `--workdir`,
 where an interrupted training resumes.
 """

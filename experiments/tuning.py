@@ -78,7 +78,7 @@ def run_all(config, workdir: str,
     # Best first; a stable sort keeps the grid's order among ties.
     ranked = sorted((s for s in grid if scores.get(s, 0.0) is not None),
                     key=lambda s: scores.get(s, 0.0), reverse=True)
-    unstable = []
+    unstable, divergence = [], None
     for selected in ranked:
       try:
         final_runs = runs(selected, config.seeds)
@@ -89,11 +89,14 @@ def run_all(config, workdir: str,
         logging.warning('%s diverged with a final seed (%s); its next best '
                         'setting is trained instead.', selected, error)
         unstable.append(selected)
+        divergence = error
     else:
+      if len(grid) == 1:
+        raise ValueError(f'{arch}: {divergence}')
       raise ValueError(
           f'{arch} diverged with a final seed of every setting that trained '
           f'at the tuning seed ({", ".join(unstable)}); give it smaller '
-          'learning rates (config.tuning.lr, or lr= in its architecture).')
+          'learning rates (config.tuning.lr).')
     results[arch] = {'selected': selected, 'tuning': scores,
                      'runs': final_runs, 'diverged_finals': unstable}
   return results

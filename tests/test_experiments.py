@@ -155,3 +155,10 @@ def test_a_selected_setting_that_diverges_with_a_final_seed_gives_way(
       f'mf diverged with a final seed of every setting that trained at the '
       f'tuning seed ({best}, {runner_up}); give it smaller learning rates')):
     tuning.run_all(config, str(tmp_path))
+  # Untuned, the model's own divergence is the message.
+  with config.unlocked():
+    config.tuning = {'lr': (), 'l2': (), 'seed': 0}
+  finals.clear()
+  with pytest.raises(ValueError, match=re.escape(
+      'mf: Training diverged at epoch 1 (loss nan).')):
+    tuning.run_all(config, str(tmp_path))
