@@ -190,6 +190,21 @@ def test_adversarial_beats_random_on_the_surrogate():
   assert medians['adversarial'] < medians['random'], medians
 
 
+def test_each_truth_architecture_weighs_the_same_in_the_refit():
+  """The truth set is padded to a fixed shape by repeating its rows; the
+  weights of the generator's refit undo the repeats."""
+  strategy = strategies.make_strategy('adversarial', space.SEARCH_SPACE,
+                                      truth_size=10)
+  truth = space.SEARCH_SPACE.uniform(np.random.default_rng(0), 3)
+  padded, weights = strategy._padded_truth(truth)
+  assert padded.shape == (10, truth.shape[1])
+  padded, weights = np.asarray(padded), np.asarray(weights)
+  for row in truth:
+    same = np.all(padded == row, axis=1)
+    assert same.sum() >= 3  # repeated by the padding: rows 0-2, 3-5, 6-9
+    np.testing.assert_allclose(weights[same].sum(), 1 / 3, rtol=1e-6)
+
+
 def test_discriminator_separates_a_planted_region_and_generator_follows():
   """Truth = wide LightGCN-only architectures; others score zero."""
   declared = space.SEARCH_SPACE

@@ -215,7 +215,8 @@ def adversarial_round(generator: ArchitectureGenerator, space,
                       generator_optimizer, discriminator: Discriminator,
                       discriminator_optimizer, generator_params,
                       generator_opt, discriminator_params, discriminator_opt,
-                      truth, real_batches, negative_batches, use_negatives,
+                      truth, truth_weights, real_batches, negative_batches,
+                      use_negatives,
                       key, generator_steps: int, batch_size: int,
                       label_smoothing, r1_weight, entropy_weight,
                       refit_weight, pairwise: bool, clip: float,
@@ -230,7 +231,8 @@ def adversarial_round(generator: ArchitectureGenerator, space,
   rewarded by the discriminator's logit (standardised in the batch;
   with `clip > 0`, PPO: `ppo_epochs` clipped updates per batch), plus
   `refit_weight` times the negative log-likelihood of the truth set
-  (`truth`: `[T, K]` canonical tokens).
+  (`truth`: `[T, K]` canonical tokens, weighted by `truth_weights`, `[T]`
+  summing to 1, so that rows padding the set to a fixed `T` weigh 0).
 
   Returns:
     The four updated parameter and optimizer states, and the last
@@ -263,7 +265,8 @@ def adversarial_round(generator: ArchitectureGenerator, space,
                                    given=jnp.concatenate([tokens, truth]))
     loss = policy_objective(log_prob[:batch_size], entropy[:batch_size],
                             advantages, entropy_weight, old_log_prob, clip)
-    return loss - refit_weight * jnp.mean(log_prob[batch_size:])
+    return loss - refit_weight * jnp.sum(truth_weights *
+                                         log_prob[batch_size:])
 
   def generator_step(carry, key):
     params, opt_state = carry

@@ -153,6 +153,16 @@ class AdversarialSearch(base.Strategy):
         self.discriminator, params,
         jnp.asarray(self.space.features(padded))))[:len(tokens)]
 
+  def _padded_truth(self, truth):
+    """`truth` `[T, K]` padded to `[truth_size, K]`, and `[truth_size]`
+    weights: `1 / T` for each architecture, 0 for the padding."""
+    # A fixed truth-set shape keeps one compiled round; the padding repeats
+    # real rows (valid tokens) that weigh nothing.
+    weights = np.zeros(self.truth_size, np.float32)
+    weights[:len(truth)] = 1 / len(truth)
+    return (jnp.asarray(np.resize(truth, (self.truth_size, truth.shape[1]))),
+            jnp.asarray(weights))
+
   def propose(self, state, key, rng, num):
     if not self._trained(state.archive):
       return None
@@ -206,8 +216,7 @@ class AdversarialSearch(base.Strategy):
          self.generator, self.space, self.generator_optimizer,
          self.discriminator, self.discriminator_optimizer, state.generator,
          state.generator_opt, state.discriminator, state.discriminator_opt,
-         # A fixed truth-set shape keeps one compiled round.
-         jnp.asarray(np.resize(truth, (self.truth_size, truth.shape[1]))),
+         *self._padded_truth(truth),
          jnp.asarray(real), jnp.asarray(negatives),
          jnp.asarray(use_negatives),
          jax.random.fold_in(state.key, archive.size), self.generator_steps,
