@@ -160,6 +160,31 @@ def test_evolution_children_differ_from_a_parent_in_one_decision():
                  for d in space.DECISIONS if d.per_layer)
 
 
+def test_a_mutation_is_told_apart_by_the_decision_it_changed():
+  """Setting a 'sum' readout's decoder to cosine also rewrites the readout,
+  an earlier position: the mutation is the decoder's, not the readout's."""
+  declared = space.SEARCH_SPACE
+  parent = space.to_tokens([space.from_string(
+      'width=64,layers=2,norm=sym,readout=sum,edge_dropout=0.0,decoder=dot,'
+      'loss=bpr,lr=0.01,l2=0.0001,agg=gcn/gcn,act=relu/relu,'
+      'residual=0/0')])[0]
+  rng = np.random.default_rng(0)
+  neighbours, changed = declared.mutations(parent, rng)
+  np.testing.assert_array_equal(
+      neighbours, declared.neighbours(parent, np.random.default_rng(0)))
+  cosine = [i for i, row in enumerate(neighbours)
+            if space.decode(row).decoder == 'cosine']
+  assert len(cosine) == 1
+  (row,) = neighbours[cosine]
+  assert space.decode(row).readout == 'mean'
+  assert changed[cosine[0]] == space.index('decoder')
+  # Every other neighbour differs from the parent first where it changed.
+  rest = np.ones(len(neighbours), bool)
+  rest[cosine] = False
+  np.testing.assert_array_equal(
+      np.argmax(neighbours[rest] != parent, axis=-1), changed[rest])
+
+
 def test_unknown_strategy_and_bad_option_are_named():
   with pytest.raises(ValueError, match="'annealing'.*adversarial"):
     strategies.make_strategy('annealing', space.SEARCH_SPACE)

@@ -470,9 +470,20 @@ class SearchSpace:
     """`[M, K]` the distinct canonical architectures inside the space
     that differ from canonical `tokens` (`[K]`) in one active decision
     (positions that change makes active get random allowed choices)."""
+    return self.mutations(tokens, rng)[0]
+
+  def mutations(self, tokens: np.ndarray, rng: np.random.Generator
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """`neighbours(tokens, rng)` and `[M]` the decision each changed.
+
+    The changed decision is not always the first position that differs:
+    canonicalisation may also rewrite an earlier one (a cosine decoder
+    turns a 'sum' readout into 'mean'). A neighbour reached by changing
+    either of two decisions counts for the first.
+    """
     tokens = np.asarray(tokens, np.int32)
     active = self.active(tokens)
-    rows = []
+    rows, positions = [], []
     for position in range(self.num_positions):
       if not active[position]:
         continue
@@ -481,12 +492,16 @@ class SearchSpace:
           row = tokens.copy()
           row[position] = choice
           rows.append(row)
+          positions.append(position)
     if not rows:
-      return tokens[None, :0].reshape(0, self.num_positions)
-    rows = self.fill(np.stack(rows), rng)
-    rows = rows[self.contains(rows) & np.any(rows != tokens, -1)]
+      return (tokens[None, :0].reshape(0, self.num_positions),
+              np.zeros(0, np.int64))
+    rows, positions = self.fill(np.stack(rows), rng), np.array(positions)
+    keep = self.contains(rows) & np.any(rows != tokens, -1)
+    rows, positions = rows[keep], positions[keep]
     _, first = np.unique(rows, axis=0, return_index=True)
-    return rows[np.sort(first)]
+    first = np.sort(first)
+    return rows[first], positions[first]
 
   # -- Counting -------------------------------------------------------------
 

@@ -8,18 +8,18 @@ from gnas_jax.search.strategies import base
 
 
 def mutate(space, parent: np.ndarray, rng: np.random.Generator,
-           neighbours: np.ndarray | None = None) -> np.ndarray:
+           mutations: tuple[np.ndarray, np.ndarray] | None = None
+           ) -> np.ndarray:
   """`parent` (`[K]` canonical) with one active decision changed so that
   the canonical form changes; a decision that change makes active draws
   an allowed choice. A parent without neighbours gives a uniform sample.
-  `neighbours`: `space.neighbours(parent, rng)`, if already known."""
-  if neighbours is None:
-    neighbours = space.neighbours(parent, rng)
+  `mutations`: `space.mutations(parent, rng)`, if already known."""
+  neighbours, changed = (space.mutations(parent, rng) if mutations is None
+                         else mutations)
   if not len(neighbours):
     return space.uniform(rng, 1)[0]
   # Uniform over decisions first, then over that decision's new choices,
   # as Real et al. mutate.
-  changed = np.argmax(neighbours != parent, axis=-1)
   position = rng.choice(np.unique(changed))
   options = neighbours[changed == position]
   return options[rng.integers(len(options))]
