@@ -907,14 +907,26 @@ def train_with_seeds(config: ml_collections.ConfigDict, directory: str,
         continue
     results = _finished_run(run_dir, protocol)
     if results is None:
+      diverged = _recorded_divergence(run_dir, protocol)
+      if diverged:
+        raise FloatingPointError(
+            f'Seed {seed} ({run_dir}): {diverged} Recorded in '
+            f'{DIVERGED_FILE}: delete it to train again.')
       logging.info('Training %s with seed %d in %s.', arch, seed, run_dir)
       try:
         results = train_and_evaluate(run_config, run_dir, data, arch)
       except FloatingPointError as error:
+        # Remembered, so that a program run again (a table's tuning) goes
+        # on without repeating the epochs up to the divergence.
+        os.makedirs(run_dir, exist_ok=True)
+        with open(os.path.join(run_dir, DIVERGED_FILE), 'w') as f:
+          json.dump({'protocol': protocol, 'message': str(error)}, f,
+                    indent=2, sort_keys=True)
         raise FloatingPointError(f'Seed {seed} ({run_dir}): {error}') from error
-      os.makedirs(run_dir, exist_ok=True)
       with open(os.path.join(run_dir, PROTOCOL_FILE), 'w') as f:
         json.dump(protocol, f, indent=2, sort_keys=True)
+      if os.path.exists(os.path.join(run_dir, DIVERGED_FILE)):
+        os.remove(os.path.join(run_dir, DIVERGED_FILE))
     if record:
       records.append(record, [dict(results, protocol=protocol)])
     runs.append(dict(results, workdir=run_dir))
@@ -924,6 +936,27 @@ def train_with_seeds(config: ml_collections.ConfigDict, directory: str,
 # Beside a finished run's results.json: the protocol (`run_protocol`) they
 # were obtained under, written by `train_with_seeds`.
 PROTOCOL_FILE = 'protocol.json'
+
+
+# In a run's directory where its training diverged: the protocol and the
+# training's message, which `train_with_seeds` raises again under the same
+# protocol instead of training.
+DIVERGED_FILE = 'diverged.json'
+
+
+def _recorded_divergence(run_dir: str, protocol: dict[str, Any]
+                         ) -> str | None:
+  """The message of a training that diverged in `run_dir` under
+  `protocol`, or None."""
+  try:
+    with open(os.path.join(run_dir, DIVERGED_FILE)) as f:
+      diverged = json.load(f)
+  except FileNotFoundError:
+    return None
+  if records.changed_settings(diverged['protocol'],
+                              json.loads(json.dumps(protocol))):
+    return None
+  return diverged['message']
 
 
 def _finished_run(run_dir: str, protocol: dict[str, Any]

@@ -277,3 +277,18 @@ def test_a_diverging_run_names_its_seed_directory_and_learning_rate(
       f'epoch 1 (loss nan); lower the learning rate of {arch}.')
   # Nothing claims the run finished.
   assert not os.path.exists(os.path.join(directory, 'seed_3', 'results.json'))
+  # Asked again under the same protocol, it says so without training (a
+  # training now would finish: the loss is finite again).
+  monkeypatch.setattr(driver._SingleModel, 'step', step)
+  with pytest.raises(FloatingPointError) as again:
+    driver.train_with_seeds(config, directory, arch, [3])
+  assert str(again.value) == (
+      f'Seed 3 ({os.path.join(directory, "seed_3")}): Training diverged at '
+      f'epoch 1 (loss nan); lower the learning rate of {arch}. Recorded '
+      f'in {driver.DIVERGED_FILE}: delete it to train again.')
+  # Under another protocol, it trains.
+  (run,) = driver.train_with_seeds(config, directory,
+                                   space.from_string('mf,lr=0.0001'), [3])
+  assert np.isfinite(run['valid/ndcg@20'])
+  assert not os.path.exists(os.path.join(directory, 'seed_3',
+                                         driver.DIVERGED_FILE))
