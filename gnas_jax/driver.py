@@ -923,6 +923,7 @@ def train_with_seeds(config: ml_collections.ConfigDict, directory: str,
           json.dump({'protocol': protocol, 'message': str(error)}, f,
                     indent=2, sort_keys=True)
         raise FloatingPointError(f'Seed {seed} ({run_dir}): {error}') from error
+      os.makedirs(run_dir, exist_ok=True)
       with open(os.path.join(run_dir, PROTOCOL_FILE), 'w') as f:
         json.dump(protocol, f, indent=2, sort_keys=True)
       if os.path.exists(os.path.join(run_dir, DIVERGED_FILE)):
