@@ -62,14 +62,14 @@ SEARCHED = {
     'small': {},
     'full': {
         # The seed-0 fixed-fidelity search of results/multi_fidelity.md
-        # (1200 s) as first run, at commit 0a9e46d: its finalist with the
-        # best full-protocol validation NDCG@20 (0.2710 at its own lr and
-        # L2). The rerun on a later engine found another.
+        # (1200 s, 288 evaluations, commit 1276317): its finalist with the
+        # best full-protocol validation NDCG@20 (0.2975 at its own lr and
+        # L2).
         'adversarial, 20 min': (
-            'width=64,layers=4,norm=sym,readout=sum,edge_dropout=0.2,'
-            'decoder=dot,temperature=0.1,loss=softmax,lr=0.01,l2=0.0,'
-            'agg=lightgcn/ngcf/gat/lightgcn,act=tanh/tanh/relu/identity,'
-            'residual=0/0/1/0'),
+            'width=128,layers=4,norm=sym,readout=mean,edge_dropout=0.3,'
+            'decoder=cosine,temperature=0.2,loss=softmax,lr=0.01,'
+            'l2=0.0001,agg=gcn/gin/lightgcn/sage,'
+            'act=identity/identity/relu/identity,residual=1/1/0/0'),
         # The 208-evaluation search of the README's "MovieLens-100K:
         # adversarial search" (77 min, with the strategy as it was before
         # the declared-space redesign).
