@@ -174,10 +174,10 @@ class AdversarialSearch(base.Strategy):
       # One-decision neighbours of the truth set join the generator's
       # samples, for the discriminator to rank.
       truth = state.archive.best(self._truth_count(state.archive.size))
-      mutations = [self.space.mutations(parent, rng) for parent in truth]
+      known = [self.space.mutations(parent, rng) for parent in truth]
       parents = rng.integers(len(truth), size=self.mutations * num)
       candidates = np.concatenate([candidates] + [
-          evolution.mutate(self.space, truth[p], rng, mutations[p])[None]
+          evolution.mutate(self.space, truth[p], rng, known[p])[None]
           for p in parents])
     candidates = candidates[self.space.contains(candidates)]
     seen = set(self.space.keys(state.archive.tokens))
