@@ -907,7 +907,8 @@ def train_with_seeds(config: ml_collections.ConfigDict, directory: str,
         continue
     results = _finished_run(run_dir, protocol)
     if results is None:
-      diverged = _recorded_divergence(run_dir, protocol)
+      diverged_path = os.path.join(run_dir, DIVERGED_FILE)
+      diverged = _recorded_divergence(diverged_path, protocol)
       if diverged:
         raise FloatingPointError(
             f'Seed {seed} ({run_dir}): {diverged} Recorded in '
@@ -919,15 +920,15 @@ def train_with_seeds(config: ml_collections.ConfigDict, directory: str,
         # Remembered, so that a program run again (a table's tuning) goes
         # on without repeating the epochs up to the divergence.
         os.makedirs(run_dir, exist_ok=True)
-        with open(os.path.join(run_dir, DIVERGED_FILE), 'w') as f:
+        with open(diverged_path, 'w') as f:
           json.dump({'protocol': protocol, 'message': str(error)}, f,
                     indent=2, sort_keys=True)
         raise FloatingPointError(f'Seed {seed} ({run_dir}): {error}') from error
       os.makedirs(run_dir, exist_ok=True)
       with open(os.path.join(run_dir, PROTOCOL_FILE), 'w') as f:
         json.dump(protocol, f, indent=2, sort_keys=True)
-      if os.path.exists(os.path.join(run_dir, DIVERGED_FILE)):
-        os.remove(os.path.join(run_dir, DIVERGED_FILE))
+      if os.path.exists(diverged_path):
+        os.remove(diverged_path)
     if record:
       records.append(record, [dict(results, protocol=protocol)])
     runs.append(dict(results, workdir=run_dir))
@@ -945,17 +946,21 @@ PROTOCOL_FILE = 'protocol.json'
 DIVERGED_FILE = 'diverged.json'
 
 
-def _recorded_divergence(run_dir: str, protocol: dict[str, Any]
-                         ) -> str | None:
-  """The message of a training that diverged in `run_dir` under
-  `protocol`, or None."""
+def _protocol_changes(recorded: dict[str, Any], protocol: dict[str, Any]):
+  """`records.changed_settings` from a protocol read back from JSON to
+  `protocol` (as JSON would give it back: tuples as lists)."""
+  return records.changed_settings(recorded, json.loads(json.dumps(protocol)))
+
+
+def _recorded_divergence(path: str, protocol: dict[str, Any]) -> str | None:
+  """The message of a training that diverged under `protocol`, if its
+  `DIVERGED_FILE` at `path` says so; otherwise None."""
   try:
-    with open(os.path.join(run_dir, DIVERGED_FILE)) as f:
+    with open(path) as f:
       diverged = json.load(f)
   except FileNotFoundError:
     return None
-  if records.changed_settings(diverged['protocol'],
-                              json.loads(json.dumps(protocol))):
+  if _protocol_changes(diverged['protocol'], protocol):
     return None
   return diverged['message']
 
@@ -978,8 +983,7 @@ def _finished_run(run_dir: str, protocol: dict[str, Any]
     logging.warning('%s predates the record of its protocol: its results '
                     'are taken as they are.', run_dir)
     return results
-  changed = records.changed_settings(finished_under,
-                                     json.loads(json.dumps(protocol)))
+  changed = _protocol_changes(finished_under, protocol)
   if not changed:
     return results
   logging.info('%s finished with other settings (%s); training it again.',
