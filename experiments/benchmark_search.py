@@ -267,7 +267,8 @@ def benchmark_search(benchmark_name: str, datasets: Sequence[str],
     # A record is reused only for the search it would run again.
     name, options = strategy_options(label)
     return {'budget': budget, 'batch_size': batch_size, 'strategy_name': name,
-            'options': {**strategies_lib.options(name), **options}}
+            'options': {**strategies_lib.options(name), **options},
+            **strategies_lib.revision_setting(name)}
 
   todo = [(d, s, seed) for d in datasets for s in strategies for seed in seeds
           if (d, s, seed) not in runs or

@@ -23,6 +23,7 @@ from gnas_jax import records
 from gnas_jax import space
 from gnas_jax.search import evaluation
 from gnas_jax.search import loop
+from gnas_jax.search import strategies as strategies_lib
 
 # --- The fidelity study -----------------------------------------------------
 
@@ -239,10 +240,12 @@ def variant_config(config, variant: str, seed: int, wall_seconds: int,
 
 def search_protocol(searched) -> dict:
   """What a compared search's row depends on: the search (`loop.fingerprint`:
-  data, space, strategy, seed, fidelity...), its wall time, and the
-  retraining of its finalists. JSON-normalised, to compare with a record."""
+  data, space, strategy, seed, fidelity...), its strategy's revision, its
+  wall time, and the retraining of its finalists. JSON-normalised, to
+  compare with a record."""
   return json.loads(json.dumps({
       **loop.fingerprint(searched),
+      **strategies_lib.revision_setting(searched.strategy),
       'max_wall_seconds': searched.max_wall_seconds,
       'final': searched.final.to_dict(),
       **{key: searched[key] for key in ('epochs', 'patience', 'eval_every',

@@ -196,9 +196,10 @@ def searches(config: ml_collections.ConfigDict, table: tabular.Table,
   folder = os.path.join(run.workdir, 'searches')
   os.makedirs(folder, exist_ok=True)
   traces = []
+  revised = list(strategies_lib.revision_setting(strategy).values())
   for seed in config.seeds:
     label = _digest([loop.fingerprint(config.benchmark), strategy, options,
-                     seed, config.batch_size, config.budget])
+                     seed, config.batch_size, config.budget, *revised])
     path = os.path.join(folder, f'{strategy}_{seed}_{label}.json')
     if os.path.exists(path):
       with open(path) as f:

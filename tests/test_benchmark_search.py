@@ -13,6 +13,7 @@ from experiments import benchmark_search
 from experiments import paper
 from gnas_jax import search
 from gnas_jax.bench import nasbench_graph
+from gnas_jax.search import strategies as strategies_lib
 
 
 @pytest.fixture(scope='module')
@@ -83,6 +84,25 @@ def test_table_is_resumable_and_names_bad_input(tmp_path, proteins):
     benchmark_search.benchmark_search(**{**kwargs, 'budget': 0})
   with pytest.raises(ValueError, match='queries'):
     benchmark_search.benchmark_search(**{**kwargs, 'queries': [50]})
+
+
+def test_a_revised_strategy_searches_again(tmp_path, proteins, monkeypatch):
+  del proteins
+  kwargs = dict(benchmark_name='nasbench_graph', datasets=['proteins'],
+                strategies=['random', 'evolution'], seeds=range(1),
+                budget=20, batch_size=10, queries=[20],
+                workdir=str(tmp_path), progress=False)
+  benchmark_search.benchmark_search(**kwargs)
+  revised = strategies_lib.STRATEGIES['evolution'].revision + 1
+  monkeypatch.setattr(strategies_lib.STRATEGIES['evolution'], 'revision',
+                      revised)
+  benchmark_search.benchmark_search(**kwargs)
+  with open(tmp_path / 'runs.jsonl') as f:
+    runs = [json.loads(line) for line in f]
+  # Random search's record is reused; evolution's, of its older revision,
+  # is searched again.
+  assert [(r['strategy'], r.get('strategy_revision')) for r in runs] == [
+      ('random', None), ('evolution', revised - 1), ('evolution', revised)]
 
 
 def test_paper_table_reads_the_benchmark(tmp_path):

@@ -19,6 +19,7 @@ from gnas_jax import driver
 from gnas_jax import space
 from gnas_jax.search import evaluation
 from gnas_jax.search import loop
+from gnas_jax.search import strategies as strategies_lib
 from gnas_jax.search.strategies import base
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -132,6 +133,19 @@ def test_a_workdir_holds_one_search(uninterrupted):
   config.population_size = 8
   with pytest.raises(ValueError,
                      match='other settings of population_size, seed'):
+    loop.search(config, workdir)
+
+
+def test_a_search_by_another_revision_of_its_strategy_is_refused(
+    uninterrupted, monkeypatch):
+  workdir, _ = uninterrupted
+  config = search_test.get_config()
+  started = strategies_lib.STRATEGIES[config.strategy].revision
+  monkeypatch.setattr(strategies_lib.STRATEGIES[config.strategy], 'revision',
+                      started + 1)
+  with pytest.raises(ValueError, match=(
+      f"revision {started} of the '{config.strategy}' strategy, which "
+      f"proposes otherwise than this version's revision {started + 1}")):
     loop.search(config, workdir)
 
 

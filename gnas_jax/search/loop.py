@@ -383,7 +383,8 @@ def search(config: ml_collections.ConfigDict, workdir: str,
             'start a new workdir.')
     trials = store_lib.TrialStore(trials_path)
     meta = {'rounds_done': 0, 'wall_seconds': 0.0,
-            'fingerprint': fingerprint(config)}
+            'fingerprint': fingerprint(config),
+            'strategy_revision': strategy.revision}
     restored = checkpoints.restore()
     if restored is not None:
       rounds_done, state_dict, meta = restored
@@ -395,6 +396,14 @@ def search(config: ml_collections.ConfigDict, workdir: str,
             f'{", ".join(changed)}; resume it with the same ones (only the '
             'budget, wall time and final retraining may change) or choose a '
             'new workdir.')
+      # Checkpoints from before strategies had revisions hold the first.
+      saved = meta.get('strategy_revision', 1)
+      if saved != strategy.revision:
+        raise ValueError(
+            f'{workdir} holds a search by revision {saved} of the '
+            f'{strategy.name!r} strategy, which proposes otherwise than '
+            f'this version\'s revision {strategy.revision}; resume it with '
+            'the version that started it or choose a new workdir.')
       state = checkpoints.state(state, rounds_done, state_dict)
       kept = trials.count(before_round=rounds_done)
       # Rounds that refill evaluate more than the population; checkpoints

@@ -37,6 +37,16 @@ def _check_name(name: str) -> None:
                      f'{", ".join(STRATEGIES)}.')
 
 
+def revision_setting(name: str) -> dict[str, int]:
+  """`{'strategy_revision': N}` for strategy `name` at a revision after
+  its first (`Strategy.revision`), else empty: for the settings a record of
+  a search is reused under, so that records from before revisions still
+  match the strategies never revised."""
+  _check_name(name)
+  revision = STRATEGIES[name].revision
+  return {'strategy_revision': revision} if revision > 1 else {}
+
+
 def make_strategy(name: str, space: space_lib.SearchSpace,
                   **strategy_options) -> Strategy:
   """The strategy registered as `name` over `space`, with its options

@@ -70,6 +70,9 @@ class AdversarialSearch(base.Strategy):
   and at most `truth_size` architectures.
   """
   name = 'adversarial'
+  # 2: each truth architecture weighs the same in the refit, and the
+  # decision a mutation changes is drawn uniformly.
+  revision = 2
 
   def __init__(self, space, hidden: int = 64, truth_size: int = 10,
                truth_fraction: float = 0.25, warmup: int = 0,

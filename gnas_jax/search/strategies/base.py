@@ -121,9 +121,12 @@ class Strategy:
 
   A subclass sets `name`, declares its options as keyword arguments of
   `__init__`, and overrides `init`, `propose` (candidates for `ask`, best
-  first) and `learn` (what `tell` does beyond archiving).
+  first) and `learn` (what `tell` does beyond archiving). A change that
+  makes the same seed propose otherwise raises `revision`: a search
+  checkpointed under another revision is refused on resume.
   """
   name = ''
+  revision = 1
 
   def __init__(self, space: space_lib.SearchSpace):
     if not isinstance(space, space_lib.SearchSpace):

@@ -34,6 +34,8 @@ class RegularizedEvolution(base.Strategy):
   uniform samples.
   """
   name = 'evolution'
+  # 2: the decision a mutation changes is drawn uniformly.
+  revision = 2
 
   def __init__(self, space, population: int = 32, sample_size: int = 8):
     super().__init__(space)
