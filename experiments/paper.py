@@ -401,16 +401,19 @@ def run_accuracy(config, run: Run) -> Output:
     dataset = data.dataset
     evaluated.append(f'{dataset_name}: {evaluated_pairs(dataset)}')
     folder = os.path.join(workdir, 'accuracy', dataset_name)
+    variants = dict(config.hand_designed_variants)
     with protocol.unlocked():
       # Strategies that found one architecture share its runs.
       protocol.archs = tuple(dict.fromkeys(
-          (*config.hand_designed, *searched.values())))
+          (*config.hand_designed, *variants.values(), *searched.values())))
       protocol.seeds = tuple(config.seeds)
       protocol.tuning = config.tuning
     tuned = tuning.run_all(protocol, os.path.join(folder, 'tuned'), data,
                            record=run.record(f'accuracy_{dataset_name}'))
     trained = [(name, 'hand-designed', name)
                for name in config.hand_designed]
+    trained += [(label, 'hand-designed', arch)
+                for label, arch in variants.items()]
     trained += [(label, 'searched', arch)
                 for label, arch in searched.items()]
     points[dataset_name] = []

@@ -170,6 +170,7 @@ def _tiny_paper_config(table, scale):
   config = accuracy.get_config(scale)
   config.search = _tiny_paper_config('search_efficiency', scale)
   config.hand_designed = ('mf', 'lightgcn')
+  config.hand_designed_variants = {'mf, softmax': 'mf,loss=softmax'}
   # Listed as if a search had found it: tuned as the hand-designed one is.
   config.searched = {'listed': 'lightgcn'}
   config.seeds = (0,)
@@ -216,8 +217,9 @@ def test_search_tables_agree_with_their_searches(reproduced):
 def test_accuracy_table_trains_presets_and_the_searched(reproduced):
   workdir, outputs = reproduced
   rows = outputs['accuracy'].rows
-  assert [r[1] for r in rows] == ['mf', 'lightgcn', 'searched: random',
-                                  'searched: adversarial', 'searched: listed']
+  assert [r[1] for r in rows] == ['mf', 'lightgcn', 'mf, softmax',
+                                  'searched: random', 'searched: adversarial',
+                                  'searched: listed']
   # The same architecture, hand-designed or searched, is tuned alike.
   assert rows[-1][2:] == rows[1][2:]
   for row in rows:
@@ -241,15 +243,20 @@ def test_accuracy_table_trains_presets_and_the_searched(reproduced):
   assert list(records[0]) == list(tuning.CSV_COLUMNS)
   assert [(r['model'], r['kind']) for r in records] == [
       ('mf', 'hand-designed'), ('lightgcn', 'hand-designed'),
-      ('searched: random', 'searched'), ('searched: adversarial', 'searched'),
-      ('searched: listed', 'searched')]
+      ('mf, softmax', 'hand-designed'), ('searched: random', 'searched'),
+      ('searched: adversarial', 'searched'), ('searched: listed', 'searched')]
+  # A variant is its preset with the options it names.
+  variant = space.from_string(records[2]['arch'])
+  assert variant.loss == 'softmax' and variant == space.from_string(
+      f'mf,loss=softmax,lr={variant.lr},l2={variant.l2}')
   # Searched architectures are tuned on the grid too, each setting once.
   found = paper.searched_architectures(
       _tiny_paper_config('accuracy', 'small'), paper.Run(workdir))
   assert list(found) == ['searched: random', 'searched: adversarial',
                          'searched: listed']
   settings = {tuning.setting_directory(f'{arch},lr={lr},l2=0.0001')
-              for arch in ('mf', *found.values()) for lr in (0.001, 0.01)}
+              for arch in ('mf', 'mf,loss=softmax', *found.values())
+              for lr in (0.001, 0.01)}
   assert set(os.listdir(os.path.join(
       workdir, 'accuracy', 'synthetic', 'tuned'))) == settings
   for record, row in zip(records, rows):
