@@ -143,6 +143,34 @@ def choice_frequency(traces: dict[str, tabular.Trace],
   plt.close(fig)
 
 
+def _label_apart(ax, points: list[tuple[float, float, str]],
+                 fontsize: float = 7) -> None:
+  """Labels each `(x, y, label)` point of `ax` to its upper right, moving
+  a label down until it overlaps none placed before (points close
+  together, as models of one size and score are, would stack their labels
+  into one blot); a moved label gets a line to its point."""
+  ax.autoscale_view()
+  to_pixels = ax.transData.transform
+  points_per_pixel = 72 / ax.figure.dpi
+  line = fontsize * 1.3 / points_per_pixel  # One text line, in pixels.
+  placed = []  # (left, right, bottom) of each label, in pixels.
+  for x, y, label in sorted(points, key=lambda p: -p[1]):
+    px, py = to_pixels((x, y))
+    left = px + 5 / points_per_pixel
+    right = left + 0.6 * fontsize * len(label) / points_per_pixel
+    bottom = py + 4 / points_per_pixel
+    while any(left < r and l < right and abs(bottom - b) < line
+              for l, r, b in placed):
+      bottom -= line / 2
+    placed.append((left, right, bottom))
+    offset = (5, (bottom - py) * points_per_pixel)
+    moved = offset[1] < 0
+    ax.annotate(label, (x, y), textcoords='offset points', xytext=offset,
+                fontsize=fontsize, arrowprops=dict(
+                    arrowstyle='-', color='grey', linewidth=0.5)
+                if moved else None)
+
+
 def pareto(points: dict[str, list[dict[str, Any]]], path: str) -> None:
   """Test NDCG@20 against parameters per dataset, with the Pareto front.
 
@@ -160,8 +188,7 @@ def pareto(points: dict[str, list[dict[str, Any]]], path: str) -> None:
       ax.errorbar(row['parameters'], row['ndcg'], yerr=row['ndcg_std'],
                   fmt=marker, color=color, markersize=9 if marker == '*'
                   else 6, capsize=2)
-      ax.annotate(row['label'], (row['parameters'], row['ndcg']),
-                  textcoords='offset points', xytext=(5, 4), fontsize=7)
+    _label_apart(ax, [(r['parameters'], r['ndcg'], r['label']) for r in rows])
     # The front: no other model is both smaller and more accurate.
     ordered = sorted(rows, key=lambda r: (r['parameters'], -r['ndcg']))
     front, best = [], -np.inf
