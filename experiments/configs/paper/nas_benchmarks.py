@@ -17,9 +17,9 @@ adversarial one and its ablations) searches each dataset with 20 seeds,
 10 proposals per round, 200 queries; the pick after 25, 50, 100 and 200
 queries is the best by validation accuracy.
 
-small and full are the same protocol (it costs no training): measured
-about 40 minutes on 2 CPU cores, nearly all of it the networks of the
-adversarial variants and REINFORCE.
+small and full are the same protocol (it costs no training): about 90
+CPU-minutes (one process, 104 minutes beside other jobs on 2 CPU cores),
+nearly all of it the networks of the adversarial variants.
 """
 
 import ml_collections
