@@ -121,18 +121,31 @@ def find(path: str | None, key: Callable[[dict[str, Any]], Key],
   return found
 
 
+class _Absent:
+  """The value of a setting one side of a comparison does not hold (a
+  record from before the setting existed, say)."""
+
+  def __repr__(self) -> str:
+    return 'absent'
+
+
+ABSENT = _Absent()
+
+
 def changed_settings(old: dict[str, Any], new: dict[str, Any]
                      ) -> list[tuple[str, Any, Any]]:
   """`(dotted key, old value, new value)` for each setting that differs
-  between two nested settings dicts, sorted by key; None stands for a
-  missing one."""
+  between two nested settings dicts, sorted by key; `ABSENT` stands for a
+  missing one (a setting of None is not missing)."""
   old, new = _flatten(old), _flatten(new)
-  return [(k, old.get(k), new.get(k)) for k in sorted(old.keys() | new.keys())
-          if old.get(k) != new.get(k)]
+  return [(k, old.get(k, ABSENT), new.get(k, ABSENT))
+          for k in sorted(old.keys() | new.keys())
+          if old.get(k, ABSENT) != new.get(k, ABSENT)]
 
 
 def describe_changes(changed: list[tuple[str, Any, Any]]) -> str:
-  """`changed_settings` as words: 'epochs was 9, now 10; lr was ...'."""
+  """`changed_settings` as words: 'epochs was 9, now 10; lr was absent,
+  now 0.01'."""
   return '; '.join(f'{k} was {old!r}, now {new!r}' for k, old, new in changed)
 
 

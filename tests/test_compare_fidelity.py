@@ -7,6 +7,7 @@ import pytest
 
 from experiments import fidelity
 from experiments.configs import search_test
+from gnas_jax import records as records_lib
 from gnas_jax.search import loop
 from gnas_jax.search import strategies as strategies_lib
 
@@ -60,7 +61,7 @@ def test_both_searches_get_the_same_wall_time_and_protocol(tmp_path):
   searches.write_text(''.join(json.dumps(row) + '\n' for row in rows))
   with pytest.raises(ValueError, match=(
       f'{searches}:2: the multi-fidelity search of seed 0 was run with other '
-      f'settings: fidelity.halving_rules was None, now '
+      f'settings: fidelity.halving_rules was absent, now '
       f'{loop.HALVING_RULES}.')):
     fidelity.compare(config, str(tmp_path / 'elsewhere'), seeds=[0],
                      wall_seconds=1, epochs=2, rungs=[1], eta=2, refill=2,
@@ -72,10 +73,10 @@ def test_both_searches_get_the_same_wall_time_and_protocol(tmp_path):
   rows[0]['protocol']['strategy_revision'] = revision + 1
   searches.write_text(''.join(json.dumps(row) + '\n' for row in rows))
   now = strategies_lib.revision_setting(config.strategy).get(
-      'strategy_revision')
+      'strategy_revision', records_lib.ABSENT)
   with pytest.raises(ValueError, match=(
       f'{searches}:1: the fixed search of seed 0 was run with other '
-      f'settings: strategy_revision was {revision + 1}, now {now}.')):
+      f'settings: strategy_revision was {revision + 1}, now {now!r}.')):
     fidelity.compare(config, str(tmp_path / 'elsewhere'), seeds=[0],
                      wall_seconds=1, epochs=2, rungs=[1], eta=2, refill=2,
                      record=str(searches))

@@ -68,8 +68,8 @@ def test_find_returns_the_rows_asked_for_and_refuses_other_protocols(
   with pytest.raises(ValueError) as error:
     find({'gat': other}.get)
   assert str(error.value) == (
-      f"{path}:3: gat was trained with other settings: batch was None, now "
-      "64; data.seed was 0, now None; data.split was 'random', now "
+      f"{path}:3: gat was trained with other settings: batch was absent, "
+      "now 64; data.seed was 0, now absent; data.split was 'random', now "
       "'temporal'. Give another record or remove that line.")
 
 
@@ -77,5 +77,5 @@ def test_changed_settings_compares_nested_settings_by_dotted_key():
   old = {'lr': 0.01, 'data': {'split': 'random', 'seed': 0}}
   new = {'lr': 0.01, 'data': {'split': 'random', 'seed': 1}, 'l2': 1e-4}
   assert records.changed_settings(old, new) == [('data.seed', 0, 1),
-                                                ('l2', None, 1e-4)]
+                                                ('l2', records.ABSENT, 1e-4)]
   assert records.changed_settings(old, old) == []

@@ -434,7 +434,7 @@ def test_a_training_run_refuses_another_sampling(trained, tmp_path):
   assert 'sampling' not in driver.fingerprint(training_config(),
                                               data_lib.load_dataset(config))
   with pytest.raises(ValueError, match=re.escape(
-      "sampling was None, now 'users'")):
+      "sampling was absent, now 'users'")):
     driver.train_and_evaluate(config, workdir)
 
 
