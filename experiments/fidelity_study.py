@@ -34,6 +34,14 @@ epochs...) is refused. With `--recorded_only` it trains nothing and
 reports on the architectures recorded so far (give `--record`
 the study's prefix and `--out` another). Checkpoints stay under `--workdir`,
 where an interrupted training resumes.
+
+The full-protocol runs are most of the cost (hours on Gowalla). With
+`--shard=I/N` a process trains only those of architectures I, I + N,
+I + 2N, ... (counted from 0) and writes no report: N processes, on the
+cores of one machine sharing `--workdir` and the records, or on several
+machines whose records are then concatenated, share the study out; the
+study run once more without `--shard` trains what is left (the
+low-fidelity curves among it) and reports.
 """
 
 from __future__ import annotations
@@ -90,7 +98,26 @@ _RECORDED_ONLY = flags.DEFINE_bool(
     'architectures whose curve and full-protocol run the records hold so '
     'far, an interim report of a study still under way (its table says '
     'so).')
+_SHARD = flags.DEFINE_string(
+    'shard', None, 'I/N: train only the full-protocol runs of architectures '
+    'I, I + N, ... (from 0) and write no report, so that N processes share '
+    'the study out; run it once more without --shard to report.')
 flags.mark_flags_as_required(['workdir'])
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+  """`(index, count)` of `--shard=I/N`; `(0, 1)`, the whole study, for
+  None."""
+  if text is None:
+    return 0, 1
+  try:
+    index, count = (int(part) for part in text.split('/'))
+  except ValueError:
+    index, count = -1, 0
+  if not 0 <= index < count:
+    raise ValueError(f'--shard={text} is not allowed: it must be I/N with '
+                     '0 <= I < N, say --shard=0/2 and --shard=1/2.')
+  return index, count
 
 
 def main(argv):
@@ -103,6 +130,10 @@ def main(argv):
   if _NUM_ARCHS.value < 2:
     raise ValueError(f'--num_archs={_NUM_ARCHS.value}: a rank correlation '
                      'needs at least 2 architectures.')
+  shard, shards = parse_shard(_SHARD.value)
+  if shards > 1 and _RECORDED_ONLY.value:
+    raise ValueError('--shard trains, --recorded_only does not: give one '
+                     'of them.')
   config = _CONFIG.value
   round_size = (config.population_size if _ROUND_SIZE.value is None
                 else _ROUND_SIZE.value)
@@ -121,6 +152,13 @@ def main(argv):
   drawn = len(archs)
   # As far as the last rung and the search's own fidelity reach.
   epochs = max(rungs[-1], search_fidelity['epochs'])
+  if shards > 1:
+    for index in range(shard, len(archs), shards):
+      full_protocol_run(config, data, workdir, archs, index, full_record)
+    logging.info('Shard %d/%d has its %d full-protocol runs recorded in '
+                 '%s; run the study without --shard to report.', shard,
+                 shards, len(range(shard, len(archs), shards)), full_record)
+    return
   if _RECORDED_ONLY.value:
     archs, curves, full = recorded_measurements(
         config, data, archs, epochs, record + '_low_fidelity.jsonl',
@@ -128,13 +166,8 @@ def main(argv):
   else:
     curves = fidelity.low_fidelity_curves(
         config, data, archs, epochs, record + '_low_fidelity.jsonl')
-    full = []
-    for index, arch in enumerate(archs):
-      logging.info('Full protocol %d of %d: %s', index + 1, len(archs), arch)
-      (run,) = driver.train_with_seeds(
-          config, evaluation.retraining_directory(workdir, arch), arch,
-          [config.seed], data, record=full_record)
-      full.append(run)
+    full = [full_protocol_run(config, data, workdir, archs, index, full_record)
+            for index in range(len(archs))]
   full_valid = np.array([r['valid/ndcg@20'] for r in full])
   full_test = np.array([r['test/ndcg@20'] for r in full])
   fixed = fidelity.fixed_fidelity_scores(
@@ -158,6 +191,19 @@ def main(argv):
       curves, full_valid, search_fidelity['epochs'], round_size, rungs[-1])
   write(rows, schedules, curves, rungs, full_valid, archs, full, config,
         search_fidelity, data.dataset.name, round_size, drawn)
+
+
+def full_protocol_run(config, data: driver.TrainingData, workdir: str,
+                      archs, index: int, full_record: str) -> dict:
+  """The full-protocol run of `archs[index]` (seed `config.seed`), read
+  from `full_record` or trained (resuming under `workdir`) and added to
+  it."""
+  arch = archs[index]
+  logging.info('Full protocol %d of %d: %s', index + 1, len(archs), arch)
+  (run,) = driver.train_with_seeds(
+      config, evaluation.retraining_directory(workdir, arch), arch,
+      [config.seed], data, record=full_record)
+  return run
 
 
 def recorded_measurements(config, data: driver.TrainingData, archs, epochs,

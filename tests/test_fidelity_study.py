@@ -110,6 +110,51 @@ def test_the_records_alone_carry_a_study_to_another_workdir(study,
   assert again['archs'] == record['archs'] and again['rows'] == record['rows']
 
 
+def test_shards_share_out_the_full_protocol_runs(study, tmp_path):
+  """--shard=1/2 trains the full-protocol runs of architectures 1 and 3
+  only, those not recorded yet, and reports nothing; the study run again
+  without it reports from the records the shards filled."""
+  workdir, record = study
+  full = (workdir / 'fidelity_full.jsonl').read_text().splitlines(True)
+  # Architecture 1 is recorded already, 0 and 2 by the other shard.
+  (tmp_path / 'fidelity_full.jsonl').write_text(full[1])
+  result = run_study(tmp_path / 'runs', f'--out={tmp_path}/fidelity',
+                     '--shard=1/2')
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert result.stderr.count('with seed 0 in') == 1
+  assert 'Low fidelity: architectures' not in result.stderr
+  assert 'Shard 1/2 has its 2 full-protocol runs recorded' in result.stderr
+  assert not (tmp_path / 'fidelity.json').exists()
+  assert not (tmp_path / 'fidelity_low_fidelity.jsonl').exists()
+  rows = [json.loads(line) for line in
+          (tmp_path / 'fidelity_full.jsonl').read_text().splitlines()]
+  assert [r['arch'] for r in rows] == [
+      record['archs'][i]['arch'] for i in (1, 3)]
+  with open(tmp_path / 'fidelity_full.jsonl', 'a') as f:
+    f.writelines([full[0], full[2]])
+  (tmp_path / 'fidelity_low_fidelity.jsonl').write_text(
+      (workdir / 'fidelity_low_fidelity.jsonl').read_text())
+  result = run_study(tmp_path / 'runs', f'--out={tmp_path}/fidelity')
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'with seed 0 in' not in result.stderr  # The shards did it all.
+  merged = json.loads((tmp_path / 'fidelity.json').read_text())
+  assert [a['arch'] for a in merged['archs']] == [
+      a['arch'] for a in record['archs']]
+  assert merged['rows'][0]['spearman'] == pytest.approx(
+      stats.spearmanr([a['curve'][0] for a in merged['archs']],
+                      [a['full_valid_ndcg@20'] for a in merged['archs']]
+                      ).statistic)
+
+
+@pytest.mark.parametrize('shard', ['2/2', 'a/b'])
+def test_a_shard_outside_its_count_is_refused(tmp_path, shard):
+  result = run_study(tmp_path / 'never', f'--shard={shard}')
+  assert result.returncode == 1
+  assert (f'Error: --shard={shard} is not allowed: it must be I/N with '
+          '0 <= I < N, say --shard=0/2 and --shard=1/2.\n') in result.stderr
+  assert not (tmp_path / 'never').exists()
+
+
 def test_a_study_of_another_batch_size_shares_the_full_protocol_runs(
     study, tmp_path):
   workdir, record = study
