@@ -136,11 +136,12 @@ def changed_settings(old: dict[str, Any], new: dict[str, Any]
                      ) -> list[tuple[str, Any, Any]]:
   """`(dotted key, old value, new value)` for each setting that differs
   between two nested settings dicts, sorted by key; `ABSENT` stands for a
-  missing one (a setting of None is not missing)."""
+  missing one. A missing setting equals one of None, so that settings
+  added with None as their default leave older records valid."""
   old, new = _flatten(old), _flatten(new)
   return [(k, old.get(k, ABSENT), new.get(k, ABSENT))
           for k in sorted(old.keys() | new.keys())
-          if old.get(k, ABSENT) != new.get(k, ABSENT)]
+          if old.get(k) != new.get(k)]
 
 
 def describe_changes(changed: list[tuple[str, Any, Any]]) -> str:

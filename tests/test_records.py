@@ -79,3 +79,5 @@ def test_changed_settings_compares_nested_settings_by_dotted_key():
   assert records.changed_settings(old, new) == [('data.seed', 0, 1),
                                                 ('l2', records.ABSENT, 1e-4)]
   assert records.changed_settings(old, old) == []
+  # A setting of None is a missing one: records from before it still fit.
+  assert records.changed_settings(old, {**old, 'max_wall_seconds': None}) == []
