@@ -29,6 +29,16 @@ only the searches it lacks, so more seeds may be added in another session
 or on another machine from the committed record alone. A row recorded
 under another protocol (wall time, fidelity, data, retraining...) is
 refused.
+
+`--variants` runs one variant's searches alone, so that the searches of
+several seeds may run side by side under the same load, one pinned
+process per seed and core; a last run with every variant and seed then
+only reads the record and writes the table:
+
+  for seed in 0 1; do taskset -c $seed python -m experiments.compare_fidelity \
+      ... --seeds=$seed --variants=fixed & done; wait
+  (the same with --variants=multi-fidelity)
+  python -m experiments.compare_fidelity ... --seeds=0,1
 """
 
 from __future__ import annotations
@@ -61,6 +71,9 @@ _RUNGS = common.define_integer_list(
 _ETA = flags.DEFINE_integer('eta', 3, 'A rung keeps the best 1/eta.')
 _REFILL = flags.DEFINE_integer(
     'refill', 32, 'New proposals per multi-fidelity round.', lower_bound=0)
+_VARIANTS = flags.DEFINE_list(
+    'variants', list(fidelity.VARIANTS), 'Which searches to run for each '
+    'seed, in this order: fixed, multi-fidelity or both.')
 _OUT = flags.DEFINE_string('out', 'results/multi_fidelity',
                            'Output path without its extension.')
 _RECORD = flags.DEFINE_string(
@@ -78,7 +91,8 @@ def main(argv):
   rows = fidelity.compare(
       config, _WORKDIR.value, _SEEDS.value, _WALL_SECONDS.value,
       _EPOCHS.value, _RUNGS.value, _ETA.value, _REFILL.value,
-      record=_RECORD.value or out + '_searches.jsonl')
+      record=_RECORD.value or out + '_searches.jsonl',
+      variants=tuple(_VARIANTS.value))
   text = fidelity.table(rows, config, _WALL_SECONDS.value)
   os.makedirs(os.path.dirname(out) or '.', exist_ok=True)
   with open(out + '.md', 'w') as f:

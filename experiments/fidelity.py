@@ -253,10 +253,14 @@ def search_protocol(searched) -> dict:
 
 
 def compare(config, workdir: str, seeds, wall_seconds: int, epochs: int,
-            rungs, eta: int, refill: int, record: str | None = None
-            ) -> list[dict]:
-  """One record per (variant, seed): the search's facts and its best
-  finalist under the full protocol.
+            rungs, eta: int, refill: int, record: str | None = None,
+            variants=VARIANTS) -> list[dict]:
+  """One record per (variant, seed) of `variants` (some of `VARIANTS`): the
+  search's facts and its best finalist under the full protocol.
+
+  Each seed's searches run in the order of `variants`; one variant at a
+  time lets the same variant's searches of several seeds run side by side
+  (one process per seed and core, say), under the same load.
 
   With a `record` (a JSON-lines file of these rows, which may be
   committed), a search it holds under the same protocol runs nowhere, and
@@ -265,13 +269,17 @@ def compare(config, workdir: str, seeds, wall_seconds: int, epochs: int,
   another machine.
   """
   # Every config (and the record) is checked before the first search.
+  unknown = [variant for variant in variants if variant not in VARIANTS]
+  if unknown or not variants:
+    raise ValueError(f'--variants={",".join(variants)}: the variants are '
+                     f'{", ".join(VARIANTS)} (one or both).')
   if config.final.top_k < 1:
     raise ValueError(f'config.final.top_k={config.final.top_k}: the '
                      'comparison retrains the best finalists of each search, '
                      'so it needs at least 1.')
   searches = [(seed, variant, variant_config(
       config, variant, seed, wall_seconds, epochs, rungs, eta, refill))
-              for seed in seeds for variant in VARIANTS]
+              for seed in seeds for variant in variants]
   wanted = {(variant, seed): search_protocol(searched)
             for seed, variant, searched in searches}
   done = records.find(
@@ -332,6 +340,8 @@ def table(rows: list[dict], config, wall_seconds: int) -> str:
         f'`{r["best_arch"]}` |')
   for variant in VARIANTS:
     values = [r['valid_ndcg@20'] for r in rows if r['variant'] == variant]
+    if not values:
+      continue
     seeds = ('one search seed' if len(values) == 1
              else f'{len(values)} search seeds')
     lines.append(f'\n{variant}: best full-protocol validation NDCG@20 '

@@ -45,6 +45,13 @@ def test_both_searches_get_the_same_wall_time_and_protocol(tmp_path):
       config, str(tmp_path / 'elsewhere'), seeds=[0], wall_seconds=1,
       epochs=2, rungs=[1], eta=2, refill=2, record=str(searches))
   assert again == records and not (tmp_path / 'elsewhere').exists()
+  # One variant alone: its rows only, and the table's mean for it only.
+  alone = fidelity.compare(
+      config, str(tmp_path / 'elsewhere'), seeds=[0], wall_seconds=1,
+      epochs=2, rungs=[1], eta=2, refill=2, record=str(searches),
+      variants=('multi-fidelity',))
+  assert alone == [multi]
+  assert 'fixed:' not in fidelity.table(alone, config, 1)
   # A row of another protocol is refused before any search.
   with pytest.raises(ValueError, match=(
       f'{searches}:1: the fixed search of seed 0 was run with other '
@@ -93,4 +100,9 @@ def test_a_bad_schedule_is_refused_before_any_search(tmp_path):
   with pytest.raises(ValueError, match=r'config\.final\.top_k=0: the '
                      'comparison retrains the best finalists'):
     fidelity.compare(config, str(tmp_path), [0], 1, 4, [1, 3], 3, 2)
+  with pytest.raises(ValueError, match=(
+      r'--variants=fixed,halving: the variants are fixed, multi-fidelity '
+      r'\(one or both\)\.')):
+    fidelity.compare(search_test.get_config(), str(tmp_path), [0],
+                     1, 4, [1, 3], 3, 2, variants=('fixed', 'halving'))
   assert not os.listdir(tmp_path)
