@@ -38,9 +38,10 @@ full: 3 seeds, the protocol of experiments/configs/train.py (up to 300
   epochs, evaluated every epoch, patience 30), so that `experiments.train
   --config.dataset=ml-100k --config.arch=<arch>` retrains any ML-100K row.
   Searched: the winners of four ML-100K searches of the whole space with
-  the adversarial strategy (`SEARCHED`: the better of the equal-wall-time
-  searches of `results/multi_fidelity.md`, the README's 77-minute search,
-  a 75-minute search with the multi-fidelity population, and the
+  the adversarial strategy (`SEARCHED`: the better of the fixed-fidelity
+  searches of the equal-wall-time comparison under revision 1 of the
+  strategy, `results/multi_fidelity.md` at commit 1d4939a; the README's
+  77-minute search, a 75-minute search with the multi-fidelity population, and the
   equal-wall-time search at the full protocol's batch size). The
   tabular benchmark's strategies are left out: its low fidelity does not
   rank architectures as the full protocol does (`results/fidelity.md`).
@@ -73,10 +74,11 @@ HAND_DESIGNED_VARIANTS = {
 SEARCHED = {
     'small': {},
     'full': {
-        # The seed-0 fixed-fidelity search of results/multi_fidelity.md
-        # (1200 s, 288 evaluations, commit 1276317): its finalist with the
-        # best full-protocol validation NDCG@20 (0.2975 at its own lr and
-        # L2).
+        # The seed-0 fixed-fidelity search of the equal-wall-time
+        # comparison under revision 1 of the strategy (1200 s, 288
+        # evaluations; results/multi_fidelity.md at commit 1d4939a): its
+        # finalist with the best full-protocol validation NDCG@20 (0.2975
+        # at its own lr and L2).
         'adversarial, 20 min': (
             'width=128,layers=4,norm=sym,readout=mean,edge_dropout=0.3,'
             'decoder=cosine,temperature=0.2,loss=softmax,lr=0.01,'
