@@ -269,10 +269,10 @@ def compare(config, workdir: str, seeds, wall_seconds: int, epochs: int,
   another machine.
   """
   # Every config (and the record) is checked before the first search.
-  unknown = [variant for variant in variants if variant not in VARIANTS]
-  if unknown or not variants:
+  if (not variants or not set(variants) <= set(VARIANTS)
+      or len(set(variants)) < len(variants)):
     raise ValueError(f'--variants={",".join(variants)}: the variants are '
-                     f'{", ".join(VARIANTS)} (one or both).')
+                     f'{", ".join(VARIANTS)} (one or both, each once).')
   if config.final.top_k < 1:
     raise ValueError(f'config.final.top_k={config.final.top_k}: the '
                      'comparison retrains the best finalists of each search, '

@@ -100,9 +100,10 @@ def test_a_bad_schedule_is_refused_before_any_search(tmp_path):
   with pytest.raises(ValueError, match=r'config\.final\.top_k=0: the '
                      'comparison retrains the best finalists'):
     fidelity.compare(config, str(tmp_path), [0], 1, 4, [1, 3], 3, 2)
-  with pytest.raises(ValueError, match=(
-      r'--variants=fixed,halving: the variants are fixed, multi-fidelity '
-      r'\(one or both\)\.')):
-    fidelity.compare(search_test.get_config(), str(tmp_path), [0],
-                     1, 4, [1, 3], 3, 2, variants=('fixed', 'halving'))
+  for variants in (('fixed', 'halving'), ('fixed', 'fixed')):
+    with pytest.raises(ValueError, match=(
+        f'--variants={",".join(variants)}: the variants are fixed, '
+        r'multi-fidelity \(one or both, each once\)\.')):
+      fidelity.compare(search_test.get_config(), str(tmp_path), [0],
+                       1, 4, [1, 3], 3, 2, variants=variants)
   assert not os.listdir(tmp_path)

@@ -41,8 +41,9 @@ full: 3 seeds, the protocol of experiments/configs/train.py (up to 300
   the adversarial strategy (`SEARCHED`: the better of the fixed-fidelity
   searches of the equal-wall-time comparison under revision 1 of the
   strategy, `results/multi_fidelity.md` at commit 1d4939a; the README's
-  77-minute search, a 75-minute search with the multi-fidelity population, and the
-  equal-wall-time search at the full protocol's batch size). The
+  77-minute search; a 75-minute search with the multi-fidelity
+  population; and the equal-wall-time search at the full protocol's batch
+  size). The
   tabular benchmark's strategies are left out: its low fidelity does not
   rank architectures as the full protocol does (`results/fidelity.md`).
 
