@@ -367,6 +367,16 @@ def _appended_decisions_at_default(older: np.ndarray,
           and np.array_equal(current[kept:], defaults[kept:]))
 
 
+def _saved_shape(manager: ocp.CheckpointManager, step: int,
+                 key: str) -> tuple[int, ...] | None:
+  """The shape of the state's `key` array as saved at `step`; None where
+  the step's metadata does not read (the restore then says why)."""
+  try:
+    return tuple(manager.item_metadata(step).state[key].shape)
+  except Exception:  # pylint: disable=broad-except
+    return None
+
+
 class _Checkpoints:
   """The latest states (to resume) and the best state (to test), via orbax.
 
@@ -377,12 +387,17 @@ class _Checkpoints:
   def __init__(self, directory: str):
     # orbax refuses a relative path once it writes.
     directory = os.path.abspath(directory)
-    self.latest = ocp.CheckpointManager(
-        os.path.join(directory, 'latest'),
-        options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
-    self.best = ocp.CheckpointManager(
-        os.path.join(directory, 'best'),
-        options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True))
+    def manager(name, max_to_keep):
+      # Named handlers let a step's array shapes be read before the step.
+      return ocp.CheckpointManager(
+          os.path.join(directory, name),
+          options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep,
+                                               create=True),
+          item_handlers={'state': ocp.StandardCheckpointHandler(),
+                         'progress': ocp.JsonCheckpointHandler()})
+
+    self.latest = manager('latest', 2)
+    self.best = manager('best', 1)
 
   def saved(self) -> bool:
     """Whether a run has saved anything here, intact or not."""
@@ -404,36 +419,49 @@ class _Checkpoints:
       Exception: whatever orbax raises for a damaged step.
     """
     path = workdir_lib.step_path(manager, step)
-    arch = space.decode(np.asarray(template.arch)).to_string()
+    current = np.asarray(template.arch)
+    arch = space.decode(current).to_string()
 
     def restore(state_template):
       return manager.restore(step, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(state_template),
           progress=ocp.args.JsonRestore()))
 
+    # An encoding saved before decisions were appended to `space.DECISIONS`
+    # is shorter: it is read at its saved shape, since a read that fails
+    # leaves orbax's reads of the other arrays unawaited.
+    saved_shape = _saved_shape(manager, step, 'arch')
+    if saved_shape is not None and saved_shape != current.shape:
+      template = template.replace(arch=np.zeros(saved_shape, current.dtype))
     try:
       restored = restore(template)
-      state = restored.state
     except Exception as error:
       # Tells a damaged step from an intact one of another model: the latter
       # reads back without the template.
       try:
-        untyped = restore(None)
+        restore(None)
       except Exception:  # pylint: disable=broad-except
         raise error from None
-      older = np.asarray(untyped.state['arch'])
-      if not _appended_decisions_at_default(older, np.asarray(template.arch)):
+      raise workdir_lib.CheckpointMismatch(
+          f'Checkpoint {path} holds another model than {arch} on this '
+          f'dataset ({workdir_lib.describe(error)}); resume it with the '
+          'architecture and data it was trained with or choose a new '
+          'workdir.') from error
+    state = restored.state
+    saved_arch = np.asarray(state.arch)
+    if saved_arch.shape != current.shape:
+      if not _appended_decisions_at_default(saved_arch, current):
         raise workdir_lib.CheckpointMismatch(
             f'Checkpoint {path} holds another model than {arch} on this '
-            f'dataset ({workdir_lib.describe(error)}); resume it with the '
+            f'dataset (an architecture vector of {saved_arch.size} '
+            f'decisions, where this version has {current.size}: '
+            f'{saved_arch.tolist()}); resume it with the '
             'architecture and data it was trained with or choose a new '
-            'workdir.') from error
-      # Saved before decisions were appended to the encoding: the same
-      # model, whose vector lacks the new decisions' (default) slots.
-      restored = restore(template.replace(arch=np.zeros_like(older)))
-      state = restored.state.replace(arch=template.arch)
-    saved_arch = np.asarray(state.arch)
-    if not np.array_equal(saved_arch, np.asarray(template.arch)):
+            'workdir.')
+      # The same model, whose vector lacks the new decisions' (default)
+      # slots.
+      state = state.replace(arch=jnp.asarray(current))
+    elif not np.array_equal(saved_arch, current):
       raise workdir_lib.CheckpointMismatch(
           f'Checkpoint {path} holds architecture '
           f'{space.decode(saved_arch).to_string()}, not {arch}; resume it '
@@ -708,14 +736,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   # A wrong setting fails before the workdir is touched.
   check_config(config)
   arch = arch or space.from_string(config.arch)
-  with workdir_lib.lock(workdir):
-    return _train_and_evaluate(config, workdir, data, arch)
+  # The checkpoint managers and the summary writer close whether the run
+  # ends or fails: orbax's background threads would otherwise outlive it.
+  with workdir_lib.lock(workdir), contextlib.ExitStack() as to_close:
+    return _train_and_evaluate(config, workdir, data, arch, to_close)
 
 
 def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                         data: data_lib.Dataset | TrainingData | None,
-                        arch: space.Architecture) -> dict[str, Any]:
-  """`train_and_evaluate` once the workdir is locked."""
+                        arch: space.Architecture,
+                        to_close: contextlib.ExitStack) -> dict[str, Any]:
+  """`train_and_evaluate` once the workdir is locked; what it opens is
+  closed by `to_close`."""
   ks = tuple(config.ks)
   stop_metric = config.early_stopping_metric
   data = TrainingData.from_config(config, data)
@@ -723,7 +755,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   os.makedirs(workdir, exist_ok=True)
   logging.info('Dataset %s: %s', dataset.name, dataset.statistics())
   logging.info('Architecture: %s', arch.to_string())
-  checkpoints = _Checkpoints(os.path.join(workdir, 'checkpoints'))
+  checkpoints = to_close.enter_context(contextlib.closing(
+      _Checkpoints(os.path.join(workdir, 'checkpoints'))))
   started = checkpoints.saved()
   if started and not config.resume:
     # Its saved epochs would stand in for this run's, which orbax would
@@ -757,7 +790,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     _record_fingerprint(workdir, settings)
 
   learner = _SingleModel(model, state, data, train_key, ks)
-  writer = create_writer(os.path.join(workdir, 'tensorboard'))
+  writer = to_close.enter_context(contextlib.closing(
+      create_writer(os.path.join(workdir, 'tensorboard'))))
   last_loss = [math.nan]  # The latest epoch's, for the log.
 
   def on_epoch(epoch, losses, seconds, trained):
@@ -799,7 +833,6 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   writer.flush()
 
   state, best = checkpoints.restore_best(learner.state)
-  checkpoints.close()
   best_epoch = int(best.epoch)
   recommend.export_model(os.path.join(workdir, 'model'), arch, state.params,
                          dataset, config.to_dict())
@@ -809,7 +842,6 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   test_seconds = time.perf_counter() - start
   writer.write_scalars(best_epoch, {f'test/{name}': value
                                     for name, value in test.items()})
-  writer.close()
 
   results = {f'test/{k}': v for k, v in test.items()}
   results.update({f'valid/{k}': v for k, v in progress.best_valid.items()})

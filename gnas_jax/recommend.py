@@ -78,9 +78,9 @@ def export_model(directory: str, arch: space.Architecture, params,
   arrays = {'params': jax.device_get(params),
             'train': np.asarray(dataset.train, np.int32),
             'seen': np.unique(seen, axis=0).astype(np.int32)}
-  checkpointer = ocp.StandardCheckpointer()
-  checkpointer.save(os.path.join(staging, _ARRAYS), arrays)
-  checkpointer.wait_until_finished()
+  with ocp.StandardCheckpointer() as checkpointer:
+    checkpointer.save(os.path.join(staging, _ARRAYS), arrays)
+    checkpointer.wait_until_finished()
   meta = {'format_version': FORMAT_VERSION, 'arch': arch.to_string(),
           'dataset': dataset.name, 'num_users': int(dataset.num_users),
           'num_items': int(dataset.num_items),
@@ -129,8 +129,8 @@ class Recommender:
     self.config = meta['config']
     self.model = models.build_model(self.num_users, self.num_items,
                                     [self.arch])
-    arrays = ocp.StandardCheckpointer().restore(
-        os.path.join(directory, _ARRAYS))
+    with ocp.StandardCheckpointer() as checkpointer:
+      arrays = checkpointer.restore(os.path.join(directory, _ARRAYS))
     self.params = jax.tree.map(jnp.asarray, arrays['params'])
     self.train_pairs = np.asarray(arrays['train'], np.int32)
     self.seen = _csr(np.asarray(arrays['seen']), self.num_users)

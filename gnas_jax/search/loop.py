@@ -32,6 +32,7 @@ retraining runs are themselves resumable `train_and_evaluate` workdirs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -347,8 +348,10 @@ def search(config: ml_collections.ConfigDict, workdir: str,
   check_config(config)
   choices = space.subspace_from_string(config.space)
   strategy = build_strategy(config)
-  # Taken once the settings are checked, before anything is read.
-  with workdir_lib.lock(workdir):
+  # Taken once the settings are checked, before anything is read. What the
+  # search opens closes whether it ends or fails: orbax's background
+  # threads would otherwise outlive it.
+  with workdir_lib.lock(workdir), contextlib.ExitStack() as to_close:
     data = driver.TrainingData.from_config(config, data)
     os.makedirs(workdir, exist_ok=True)
     evaluator = evaluation.PopulationEvaluator(config, data, choices)
@@ -359,7 +362,8 @@ def search(config: ml_collections.ConfigDict, workdir: str,
     rounds = math.ceil(budget / size)
     init_key, _ = search_lib.round_keys(config.seed)
     state = strategy.init(init_key)
-    checkpoints = _StateCheckpoints(os.path.join(workdir, 'search_state'))
+    checkpoints = to_close.enter_context(contextlib.closing(
+        _StateCheckpoints(os.path.join(workdir, 'search_state'))))
     trials_path = os.path.join(workdir, 'trials.sqlite')
     checkpointed = checkpoints.latest_round()
     if checkpointed is not None:
@@ -381,7 +385,8 @@ def search(config: ml_collections.ConfigDict, workdir: str,
             f'{checkpoints.directory} holds the search after round '
             f'{checkpointed}; restore the trial store from a backup or '
             'start a new workdir.')
-    trials = store_lib.TrialStore(trials_path)
+    trials = to_close.enter_context(contextlib.closing(
+        store_lib.TrialStore(trials_path)))
     meta = {'rounds_done': 0, 'wall_seconds': 0.0,
             'fingerprint': fingerprint(config),
             'strategy_revision': strategy.revision}
@@ -421,7 +426,8 @@ def search(config: ml_collections.ConfigDict, workdir: str,
     if discarded:
       logging.info('Discarded %d trials of the unfinished round %d.',
                    discarded, meta['rounds_done'])
-    writer = driver.create_writer(os.path.join(workdir, 'tensorboard'))
+    writer = to_close.enter_context(contextlib.closing(
+        driver.create_writer(os.path.join(workdir, 'tensorboard'))))
     history = [t['valid_ndcg'] for t in trials.trials()]
     started = time.perf_counter() - meta['wall_seconds']
     # What `evaluate` measured of the round that `on_round` records.
@@ -528,15 +534,12 @@ def search(config: ml_collections.ConfigDict, workdir: str,
       except _OutOfTime:
         logging.info('Wall-time budget of %d s reached.',
                      config.max_wall_seconds)
-    writer.close()
-    checkpoints.close()
     best = trials.best(1)
     facts = {'evaluations': len(trials.trials()),
              'rounds': meta['rounds_done'],
              'wall_seconds': meta['wall_seconds'],
              'best_arch': best[0]['arch'] if best else None,
              'best_valid_ndcg@20': best[0]['valid_ndcg'] if best else None}
-    trials.close()
     return facts
 
 
