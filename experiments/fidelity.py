@@ -307,7 +307,9 @@ def compare(config, workdir: str, seeds, wall_seconds: int, epochs: int,
         'search_valid_ndcg@20': best['search_valid_ndcg@20'],
         'valid_ndcg@20': best['valid_ndcg@20']['mean'],
         'test_ndcg@20': best['test_ndcg@20']['mean'],
-        'fidelity': searched.fidelity.to_dict()}))
+        'fidelity': searched.fidelity.to_dict(),
+        # What the wall time bought depends on it.
+        'machine': paper.machine()}))
     if record:
       records.append(record, [dict(row, protocol=search_protocol(searched))])
     rows.append(row)
@@ -322,11 +324,12 @@ def table(rows: list[dict], config, wall_seconds: int) -> str:
       f'the best {config.final.top_k} of each retrained under the full '
       f'protocol (at most {config.epochs} epochs at batch '
       f'{config.batch_size}, patience {config.patience}; mean over seeds '
-      f'{", ".join(map(str, config.final.seeds))}). Produced on a '
-      f'{paper.machine()}.', '',
+      f'{", ".join(map(str, config.final.seeds))}). Written on a '
+      f'{paper.machine()}; each search ran where its row says.', '',
       '| search | seed | fidelity | evaluations | rounds | search s | best '
-      'full-protocol valid NDCG@20 | its test NDCG@20 | architecture |',
-      '| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |']
+      'full-protocol valid NDCG@20 | its test NDCG@20 | ran on | '
+      'architecture |',
+      '| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |']
   for r in rows:
     fidelity = r['fidelity']
     schedule = (f'{fidelity["epochs"]} epochs' if r['variant'] == 'fixed'
@@ -337,7 +340,7 @@ def table(rows: list[dict], config, wall_seconds: int) -> str:
         f'| {r["variant"]} | {r["seed"]} | {schedule} | {r["evaluations"]} '
         f'| {r["rounds"]} | {r["search_seconds"]:.0f} | '
         f'{r["valid_ndcg@20"]:.4f} | {r["test_ndcg@20"]:.4f} | '
-        f'`{r["best_arch"]}` |')
+        f'{r.get("machine", "not recorded")} | `{r["best_arch"]}` |')
   for variant in VARIANTS:
     values = [r['valid_ndcg@20'] for r in rows if r['variant'] == variant]
     if not values:

@@ -83,9 +83,14 @@ def table_and_scale(config_file: str) -> tuple[str, str]:
 def machine() -> str:
   """What ran the table, for its heading."""
   device = jax.devices()[0]
-  where = (f'{os.cpu_count()}-core {platform.machine()} CPU'
-           if device.platform == 'cpu' else
-           f'{device.device_kind} ({device.platform})')
+  if device.platform == 'cpu':
+    where = f'{os.cpu_count()}-core {platform.machine()} CPU'
+    # A process pinned to some cores (`taskset`) computes at their speed.
+    usable = len(os.sched_getaffinity(0))
+    if usable < os.cpu_count():
+      where += f' (pinned to {usable} of its cores)'
+  else:
+    where = f'{device.device_kind} ({device.platform})'
   return f'{where}, JAX {jax.__version__}'
 
 

@@ -6,6 +6,7 @@ import os
 import pytest
 
 from experiments import fidelity
+from experiments import paper
 from experiments.configs import search_test
 from gnas_jax import records as records_lib
 from gnas_jax.search import loop
@@ -34,11 +35,17 @@ def test_both_searches_get_the_same_wall_time_and_protocol(tmp_path):
     best = max(summary['finalists'], key=lambda f: f['valid_ndcg@20']['mean'])
     assert record['valid_ndcg@20'] == best['valid_ndcg@20']['mean']
     assert record['best_arch'] == best['arch']
+    assert record['machine'] == paper.machine()
   # A refilling round evaluates its population and the refills.
   assert (fixed['evaluations'], multi['evaluations']) == (4, 6)
   text = fidelity.table(records, config, 1)
   assert '| multi-fidelity | 0 | 2 epochs, rungs 1, eta 2, refill 2 | 6 |' in (
       text)
+  assert f'| {paper.machine()} | `{multi["best_arch"]}` |' in text
+  # A row recorded before rows named their machine says so.
+  unrecorded = {k: v for k, v in multi.items() if k != 'machine'}
+  assert f'| not recorded | `{multi["best_arch"]}` |' in fidelity.table(
+      [unrecorded], config, 1)
 
   # The record alone carries the comparison elsewhere: nothing runs again.
   again = fidelity.compare(

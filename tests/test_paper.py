@@ -3,12 +3,14 @@
 import csv
 import json
 import os
+import platform
 import re
 import shlex
 import subprocess
 import sys
 
 from absl import flags
+import jax
 from ml_collections import config_flags
 import numpy as np
 import pytest
@@ -417,3 +419,14 @@ def test_evaluated_pairs_count_the_missed_test_pairs():
   Split.test_missed = None
   assert paper.evaluated_pairs(Split()) == (
       '4 users (2 with a test pair), 3 test pairs')
+
+
+def test_the_machine_names_the_cores_a_pinned_process_may_use(monkeypatch):
+  monkeypatch.setattr(os, 'cpu_count', lambda: 8)
+  monkeypatch.setattr(os, 'sched_getaffinity', lambda pid: {0, 1, 2, 3, 4, 5,
+                                                            6, 7})
+  machine = f'8-core {platform.machine()} CPU, JAX {jax.__version__}'
+  assert paper.machine() == machine
+  monkeypatch.setattr(os, 'sched_getaffinity', lambda pid: {3})
+  assert paper.machine() == (f'8-core {platform.machine()} CPU (pinned to 1 '
+                             f'of its cores), JAX {jax.__version__}')
