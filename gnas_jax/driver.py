@@ -202,7 +202,7 @@ def fit(learner: Learner, sampler: train.BatchSampler,
         on_epoch: Callable[[int, list, float, np.ndarray], None] | None = None,
         on_evaluation: Callable[[int, list | None, np.ndarray], None]
         | None = None,
-        progress: bool = False) -> None:
+        progress: bool = False, keep_bar: bool = True) -> None:
   """Trains `learner` from `start_epoch` to `epochs` with early stopping.
 
   Every epoch draws `sampler.epoch(e)`; after it, `on_epoch(epoch, step
@@ -221,9 +221,12 @@ def fit(learner: Learner, sampler: train.BatchSampler,
   patience, or halted by `on_evaluation`, stop; `on_evaluation` may also
   add candidates to the learner (and to `stopping`), which train from the
   next epoch. The loop ends when none trains.
+
+  With `progress` a bar counts the epochs (and one inside it the steps);
+  without `keep_bar` it is cleared at the end, as inside a search's bar.
   """
   bar_options = dict(desc='epochs', initial=start_epoch, total=epochs,
-                     disable=not progress)
+                     disable=not progress, leave=keep_bar)
   with progress_bar(**bar_options) as bar:
     for epoch in range(start_epoch, epochs):
       trained = learner.active & ~stopping.stopped

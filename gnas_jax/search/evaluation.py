@@ -277,7 +277,10 @@ class PopulationEvaluator:
     driver.fit(_Round(population, self.data), self.sampler, stopping,
                epochs=round_epochs, eval_every=fidelity.eval_every,
                metric=FITNESS, due=due, on_epoch=on_epoch,
-               on_evaluation=on_evaluation)
+               on_evaluation=on_evaluation,
+               # A round of a large graph takes long; its epochs show below
+               # the search's bar of rounds.
+               progress=self.config.progress, keep_bar=False)
     settle()  # Those that diverged after the last evaluation.
     return results()
 
