@@ -68,6 +68,20 @@ def low_fidelity_curves(config, data: driver.TrainingData, archs,
   (rows already there are not trained again; rows of another protocol are
   refused). Every candidate trains all `epochs`, whatever the config's
   patience, rungs and refills."""
+  done = record_low_fidelity(config, data, archs, epochs, path)
+  return np.array([done[a.to_string()][:epochs] for a in archs])
+
+
+def record_low_fidelity(config, data: driver.TrainingData, archs,
+                        epochs: int, path: str,
+                        shard: tuple[int, int] = (0, 1)
+                        ) -> dict[str, list[float]]:
+  """Trains what `low_fidelity_curves` trains, of the populations
+  `index, index + count, ...` (counted from 0) of `shard = (index,
+  count)` only, so that processes may share the populations out; every
+  population is seeded by its position, so a curve is the same whichever
+  process trains it. Returns the record's curves by architecture string
+  (those of other shards too, where they are recorded)."""
   expected = low_fidelity_protocol(config)
   done = recorded_curves(path, expected)
   config = config.copy_and_resolve_references()  # The caller's is kept.
@@ -81,7 +95,8 @@ def low_fidelity_curves(config, data: driver.TrainingData, archs,
   evaluator = None
   size = config.population_size
   key = jax.random.PRNGKey(config.seed)
-  for start in range(0, len(archs), size):
+  index, count = shard
+  for start in range(index * size, len(archs), count * size):
     chunk = archs[start:start + size]
     if all(measured(a) for a in chunk):
       continue
@@ -97,7 +112,7 @@ def low_fidelity_curves(config, data: driver.TrainingData, archs,
     done.update(new)
     records.append(path, [{'arch': a, 'curve': c, 'protocol': expected}
                           for a, c in new])
-  return np.array([done[a.to_string()][:epochs] for a in archs])
+  return done
 
 
 def halving_cost(size: int, rungs, eta: int, epochs: int) -> int:

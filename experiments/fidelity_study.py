@@ -37,11 +37,12 @@ where an interrupted training resumes.
 
 The full-protocol runs are most of the cost (hours on Gowalla). With
 `--shard=I/N` a process trains only those of architectures I, I + N,
-I + 2N, ... (counted from 0) and writes no report: N processes, on the
-cores of one machine sharing `--workdir` and the records, or on several
-machines whose records are then concatenated, share the study out; the
-study run once more without `--shard` trains what is left (the
-low-fidelity curves among it) and reports.
+I + 2N, ... (counted from 0), and the low-fidelity populations I, I + N,
+... (of `config.population_size` architectures each), and writes no
+report: N processes, on the cores of one machine sharing `--workdir` and
+the records, or on several machines whose records are then concatenated,
+share the study out; the study run once more without `--shard` trains
+what is left and reports.
 """
 
 from __future__ import annotations
@@ -99,9 +100,10 @@ _RECORDED_ONLY = flags.DEFINE_bool(
     'far, an interim report of a study still under way (its table says '
     'so).')
 _SHARD = flags.DEFINE_string(
-    'shard', None, 'I/N: train only the full-protocol runs of architectures '
-    'I, I + N, ... (from 0) and write no report, so that N processes share '
-    'the study out; run it once more without --shard to report.')
+    'shard', None, 'I/N: train only the low-fidelity populations and the '
+    'full-protocol runs of architectures numbered I, I + N, ... (from 0) and '
+    'write no report, so that N processes share the study out; run it once '
+    'more without --shard to report.')
 flags.mark_flags_as_required(['workdir'])
 
 
@@ -153,11 +155,18 @@ def main(argv):
   # As far as the last rung and the search's own fidelity reach.
   epochs = max(rungs[-1], search_fidelity['epochs'])
   if shards > 1:
+    curve_record = record + '_low_fidelity.jsonl'
+    fidelity.record_low_fidelity(config, data, archs, epochs, curve_record,
+                                 shard=(shard, shards))
     for index in range(shard, len(archs), shards):
       full_protocol_run(config, data, workdir, archs, index, full_record)
-    logging.info('Shard %d/%d has its %d full-protocol runs recorded in '
-                 '%s; run the study without --shard to report.', shard,
-                 shards, len(range(shard, len(archs), shards)), full_record)
+    size = config.population_size
+    populations = len(range(shard * size, len(archs), shards * size))
+    runs = len(range(shard, len(archs), shards))
+    logging.info('Shard %d/%d has its low-fidelity populations (%d) '
+                 'recorded in %s and its full-protocol runs (%d) in %s; run '
+                 'the study without --shard to report.', shard, shards,
+                 populations, curve_record, runs, full_record)
     return
   if _RECORDED_ONLY.value:
     archs, curves, full = recorded_measurements(

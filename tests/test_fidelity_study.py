@@ -112,7 +112,10 @@ def test_the_records_alone_carry_a_study_to_another_workdir(study,
   assert result.returncode == 0, result.stderr[-3000:]
   assert result.stderr.count('with seed 0 in') == 1
   assert 'Low fidelity: architectures' not in result.stderr
-  assert 'Shard 1/2 has its 2 full-protocol runs recorded' in result.stderr
+  # Its low fidelity: none of the one population of 4.
+  assert ('Shard 1/2 has its low-fidelity populations (0) recorded in '
+          f'{tmp_path}/fidelity_low_fidelity.jsonl and its full-protocol '
+          'runs (2)') in result.stderr
   assert not (tmp_path / 'fidelity.json').exists()
   # Trained again in another workdir, the run scores as the one recorded.
   again = json.loads((tmp_path / 'fidelity_full.jsonl').read_text()
@@ -301,3 +304,27 @@ def test_low_fidelity_trains_every_epoch_and_keeps_recorded_curves(
   rows = [row for _, row in records.read(path)]
   assert [row['arch'] for row in rows] == [archs[1].to_string()] + [
       a.to_string() for a in archs if a != archs[1]]
+
+
+def test_sharded_low_fidelity_populations_train_as_one_process_does(
+    tmp_path):
+  """Populations 0 and 2 in one shard, 1 in the other: together the same
+  curves as the whole, unsharded."""
+  config = search_test.get_config()
+  with config.unlocked():
+    config.population_size = 1
+  data = driver.TrainingData.from_config(config)
+  archs = space.sample(np.random.default_rng(0), 3,
+                       space.subspace_from_string(config.space))
+  shared = str(tmp_path / 'shared.jsonl')
+  first = fidelity.record_low_fidelity(config, data, archs, 2, shared,
+                                       shard=(0, 2))
+  assert sorted(first) == sorted([archs[0].to_string(),
+                                  archs[2].to_string()])
+  second = fidelity.record_low_fidelity(config, data, archs, 2, shared,
+                                        shard=(1, 2))
+  assert sorted(second) == sorted(a.to_string() for a in archs)
+  whole = fidelity.low_fidelity_curves(config, data, archs, 2,
+                                       str(tmp_path / 'whole.jsonl'))
+  np.testing.assert_array_equal(
+      [second[a.to_string()] for a in archs], whole)
