@@ -98,6 +98,9 @@ def record_low_fidelity(config, data: driver.TrainingData, archs,
   index, count = shard
   for start in range(index * size, len(archs), count * size):
     chunk = archs[start:start + size]
+    # Another process sharing the record may have trained it meanwhile.
+    for arch, curve in recorded_curves(path, expected).items():
+      done.setdefault(arch, curve)
     if all(measured(a) for a in chunk):
       continue
     logging.info('Low fidelity: architectures %d-%d of %d.', start + 1,

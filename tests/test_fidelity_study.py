@@ -15,6 +15,7 @@ from experiments.configs import search_test
 from gnas_jax import driver
 from gnas_jax import records
 from gnas_jax import space
+from gnas_jax.search import evaluation
 
 
 def run_study(workdir, *options):
@@ -328,3 +329,30 @@ def test_sharded_low_fidelity_populations_train_as_one_process_does(
                                        str(tmp_path / 'whole.jsonl'))
   np.testing.assert_array_equal(
       [second[a.to_string()] for a in archs], whole)
+
+
+def test_a_population_another_process_recorded_meanwhile_is_not_trained(
+    tmp_path, monkeypatch):
+  config = search_test.get_config()
+  with config.unlocked():
+    config.population_size = 1
+  data = driver.TrainingData.from_config(config)
+  archs = space.sample(np.random.default_rng(0), 2,
+                       space.subspace_from_string(config.space))
+  path = str(tmp_path / 'curves.jsonl')
+  trained = []
+  train = evaluation.PopulationEvaluator.__call__
+
+  def train_then_another_records(self, chunk, key):
+    trained.append([a.to_string() for a in chunk])
+    # While this population trains, another process records the next.
+    records.append(path, [{'arch': archs[1].to_string(), 'curve': [0.5, 0.25],
+                           'protocol': fidelity.low_fidelity_protocol(config)}])
+    return train(self, chunk, key)
+
+  monkeypatch.setattr(evaluation.PopulationEvaluator, '__call__',
+                      train_then_another_records)
+  curves = fidelity.low_fidelity_curves(config, data, archs, 2, path)
+  assert trained == [[archs[0].to_string()]]
+  np.testing.assert_array_equal(curves[1], [0.5, 0.25])
+  assert len(records.read(path)) == 2
