@@ -307,16 +307,22 @@ def test_low_fidelity_trains_every_epoch_and_keeps_recorded_curves(
       a.to_string() for a in archs if a != archs[1]]
 
 
+def populations_of_one(num_archs):
+  """`(config, data, archs)`: the test search config with one
+  architecture per population, and `num_archs` architectures of it."""
+  config = search_test.get_config()
+  with config.unlocked():
+    config.population_size = 1
+  archs = space.sample(np.random.default_rng(0), num_archs,
+                       space.subspace_from_string(config.space))
+  return config, driver.TrainingData.from_config(config), archs
+
+
 def test_sharded_low_fidelity_populations_train_as_one_process_does(
     tmp_path):
   """Populations 0 and 2 in one shard, 1 in the other: together the same
   curves as the whole, unsharded."""
-  config = search_test.get_config()
-  with config.unlocked():
-    config.population_size = 1
-  data = driver.TrainingData.from_config(config)
-  archs = space.sample(np.random.default_rng(0), 3,
-                       space.subspace_from_string(config.space))
+  config, data, archs = populations_of_one(3)
   shared = str(tmp_path / 'shared.jsonl')
   first = fidelity.record_low_fidelity(config, data, archs, 2, shared,
                                        shard=(0, 2))
@@ -333,12 +339,7 @@ def test_sharded_low_fidelity_populations_train_as_one_process_does(
 
 def test_a_population_another_process_recorded_meanwhile_is_not_trained(
     tmp_path, monkeypatch):
-  config = search_test.get_config()
-  with config.unlocked():
-    config.population_size = 1
-  data = driver.TrainingData.from_config(config)
-  archs = space.sample(np.random.default_rng(0), 2,
-                       space.subspace_from_string(config.space))
+  config, data, archs = populations_of_one(2)
   path = str(tmp_path / 'curves.jsonl')
   trained = []
   train = evaluation.PopulationEvaluator.__call__
