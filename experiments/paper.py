@@ -86,7 +86,9 @@ def machine() -> str:
   if device.platform == 'cpu':
     where = f'{os.cpu_count()}-core {platform.machine()} CPU'
     # A process pinned to some cores (`taskset`) computes at their speed.
-    usable = len(os.sched_getaffinity(0))
+    # (Only Linux says which.)
+    usable = (len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
+              else os.cpu_count())
     if usable < os.cpu_count():
       where += f' (pinned to {usable} of its cores)'
   else:

@@ -430,3 +430,6 @@ def test_the_machine_names_the_cores_a_pinned_process_may_use(monkeypatch):
   monkeypatch.setattr(os, 'sched_getaffinity', lambda pid: {3})
   assert paper.machine() == (f'8-core {platform.machine()} CPU (pinned to 1 '
                              f'of its cores), JAX {jax.__version__}')
+  # Where the system does not say (macOS), the machine is named alone.
+  monkeypatch.delattr(os, 'sched_getaffinity')
+  assert paper.machine() == machine
