@@ -20,7 +20,8 @@ exists is not repeated, and an interrupted one resumes from its checkpoint.
 Writes `WORKDIR/baselines.md` (mean ± standard deviation over seeds),
 `WORKDIR/baselines.csv` (one row per model, machine-readable, with the
 full architecture string that `experiments.train --config.arch=...`
-retrains) and `WORKDIR/baselines.json` (every run's results, and the
+retrains, and the models' `config.kind`: 'hand-designed' by default, or
+'searched') and `WORKDIR/baselines.json` (every run's results, and the
 tuning's).
 """
 
@@ -51,6 +52,8 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
   common.quiet_library_logs()
   workdir = _WORKDIR.value
+  # Checked before hours of training, not after.
+  kind = tuning.check_kind(_CONFIG.value.get('kind', 'hand-designed'))
   results = tuning.run_all(_CONFIG.value, workdir, record=_RECORD.value)
   table = tuning.summary_table(results)
   with open(os.path.join(workdir, 'baselines.md'), 'w') as f:
@@ -59,7 +62,7 @@ def main(argv):
   with open(os.path.join(workdir, 'baselines.csv'), 'w', newline='') as f:
     writer = csv.DictWriter(f, tuning.CSV_COLUMNS)
     writer.writeheader()
-    writer.writerows(tuning.csv_rows(results, dataset))
+    writer.writerows(tuning.csv_rows(results, dataset, kind))
   with open(os.path.join(workdir, 'baselines.json'), 'w') as f:
     json.dump(results, f, indent=2)
   print(table)

@@ -151,7 +151,22 @@ def csv_row(dataset: str, model: str, kind: str, arch: str,
           'best_epoch': float(np.mean([r['best_epoch'] for r in runs]))}
 
 
-def csv_rows(results: dict[str, dict], dataset: str) -> list[dict]:
-  """One row per model of `run_all`'s results (`csv_row`)."""
-  return [csv_row(dataset, arch, 'hand-designed', result['selected'],
-                  result['runs']) for arch, result in results.items()]
+# What a row's model is: designed by hand, or found by a search.
+KINDS = ('hand-designed', 'searched')
+
+
+def check_kind(kind: str) -> str:
+  """`kind` if it is one of `KINDS`; otherwise a ValueError naming it."""
+  if kind not in KINDS:
+    raise ValueError(f'config.kind is {kind!r}; it must be one of '
+                     f'{", ".join(map(repr, KINDS))}.')
+  return kind
+
+
+def csv_rows(results: dict[str, dict], dataset: str,
+             kind: str = 'hand-designed') -> list[dict]:
+  """One row per model of `run_all`'s results (`csv_row`), each of `kind`
+  (`KINDS`)."""
+  check_kind(kind)
+  return [csv_row(dataset, arch, kind, result['selected'], result['runs'])
+          for arch, result in results.items()]

@@ -39,6 +39,19 @@ def test_baselines_reuse_finished_runs(tmp_path):
       'runs': [dict(finished, workdir=str(run_dir))], 'diverged_finals': []}}
 
 
+def test_a_baselines_row_is_of_the_configured_kind():
+  runs = [{'test/recall@20': 0.3, 'test/ndcg@20': 0.2, 'best_epoch': 7,
+           'seed': 0}]
+  results = {'mf': {'selected': 'mf', 'runs': runs}}
+  (row,) = tuning.csv_rows(results, 'gowalla', 'searched')
+  assert (row['dataset'], row['model'], row['kind']) == (
+      'gowalla', 'mf', 'searched')
+  assert row['arch'] == space.preset('mf').to_string()
+  with pytest.raises(ValueError, match=r"config.kind is 'serached'; it must "
+                     r"be one of 'hand-designed', 'searched'"):
+    tuning.csv_rows(results, 'gowalla', 'serached')
+
+
 def test_tuning_grid_is_the_product_of_lr_and_l2():
   assert tuning.tuning_grid('mf', None) == ['mf']
   grid = {'lr': (1e-3, 1e-2), 'l2': (), 'seed': 0}

@@ -28,6 +28,9 @@ def get_config() -> ml_collections.ConfigDict:
   # Each architecture is trained once per seed.
   config.archs = ('mf', 'lightgcn', 'ngcf')
   config.seeds = (0, 1, 2)
+  # What the architectures are, for baselines.csv: 'hand-designed' or
+  # 'searched'.
+  config.kind = 'hand-designed'
   # The (lr, L2) grid each architecture is tuned on, at one seed, before
   # its seeds train the setting with the best validation NDCG@20; empty
   # grids train each architecture as written.
