@@ -103,15 +103,19 @@ def run_all(config, workdir: str,
 
 
 def summary_table(results: dict[str, dict]) -> str:
-  """Markdown: one row per architecture, mean ± sample std over runs."""
-  header = ['model', *COLUMNS, 'best epoch', 's / epoch', 'runs']
+  """Markdown: one row per architecture, mean ± sample std over runs: the
+  validation NDCG@20 that selects, the test metrics, the best and the
+  last epoch."""
+  metrics = ('valid/ndcg@20', *COLUMNS)
+  header = ['model', *metrics, 'best epoch', 'epochs run', 's / epoch',
+            'runs']
   lines = ['| ' + ' | '.join(header) + ' |',
            '| --- |' + ' ---: |' * (len(header) - 1)]
   for arch, result in results.items():
     runs = result['runs']
     cells = [driver.format_statistic(driver.seed_statistics(runs, column),
-                                     4 if column in COLUMNS else 2)
-             for column in (*COLUMNS, 'best_epoch',
+                                     4 if column in metrics else 2)
+             for column in (*metrics, 'best_epoch', 'epochs_run',
                             'train_seconds_per_epoch')]
     label = arch if result['selected'] == arch else (
         f'{arch} ({result["selected"][len(arch) + 1:]})')

@@ -13,17 +13,19 @@ from gnas_jax import space
 
 
 def test_baselines_table_reports_mean_and_sample_std():
-  runs = [{'test/recall@20': r, 'test/ndcg@20': n, 'test/recall@10': 0.1,
-           'test/ndcg@10': 0.2, 'best_epoch': e,
-           'train_seconds_per_epoch': 1.0, 'seed': seed}
+  runs = [{'valid/ndcg@20': 0.1, 'test/recall@20': r, 'test/ndcg@20': n,
+           'test/recall@10': 0.1, 'test/ndcg@10': 0.2, 'best_epoch': e,
+           'epochs_run': e + 30, 'train_seconds_per_epoch': 1.0,
+           'seed': seed}
           for seed, (r, n, e) in enumerate([(0.30, 0.20, 10),
                                             (0.32, 0.26, 20)])]
   table = tuning.summary_table(
       {'lightgcn': {'selected': 'lightgcn', 'runs': runs, 'tuning': {}}})
   row = table.splitlines()[2]
   # Recall@20: mean 0.31, sample std sqrt(2 * 0.01^2 / 1) = 0.0141.
-  assert row.startswith('| lightgcn | 0.3100 ± 0.0141 | 0.2300 ± 0.0424 |')
-  assert row.endswith('| 15.00 ± 7.07 | 1.00 ± 0.00 | 2 |')
+  assert row.startswith(
+      '| lightgcn | 0.1000 ± 0.0000 | 0.3100 ± 0.0141 | 0.2300 ± 0.0424 |')
+  assert row.endswith('| 15.00 ± 7.07 | 45.00 ± 7.07 | 1.00 ± 0.00 | 2 |')
 
 
 def test_baselines_reuse_finished_runs(tmp_path):
