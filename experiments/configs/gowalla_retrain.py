@@ -54,7 +54,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.archs = (SUBSAMPLE_BEST, ML100K_BEST)
   config.seeds = (0, 1, 2)
   config.kind = 'searched'
-  # No grid: the lr and L2 are those the search found on the subsample.
+  # No grid: each candidate keeps the lr and L2 it was selected with (on
+  # the subsample, or by the ML-100K tuning).
   config.tuning = ml_collections.ConfigDict()
   config.tuning.lr = ()
   config.tuning.l2 = ()
