@@ -128,32 +128,69 @@ def halving_cost(size: int, rungs, eta: int, epochs: int) -> int:
   return cost + alive * (epochs - previous)
 
 
+SCORINGS = ('best', 'extrapolated')
+
+
+def rung_scores(curves: np.ndarray, scoring: str = 'best',
+                factor: float = 10.0) -> np.ndarray:
+  """`[N, T]` the score each of `[N, T]` validation curves has after each
+  epoch, as successive halving would rank by it.
+
+  'best': the best validation NDCG@20 so far (what the search uses).
+  'extrapolated': where the curve would be after `factor` times the epochs
+  trained so far, by a least-squares line in log(epoch) through the last
+  third of them (at least 3 epochs; before epoch 3, the best so far). A
+  NaN in that window (a candidate that diverged) gives NaN.
+  """
+  if scoring not in SCORINGS:
+    raise ValueError(f'scoring={scoring!r} is not allowed: it must be one '
+                     f'of {", ".join(SCORINGS)}.')
+  best = np.fmax.accumulate(curves, 1)
+  if scoring == 'best':
+    return best
+  scores = best.copy()
+  log_epochs = np.log(np.arange(1, curves.shape[1] + 1))
+  for epoch in range(3, curves.shape[1] + 1):
+    window = slice(epoch - max(3, epoch // 3), epoch)
+    x = log_epochs[window]
+    y = curves[:, window]
+    centred = x - x.mean()
+    slope = (y - y.mean(1, keepdims=True)) @ centred / (centred @ centred)
+    scores[:, epoch - 1] = (y.mean(1) + slope *
+                            (np.log(factor * epoch) - x.mean()))
+  return scores
+
+
 def replay_schedule(curves: np.ndarray, full_valid: np.ndarray, rungs,
                     eta: int, epochs: int, size: int, draws: int,
-                    rng: np.random.Generator) -> dict[str, float]:
+                    rng: np.random.Generator,
+                    scores: np.ndarray | None = None) -> dict[str, float]:
   """A round of `size` of the study's architectures (drawn without
   replacement, `draws` times) searched with a schedule, replayed on their
-  recorded curves: at each rung the best `ceil(n / eta)` by best validation
-  NDCG@20 so far go on, and the round picks the best at `epochs` (no
+  recorded curves: at each rung the best `ceil(n / eta)` by their
+  `[N, T]` `scores` (`rung_scores`; by default the best validation NDCG@20
+  so far) go on, and the round picks the best by them at `epochs` (no
   rungs: a fixed fidelity of `epochs`). The curves hold every epoch, so
-  the replay sees each candidate's best as if it were evaluated after
-  every epoch (a search evaluates every `fidelity.eval_every`), the same
-  for every schedule.
+  the replay sees each candidate as if it were evaluated after every epoch
+  (a search evaluates every `fidelity.eval_every`), the same for every
+  schedule.
 
   Returns:
     'pick': the mean full-protocol validation NDCG@20 of the pick;
     'top3': how often the pick is among the 3 best of all the study's
     architectures by the full protocol; 'cost': epochs trained per round.
   """
-  best_so_far = np.fmax.accumulate(np.nan_to_num(curves, nan=-np.inf), 1)
+  if scores is None:
+    scores = rung_scores(curves)
+  scores = np.nan_to_num(scores, nan=-np.inf)
   top3 = set(np.argsort(-full_valid)[:3].tolist())
   picks = []
   for _ in range(draws):
     alive = rng.choice(len(curves), size, replace=False)
     for rung in rungs:
-      order = np.argsort(-best_so_far[alive, rung - 1], kind='stable')
+      order = np.argsort(-scores[alive, rung - 1], kind='stable')
       alive = alive[order[:math.ceil(len(alive) / eta)]]
-    picks.append(alive[np.argmax(best_so_far[alive, epochs - 1])])
+    picks.append(alive[np.argmax(scores[alive, epochs - 1])])
   return {'pick': float(np.mean(full_valid[picks])),
           'top3': float(np.mean([p in top3 for p in picks])),
           'cost': halving_cost(size, rungs, eta, epochs)}
@@ -161,11 +198,13 @@ def replay_schedule(curves: np.ndarray, full_valid: np.ndarray, rungs,
 
 def schedule_rows(curves: np.ndarray, full_valid: np.ndarray,
                   fixed_epochs: int, round_size: int, last: int,
-                  draws: int = 2000, seed: int = 0) -> list[dict]:
+                  draws: int = 2000, seed: int = 0,
+                  scores: np.ndarray | None = None) -> list[dict]:
   """The search's fixed fidelity (`round_size` candidates of
   `fixed_epochs`) and schedules of successive halving over the rungs,
   each at the same epochs per round: a schedule's round holds as many
-  candidates as that compute pays for (at most the study's)."""
+  candidates as that compute pays for (at most the study's). Candidates
+  are ranked by `scores` (`replay_schedule`)."""
   budget = round_size * fixed_epochs
   # The curves end at the last rung: a fixed fidelity beyond it cannot be
   # replayed.
@@ -185,7 +224,7 @@ def schedule_rows(curves: np.ndarray, full_valid: np.ndarray,
     if not size:
       continue
     replayed = replay_schedule(curves, full_valid, rungs, eta, epochs, size,
-                               draws, np.random.default_rng(seed))
+                               draws, np.random.default_rng(seed), scores)
     rows.append({'rungs': list(rungs), 'eta': eta, 'epochs': epochs,
                  'round_size': size, **replayed})
   return rows

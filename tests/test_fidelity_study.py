@@ -11,6 +11,7 @@ from scipy import stats
 
 from conftest import ROOT
 from experiments import fidelity
+from experiments import fidelity_extrapolation
 from experiments.configs import search_test
 from gnas_jax import driver
 from gnas_jax import records
@@ -357,3 +358,74 @@ def test_a_population_another_process_recorded_meanwhile_is_not_trained(
   assert trained == [[archs[0].to_string()]]
   np.testing.assert_array_equal(curves[1], [0.5, 0.25])
   assert len(records.read(path)) == 2
+
+
+def log_linear(intercept, slope, epochs):
+  return intercept + slope * np.log(np.arange(1, epochs + 1))
+
+
+def test_the_extrapolated_score_reads_a_log_linear_curve_ahead():
+  curves = np.stack([log_linear(0.1, 0.2, 6),
+                     [0.3, 0.2, 0.1, np.nan, 0.1, 0.1]])
+  scores = fidelity.rung_scores(curves, 'extrapolated', factor=10)
+  # Before epoch 3, the best so far; from it, the line at 10x the epochs.
+  np.testing.assert_allclose(scores[0, :2], curves[0, :2])
+  np.testing.assert_allclose(scores[0, 2:], log_linear(0.1, 0.2, 60)[
+      [29, 39, 49, 59]])
+  # The least-squares line through epochs 1-3, at epoch 30.
+  slope, intercept = np.polyfit(np.log([1, 2, 3]), curves[1, :3], 1)
+  assert scores[1, 2] == pytest.approx(intercept + slope * np.log(30))
+  # A NaN in the window (epochs 2-4 at epoch 4, ... 4-6 at 6) gives NaN.
+  assert np.isnan(scores[1, 3:]).all()
+  np.testing.assert_allclose(fidelity.rung_scores(curves, 'best')[1],
+                             [0.3] * 6)
+  with pytest.raises(ValueError, match="scoring='last' is not allowed"):
+    fidelity.rung_scores(curves, 'last')
+
+
+def test_halving_by_extrapolation_keeps_a_slow_starter():
+  # The first plateaus at 0.5; the second is at 0.4 by epoch 3 and rising.
+  curves = np.stack([np.full(4, 0.5), log_linear(0.1, 0.3 / np.log(3), 4)])
+  full = np.array([0.5, 0.9])
+  replay = lambda scoring: fidelity.replay_schedule(
+      curves, full, (3,), 2, 4, 2, 3, np.random.default_rng(0),
+      fidelity.rung_scores(curves, scoring))
+  assert replay('best')['pick'] == 0.5
+  assert replay('extrapolated')['pick'] == 0.9
+
+
+def test_fidelity_extrapolation_rescores_a_report(tmp_path):
+  # Final order by the lines at epoch 60: B, C, A, D; the full protocol's.
+  lines = {'A': (0.5, 0.0), 'B': (0.1, 0.2), 'C': (0.3, 0.05),
+           'D': (0.0, 0.1)}
+  full = {'A': 0.5, 'B': 0.9, 'C': 0.6, 'D': 0.4}
+  report = {'dataset': 'synthetic', 'schedules': [
+      {'rungs': [], 'eta': 1, 'epochs': 3, 'round_size': 2}], 'archs': [
+          {'arch': name, 'curve': log_linear(*line, 6).tolist(),
+           'full_valid_ndcg@20': full[name]}
+          for name, line in lines.items()]}
+  path = tmp_path / 'study.json'
+  path.write_text(json.dumps(report))
+  result = subprocess.run([sys.executable, '-m',
+                           'experiments.fidelity_extrapolation',
+                           f'--reports={path}', '--epochs=6',
+                           f'--out={tmp_path}/x'],
+                          cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  study, = json.loads((tmp_path / 'x.json').read_text())['studies']
+  spearman = {row['scoring']: row['spearman']
+              for row in study['correlations']}
+  # Best so far at epoch 6 ranks A, B, C, D: sum of squared rank
+  # differences 6, so 1 - 6 * 6 / (4 * 15).
+  assert spearman == {'best': pytest.approx(0.4),
+                      'extrapolated': pytest.approx(1.0)}
+  assert '| study | 6 | 0.40 (0.33) | 1.00 (1.00) |' in (
+      tmp_path / 'x.md').read_text()
+  loaded = fidelity_extrapolation.load_report(str(path))
+  with pytest.raises(ValueError,
+                     match='study has curves of 6 epochs only'):
+    fidelity_extrapolation.rescore(loaded, [3, 9], 10.0)
+  with pytest.raises(ValueError, match='--factor=1 is not allowed: it must '
+                     'be above 1'):
+    fidelity_extrapolation.rescore(loaded, [3], 1.0)

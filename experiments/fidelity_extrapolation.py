@@ -1,0 +1,184 @@
+r"""Can the start of a curve predict its end? Fidelity studies re-scored.
+
+  python -m experiments.fidelity_extrapolation \
+      --out=results/fidelity_extrapolation
+
+Reads fidelity-study reports (`experiments.fidelity_study`'s `<out>.json`:
+each architecture's low-fidelity curve and full-protocol validation
+NDCG@20) and ranks the architectures at each of `--epochs` two ways
+(`fidelity.rung_scores`):
+
+* best so far: the best validation NDCG@20 up to that epoch, which
+  successive halving in the search ranks by;
+* extrapolated: where a least-squares line in log(epoch) through the last
+  third of the curve so far reaches after `--factor` times the epochs.
+
+For each it gives the rank correlations with the full-protocol score and
+replays the study's schedules with it (`fidelity.schedule_rows`, at the
+compute of the study's fixed-fidelity round): the search's fixed round,
+its multi-fidelity schedule (rungs 1 and 3, eta 3, to epoch 27) and the
+best of all schedules. Nothing trains; writes `<out>.md` and `<out>.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+
+from absl import app
+from absl import flags
+import numpy as np
+
+from experiments import common
+from experiments import fidelity
+from experiments import paper
+
+_REPORTS = flags.DEFINE_list(
+    'reports', ['results/fidelity.json', 'results/fidelity_b2048.json',
+                'results/fidelity_gowalla-sub10.json',
+                'results/fidelity_gowalla-sub10_b2048.json'],
+    'Fidelity-study reports (JSON) to re-score.')
+_EPOCHS = common.define_integer_list(
+    'epochs', [3, 9, 27], 'Epochs at which to compare the scorings.')
+_FACTOR = flags.DEFINE_float(
+    'factor', 10.0, 'How far the extrapolated score looks ahead, in '
+    'multiples of the epochs trained so far.')
+_OUT = flags.DEFINE_string(
+    'out', '', 'Prefix of the .md and .json written ("" prints only).')
+
+# The multi-fidelity search's schedule (`results/multi_fidelity.md`).
+SEARCH_SCHEDULE = ([1, 3], 3)
+
+
+def load_report(path: str) -> dict:
+  """A report's curves `[N, T]`, full-protocol validation `[N]` and its
+  fixed-fidelity round (`round_size`, `epochs`)."""
+  with open(path) as f:
+    report = json.load(f)
+  fixed = report['schedules'][0]
+  if fixed['rungs']:
+    raise ValueError(f'{path}: its first schedule has rungs '
+                     f'{fixed["rungs"]}; a fidelity-study report starts '
+                     'with the fixed-fidelity round.')
+  return {'name': os.path.splitext(os.path.basename(path))[0],
+          'dataset': report['dataset'],
+          'curves': np.array([a['curve'] for a in report['archs']], float),
+          'full_valid': np.array([a['full_valid_ndcg@20']
+                                  for a in report['archs']]),
+          'round_size': fixed['round_size'], 'fixed_epochs': fixed['epochs']}
+
+
+def rescore(report: dict, epochs, factor: float) -> dict:
+  """Correlations at `epochs` and replayed picks under each scoring."""
+  if not factor > 1:
+    raise ValueError(f'--factor={factor:g} is not allowed: it must be above '
+                     '1 (how many times the epochs so far to look ahead).')
+  curves, full_valid = report['curves'], report['full_valid']
+  last = curves.shape[1]
+  too_long = [e for e in epochs if e > last]
+  if too_long:
+    raise ValueError(f'--epochs={",".join(map(str, epochs))}: '
+                     f'{report["name"]} has curves of {last} epochs only.')
+  correlations, picks = [], []
+  for scoring in fidelity.SCORINGS:
+    scores = fidelity.rung_scores(curves, scoring, factor)
+    for epoch in epochs:
+      correlations.append({'scoring': scoring, 'epoch': epoch,
+                           **fidelity.correlations(scores[:, epoch - 1],
+                                                   full_valid)})
+    rows = fidelity.schedule_rows(curves, full_valid, report['fixed_epochs'],
+                                  report['round_size'], last, scores=scores)
+    search = [r for r in rows if (r['rungs'], r['eta']) == SEARCH_SCHEDULE]
+    halving = [r for r in rows if r['rungs']]
+    chosen = {'fixed round': rows[0],
+              "the search's schedule": search[0] if search else None,
+              'best schedule': max(rows, key=lambda r: r['pick']),
+              'mean over halving schedules': {
+                  'rungs': [], 'eta': 0, 'round_size': 0, 'epochs': last,
+                  'count': len(halving),
+                  'pick': float(np.mean([r['pick'] for r in halving])),
+                  'top3': float(np.mean([r['top3'] for r in halving]))}}
+    picks += [{'scoring': scoring, 'schedule': label, **row}
+              for label, row in chosen.items() if row is not None]
+  return {'name': report['name'], 'dataset': report['dataset'],
+          'best_full_valid': float(full_valid.max()),
+          'correlations': correlations, 'picks': picks}
+
+
+def schedule_text(row: dict) -> str:
+  """'rungs 1,3, eta 3, 27 candidates to epoch 27', say."""
+  rungs = ','.join(map(str, row['rungs']))
+  return ((f'rungs {rungs}, eta {row["eta"]}, ' if rungs else '') +
+          f'{row["round_size"]} candidates to epoch {row["epochs"]}')
+
+
+def pick_cell(row: dict, with_schedule: bool) -> str:
+  text = f'{row["pick"]:.4f} ({row["top3"]:.2f}'
+  return text + (f'; {schedule_text(row)})' if with_schedule else ')')
+
+
+def table(results: list[dict], factor: float) -> str:
+  """The markdown report."""
+  command = shlex.join(['python', '-m', 'experiments.fidelity_extrapolation']
+                       + sys.argv[1:])
+  lines = [f'<!-- Written by `{command}`; edit the code, not this file. -->',
+           f'Produced on a {paper.machine()}; nothing trained.', '',
+           'Low-fidelity curves of the fidelity studies ranked by the best '
+           'validation NDCG@20 so far (what successive halving uses) and by '
+           'its extrapolation: a least-squares line in log(epoch) through '
+           'the last third of the epochs so far (at least 3), read at '
+           f'{factor:g} times those epochs. Spearman (Kendall) with the '
+           'full-protocol validation NDCG@20.', '',
+           '| study | epoch | best so far | extrapolated |',
+           '| --- | ---: | ---: | ---: |']
+  for result in results:
+    by_scoring = {}
+    for row in result['correlations']:
+      by_scoring.setdefault(row['epoch'], {})[row['scoring']] = row
+    for epoch, row in by_scoring.items():
+      cells = [f'{row[s]["spearman"]:.2f} ({row[s]["kendall"]:.2f})'
+               for s in fidelity.SCORINGS]
+      lines.append(f'| {result["name"]} | {epoch} | ' + ' | '.join(cells)
+                   + ' |')
+  lines += ['', 'Replayed rounds (2,000 draws each, at the compute of the '
+            "study's fixed-fidelity round): the mean full-protocol "
+            'validation NDCG@20 of the pick, and how often it is among the '
+            '3 best of the study, ranking by each scoring.', '',
+            '| study | best of all | round | best so far | extrapolated |',
+            '| --- | ---: | --- | ---: | ---: |']
+  for result in results:
+    rows = {}
+    for row in result['picks']:
+      rows.setdefault(row['schedule'], {})[row['scoring']] = row
+    for label, scored in rows.items():
+      first = next(iter(scored.values()))
+      if label == 'mean over halving schedules':
+        label = f'mean over the {first["count"]} halving schedules'
+      elif label != 'best schedule':
+        label += f': {schedule_text(first)}'
+      cells = [pick_cell(scored[s], label == 'best schedule')
+               if s in scored else '—' for s in fidelity.SCORINGS]
+      lines.append(f'| {result["name"]} | {result["best_full_valid"]:.4f} '
+                   f'| {label} | ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines) + '\n'
+
+
+def main(argv):
+  del argv
+  factor = _FACTOR.value
+  results = [rescore(load_report(path), _EPOCHS.value, factor)
+             for path in _REPORTS.value]
+  text = table(results, factor)
+  print(text)
+  if _OUT.value:
+    os.makedirs(os.path.dirname(_OUT.value) or '.', exist_ok=True)
+    with open(_OUT.value + '.md', 'w') as f:
+      f.write(text)
+    with open(_OUT.value + '.json', 'w') as f:
+      json.dump({'factor': factor, 'studies': results}, f, indent=1)
+
+
+if __name__ == '__main__':
+  common.run(main)
