@@ -1,8 +1,9 @@
 """Measuring what low fidelity is worth: the fidelity study's curves and
-correlations, successive-halving schedules replayed on them, and the
-equal-wall-time comparison of a fixed-fidelity search with a multi-fidelity
-one (`experiments.fidelity_study` and `experiments.compare_fidelity` are
-their command lines).
+correlations, successive-halving schedules replayed on them, a study
+re-scored by extrapolating its curves, and the equal-wall-time comparison
+of a fixed-fidelity search with a multi-fidelity one
+(`experiments.fidelity_study`, `experiments.fidelity_extrapolation` and
+`experiments.compare_fidelity` are their command lines).
 """
 
 from __future__ import annotations
@@ -256,6 +257,67 @@ def fixed_fidelity_scores(curves: np.ndarray, epochs: int, eval_every: int,
     stopping.update(curves[:, epoch - 1], epoch, evaluated & ~failed)
   return np.where(failed | ~np.isfinite(stopping.best_score), 0.0,
                   stopping.best_score)
+
+
+# --- Re-scoring a study: can the start of a curve predict its end? -------
+
+
+# The multi-fidelity search's schedule (`results/multi_fidelity.md`).
+SEARCH_SCHEDULE = ([1, 3], 3)
+
+
+def load_study_report(path: str) -> dict:
+  """A report's curves `[N, T]`, full-protocol validation `[N]` and its
+  fixed-fidelity round (`round_size`, `epochs`)."""
+  with open(path) as f:
+    report = json.load(f)
+  fixed = report['schedules'][0]
+  if fixed['rungs']:
+    raise ValueError(f'{path}: its first schedule has rungs '
+                     f'{fixed["rungs"]}; a fidelity-study report starts '
+                     'with the fixed-fidelity round.')
+  return {'name': os.path.splitext(os.path.basename(path))[0],
+          'dataset': report['dataset'],
+          'curves': np.array([a['curve'] for a in report['archs']], float),
+          'full_valid': np.array([a['full_valid_ndcg@20']
+                                  for a in report['archs']]),
+          'round_size': fixed['round_size'], 'fixed_epochs': fixed['epochs']}
+
+
+def rescore_study(report: dict, epochs, factor: float) -> dict:
+  """Correlations at `epochs` and replayed picks under each scoring."""
+  if not factor > 1:
+    raise ValueError(f'--factor={factor:g} is not allowed: it must be above '
+                     '1 (how many times the epochs so far to look ahead).')
+  curves, full_valid = report['curves'], report['full_valid']
+  last = curves.shape[1]
+  too_long = [e for e in epochs if e > last]
+  if too_long:
+    raise ValueError(f'--epochs={",".join(map(str, epochs))}: '
+                     f'{report["name"]} has curves of {last} epochs only.')
+  ranked, picks = [], []
+  for scoring in SCORINGS:
+    scores = rung_scores(curves, scoring, factor)
+    for epoch in epochs:
+      ranked.append({'scoring': scoring, 'epoch': epoch,
+                     **correlations(scores[:, epoch - 1], full_valid)})
+    rows = schedule_rows(curves, full_valid, report['fixed_epochs'],
+                         report['round_size'], last, scores=scores)
+    search = [r for r in rows if (r['rungs'], r['eta']) == SEARCH_SCHEDULE]
+    halving = [r for r in rows if r['rungs']]
+    chosen = {'fixed round': rows[0],
+              "the search's schedule": search[0] if search else None,
+              'best schedule': max(rows, key=lambda r: r['pick']),
+              'mean over halving schedules': {
+                  'rungs': [], 'eta': 0, 'round_size': 0, 'epochs': last,
+                  'count': len(halving),
+                  'pick': float(np.mean([r['pick'] for r in halving])),
+                  'top3': float(np.mean([r['top3'] for r in halving]))}}
+    picks += [{'scoring': scoring, 'schedule': label, **row}
+              for label, row in chosen.items() if row is not None]
+  return {'name': report['name'], 'dataset': report['dataset'],
+          'best_full_valid': float(full_valid.max()),
+          'correlations': ranked, 'picks': picks}
 
 
 # --- Fixed against multi-fidelity search at equal wall time ----------------

@@ -29,7 +29,6 @@ import sys
 
 from absl import app
 from absl import flags
-import numpy as np
 
 from experiments import common
 from experiments import fidelity
@@ -47,65 +46,6 @@ _FACTOR = flags.DEFINE_float(
     'multiples of the epochs trained so far.')
 _OUT = flags.DEFINE_string(
     'out', '', 'Prefix of the .md and .json written ("" prints only).')
-
-# The multi-fidelity search's schedule (`results/multi_fidelity.md`).
-SEARCH_SCHEDULE = ([1, 3], 3)
-
-
-def load_report(path: str) -> dict:
-  """A report's curves `[N, T]`, full-protocol validation `[N]` and its
-  fixed-fidelity round (`round_size`, `epochs`)."""
-  with open(path) as f:
-    report = json.load(f)
-  fixed = report['schedules'][0]
-  if fixed['rungs']:
-    raise ValueError(f'{path}: its first schedule has rungs '
-                     f'{fixed["rungs"]}; a fidelity-study report starts '
-                     'with the fixed-fidelity round.')
-  return {'name': os.path.splitext(os.path.basename(path))[0],
-          'dataset': report['dataset'],
-          'curves': np.array([a['curve'] for a in report['archs']], float),
-          'full_valid': np.array([a['full_valid_ndcg@20']
-                                  for a in report['archs']]),
-          'round_size': fixed['round_size'], 'fixed_epochs': fixed['epochs']}
-
-
-def rescore(report: dict, epochs, factor: float) -> dict:
-  """Correlations at `epochs` and replayed picks under each scoring."""
-  if not factor > 1:
-    raise ValueError(f'--factor={factor:g} is not allowed: it must be above '
-                     '1 (how many times the epochs so far to look ahead).')
-  curves, full_valid = report['curves'], report['full_valid']
-  last = curves.shape[1]
-  too_long = [e for e in epochs if e > last]
-  if too_long:
-    raise ValueError(f'--epochs={",".join(map(str, epochs))}: '
-                     f'{report["name"]} has curves of {last} epochs only.')
-  correlations, picks = [], []
-  for scoring in fidelity.SCORINGS:
-    scores = fidelity.rung_scores(curves, scoring, factor)
-    for epoch in epochs:
-      correlations.append({'scoring': scoring, 'epoch': epoch,
-                           **fidelity.correlations(scores[:, epoch - 1],
-                                                   full_valid)})
-    rows = fidelity.schedule_rows(curves, full_valid, report['fixed_epochs'],
-                                  report['round_size'], last, scores=scores)
-    search = [r for r in rows if (r['rungs'], r['eta']) == SEARCH_SCHEDULE]
-    halving = [r for r in rows if r['rungs']]
-    chosen = {'fixed round': rows[0],
-              "the search's schedule": search[0] if search else None,
-              'best schedule': max(rows, key=lambda r: r['pick']),
-              'mean over halving schedules': {
-                  'rungs': [], 'eta': 0, 'round_size': 0, 'epochs': last,
-                  'count': len(halving),
-                  'pick': float(np.mean([r['pick'] for r in halving])),
-                  'top3': float(np.mean([r['top3'] for r in halving]))}}
-    picks += [{'scoring': scoring, 'schedule': label, **row}
-              for label, row in chosen.items() if row is not None]
-  return {'name': report['name'], 'dataset': report['dataset'],
-          'best_full_valid': float(full_valid.max()),
-          'correlations': correlations, 'picks': picks}
-
 
 def schedule_text(row: dict) -> str:
   """'rungs 1,3, eta 3, 27 candidates to epoch 27', say."""
@@ -166,9 +106,11 @@ def table(results: list[dict], factor: float) -> str:
 
 
 def main(argv):
-  del argv
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
   factor = _FACTOR.value
-  results = [rescore(load_report(path), _EPOCHS.value, factor)
+  results = [fidelity.rescore_study(fidelity.load_study_report(path),
+                                    _EPOCHS.value, factor)
              for path in _REPORTS.value]
   text = table(results, factor)
   print(text)

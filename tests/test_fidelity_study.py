@@ -11,7 +11,6 @@ from scipy import stats
 
 from conftest import ROOT
 from experiments import fidelity
-from experiments import fidelity_extrapolation
 from experiments.configs import search_test
 from gnas_jax import driver
 from gnas_jax import records
@@ -422,10 +421,10 @@ def test_fidelity_extrapolation_rescores_a_report(tmp_path):
                       'extrapolated': pytest.approx(1.0)}
   assert '| study | 6 | 0.40 (0.33) | 1.00 (1.00) |' in (
       tmp_path / 'x.md').read_text()
-  loaded = fidelity_extrapolation.load_report(str(path))
+  loaded = fidelity.load_study_report(str(path))
   with pytest.raises(ValueError,
                      match='study has curves of 6 epochs only'):
-    fidelity_extrapolation.rescore(loaded, [3, 9], 10.0)
+    fidelity.rescore_study(loaded, [3, 9], 10.0)
   with pytest.raises(ValueError, match='--factor=1 is not allowed: it must '
                      'be above 1'):
-    fidelity_extrapolation.rescore(loaded, [3], 1.0)
+    fidelity.rescore_study(loaded, [3], 1.0)
