@@ -291,8 +291,7 @@ def rescore_study(report: dict, epochs, factor: float) -> dict:
                      '1 (how many times the epochs so far to look ahead).')
   curves, full_valid = report['curves'], report['full_valid']
   last = curves.shape[1]
-  too_long = [e for e in epochs if e > last]
-  if too_long:
+  if any(epoch > last for epoch in epochs):
     raise ValueError(f'--epochs={",".join(map(str, epochs))}: '
                      f'{report["name"]} has curves of {last} epochs only.')
   ranked, picks = [], []
@@ -309,7 +308,6 @@ def rescore_study(report: dict, epochs, factor: float) -> dict:
               "the search's schedule": search[0] if search else None,
               'best schedule': max(rows, key=lambda r: r['pick']),
               'mean over halving schedules': {
-                  'rungs': [], 'eta': 0, 'round_size': 0, 'epochs': last,
                   'count': len(halving),
                   'pick': float(np.mean([r['pick'] for r in halving])),
                   'top3': float(np.mean([r['top3'] for r in halving]))}}

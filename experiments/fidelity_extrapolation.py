@@ -16,8 +16,8 @@ NDCG@20) and ranks the architectures at each of `--epochs` two ways
 For each it gives the rank correlations with the full-protocol score and
 replays the study's schedules with it (`fidelity.schedule_rows`, at the
 compute of the study's fixed-fidelity round): the search's fixed round,
-its multi-fidelity schedule (rungs 1 and 3, eta 3, to epoch 27) and the
-best of all schedules. Nothing trains; writes `<out>.md` and `<out>.json`.
+its multi-fidelity schedule (rungs 1 and 3, eta 3, to epoch 27), the
+best of all schedules and their mean. Nothing trains; writes `<out>.md` and `<out>.json`.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ _FACTOR = flags.DEFINE_float(
     'multiples of the epochs trained so far.')
 _OUT = flags.DEFINE_string(
     'out', '', 'Prefix of the .md and .json written ("" prints only).')
+
 
 def schedule_text(row: dict) -> str:
   """'rungs 1,3, eta 3, 27 candidates to epoch 27', say."""
