@@ -8,7 +8,10 @@ tabulates their tests.
 With a tuning grid (`--config.tuning.lr='(1e-3, 3e-3, 1e-2)'
 --config.tuning.l2='(1e-5, 1e-4, 1e-3)'`), every architecture of
 `config.archs` is first trained with each (lr, L2) of the grid at
-`config.tuning.seed`, and the setting with the best validation NDCG@20 is
+`config.tuning.seed` (then, with `--config.tuning.negatives='(0, 64, 128)'`,
+a sampled-softmax architecture's selected setting with each of those
+numbers of negatives: loss `softmax`, the protocol's, `softmax-64` and
+`softmax-128`), and the setting with the best validation NDCG@20 is
 then trained with every seed of `config.seeds` (if a seed diverges, the
 next best setting, and the table names the one passed over): each model
 gets the same tuning budget, and the test split decides nothing. Without

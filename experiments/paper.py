@@ -390,7 +390,8 @@ def evaluated_pairs(dataset) -> str:
 def run_accuracy(config, run: Run) -> Output:
   """Hand-designed and searched models tuned alike (`experiments.tuning`:
   the (lr, L2) grid of `config.tuning` at one seed, selection on
-  validation NDCG@20, then every seed), under one protocol per dataset of
+  validation NDCG@20, then sampled softmax's numbers of negatives where the
+  grid names them, then every seed), under one protocol per dataset of
   `config.evaluate_on`."""
   evaluate_on = tuple(config.evaluate_on or config.datasets)
   unknown = sorted(set(evaluate_on) - set(config.datasets))
@@ -465,6 +466,12 @@ def run_accuracy(config, run: Run) -> Output:
           f'{{{", ".join(map(str, grid_options.l2))}}} at seed '
           f'{grid_options.seed}' if grid_options.lr or grid_options.l2
           else 'none')
+  negatives = grid_options.get('negatives') or ()
+  if negatives:
+    counts = [f'{n}' if n else f'{protocol.num_negatives} (the protocol\'s)'
+              for n in negatives]
+    grid += (f'; then, for sampled softmax, negatives in '
+             f'{{{", ".join(counts)}}} at the selected lr and L2')
   sources = searched_note(config)
   return Output(
       ['dataset', 'model', 'parameters', 'test Recall@20', 'test NDCG@20',
@@ -476,8 +483,9 @@ def run_accuracy(config, run: Run) -> Output:
              f'after {protocol.patience} evaluations (every '
              f'{protocol.eval_every} epochs) without improvement, full '
              'ranking; one sampled negative per positive for the BPR loss, '
-             f'{protocol.num_negatives} for sampled softmax (the loss is part '
-             'of an architecture). Every model, hand-designed or searched, '
+             f'{protocol.num_negatives} for sampled softmax (`softmax`) and N '
+             'for `softmax-N` (the loss is part of an architecture). Every '
+             'model, hand-designed or searched, '
              f'is tuned alike before its seeds train (grid: {grid}; the '
              'setting with the best validation NDCG@20 is the one shown, in '
              'its architecture string). '

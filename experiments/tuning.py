@@ -1,6 +1,7 @@
 """Hand-designed models tuned alike: the (lr, L2) grid every model gets,
-selection on validation NDCG@20 at one seed, then every seed of the
-selected setting; and their tables (`experiments.baselines` and the
+selection on validation NDCG@20 at one seed (then, for sampled softmax and
+where a grid names them, the numbers of negatives at the selected lr and
+L2), then every seed of the selected setting; and their tables (`experiments.baselines` and the
 accuracy table of `experiments.reproduce` use these).
 """
 
@@ -25,6 +26,21 @@ def tuning_grid(arch: str, grid) -> list[str]:
   return [f'{arch},lr={lr},l2={l2}'
           for lr in grid.get('lr') or (default.lr,)
           for l2 in grid.get('l2') or (default.l2,)]
+
+
+def negatives_settings(setting: str, grid) -> list[str]:
+  """`setting` with sampled softmax over each other number of negatives of
+  `grid`'s 'negatives' tuple (0: the protocol's, loss 'softmax'; N:
+  'softmax-N'), for a sampled-softmax architecture; `[]` for BPR, which
+  scores one, or without such a tuple. They are tuned after the (lr, L2)
+  grid, at the setting it selected: a second axis, not a product with the
+  first."""
+  counts = grid.get('negatives') if grid else ()
+  loss = space.from_string(setting).loss
+  if not counts or loss == 'bpr':
+    return []
+  losses = [f'softmax-{count}' if count else 'softmax' for count in counts]
+  return [f'{setting},loss={other}' for other in losses if other != loss]
 
 
 def setting_directory(arch: str) -> str:
@@ -55,29 +71,38 @@ def run_all(config, workdir: str,
         config, os.path.join(workdir, setting_directory(arch)),
         space.from_string(arch), seeds, data, record=record)
 
+  def tune(settings, scores):
+    for setting in settings:
+      try:
+        (run,) = runs(setting, [options.seed])
+      except FloatingPointError as error:
+        # A setting that diverges loses the tuning; the others go on.
+        logging.warning('Tuning %s: %s', setting, error)
+        scores[setting] = None
+        continue
+      scores[setting] = run['valid/ndcg@20']
+
+  def ranking(grid, scores):
+    # Best first; a stable sort keeps the grid's order among ties.
+    return sorted((s for s in grid if scores.get(s, 0.0) is not None),
+                  key=lambda s: scores.get(s, 0.0), reverse=True)
+
   results = {}
   options = config.get('tuning')
   for arch in config.archs:
     grid = tuning_grid(arch, options)
     scores = {}
-    if len(grid) > 1:
-      for setting in grid:
-        try:
-          (run,) = runs(setting, [options.seed])
-        except FloatingPointError as error:
-          # A setting that diverges loses the tuning; the others go on.
-          logging.warning('Tuning %s: %s', setting, error)
-          scores[setting] = None
-          continue
-        scores[setting] = run['valid/ndcg@20']
+    if len(grid) > 1 or negatives_settings(grid[0], options):
+      tune(grid, scores)
       if all(score is None for score in scores.values()):
         raise ValueError(
             f'Every setting of the tuning grid of {arch} diverged ('
             + ', '.join(grid) + '); give it a grid of smaller learning '
             'rates (config.tuning.lr).')
-    # Best first; a stable sort keeps the grid's order among ties.
-    ranked = sorted((s for s in grid if scores.get(s, 0.0) is not None),
-                    key=lambda s: scores.get(s, 0.0), reverse=True)
+      more = negatives_settings(ranking(grid, scores)[0], options)
+      tune(more, scores)
+      grid = grid + more
+    ranked = ranking(grid, scores)
     unstable, divergence = [], None
     for selected in ranked:
       try:

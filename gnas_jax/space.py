@@ -17,7 +17,10 @@ Decisions (choices in the order their indices encode them):
   edge_dropout  share of interactions dropped from the graph per step
   decoder       dot product, or cosine similarity divided by `temperature`
   temperature   cosine decoder temperature
-  loss          BPR (one negative), or sampled softmax over the negatives
+  loss          BPR (one negative), or sampled softmax over the training
+                protocol's `config.num_negatives` negatives (softmax) or
+                over N of them (softmax-N; searched only where a search
+                space names it)
   lr, l2        Adam learning rate; L2 weight on the batch's layer-0
                 embeddings
   agg[l]        layer l's aggregation: lightgcn (A h), gcn (W A h + b),
@@ -97,7 +100,12 @@ DECISIONS: tuple[Decision, ...] = (
     Decision('edge_dropout', (0.0, 0.1, 0.2, 0.3)),
     Decision('decoder', ('dot', 'cosine')),
     Decision('temperature', (0.05, 0.1, 0.2, 0.5)),
-    Decision('loss', ('bpr', 'softmax')),
+    # The number of negatives is part of the loss: candidates that score
+    # different numbers train in different programs, none paying for
+    # another's, and the encoded vector keeps its positions.
+    Decision('loss', ('bpr', 'softmax', 'softmax-32', 'softmax-64',
+                      'softmax-128', 'softmax-256'),
+             searched=('bpr', 'softmax')),
     Decision('lr', (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)),
     Decision('l2', (0.0, 1e-5, 1e-4, 1e-3)),
     Decision('agg', ('lightgcn', 'gcn', 'sage', 'gin', 'ngcf', 'gat'),

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import flax
 import jax
@@ -62,11 +62,40 @@ class Batch:
   Attributes:
     users: `[B]` int32 user ids.
     positives: `[B]` int32 item ids the users interacted with in training.
-    negatives: `[B, K]` int32 item ids they did not.
+    negatives: `[B, K]` int32 item ids they did not; a loss scores the
+      first of them, as many as it takes (`loss_negatives`).
+    protocol_negatives: how many of them the 'softmax' loss (the training
+      protocol's count) scores; None: all K. Static, not a pytree leaf.
   """
   users: jax.Array
   positives: jax.Array
   negatives: jax.Array
+  protocol_negatives: int | None = flax.struct.field(pytree_node=False,
+                                                     default=None)
+
+
+def loss_negatives(loss: str, protocol_negatives: int) -> int:
+  """How many sampled negatives per positive the loss `loss` scores: one
+  for 'bpr', N for 'softmax-N' and `protocol_negatives`
+  (`config.num_negatives`) for 'softmax'."""
+  if loss == 'bpr':
+    return 1
+  _, _, count = loss.partition('-')
+  return int(count) if count else protocol_negatives
+
+
+def negatives_used(arch: space.Architecture, protocol_negatives: int) -> int:
+  """`loss_negatives` of an architecture's loss."""
+  return loss_negatives(arch.loss, protocol_negatives)
+
+
+def negatives_to_draw(choices: Mapping[str, Sequence[Any]],
+                      protocol_negatives: int) -> int:
+  """The negatives per positive a batch shared by every architecture of
+  `choices` (a `space.subspace` dict) must hold: the most any of their
+  losses scores, and at least `protocol_negatives`."""
+  return max([protocol_negatives] + [
+      loss_negatives(loss, protocol_negatives) for loss in choices['loss']])
 
 
 SAMPLINGS = ('pairs', 'users')
@@ -89,7 +118,18 @@ class BatchSampler:
   """
 
   def __init__(self, train: np.ndarray, num_items: int, batch_size: int,
-               num_negatives: int, seed: int, sampling: str = 'pairs'):
+               num_negatives: int, seed: int, sampling: str = 'pairs',
+               protocol_negatives: int | None = None):
+    """
+    Args:
+      train: `[N, 2]` training (user, item) pairs.
+      num_items: I.
+      batch_size: B.
+      num_negatives: K, the negatives drawn per positive.
+      seed: the seed of every epoch's draw.
+      sampling: how the pairs are drawn (`SAMPLINGS`).
+      protocol_negatives: `Batch.protocol_negatives` (at most K).
+    """
     if sampling not in SAMPLINGS:
       raise ValueError(f'config.sampling={sampling!r} is not allowed: it '
                        f'must be one of {", ".join(SAMPLINGS)}.')
@@ -97,6 +137,11 @@ class BatchSampler:
     self.num_items = num_items
     self.batch_size = batch_size
     self.num_negatives = num_negatives
+    if protocol_negatives is not None and protocol_negatives > num_negatives:
+      raise ValueError(
+          f'A batch of {num_negatives} negatives per positive cannot hold '
+          f'the protocol\'s {protocol_negatives}.')
+    self.protocol_negatives = protocol_negatives
     self.seed = seed
     self.sampling = sampling
     self._keys = np.sort(self.train[:, 0] * num_items + self.train[:, 1])
@@ -147,7 +192,8 @@ class BatchSampler:
     return Batch(
         users=pairs[:, 0].reshape(steps, size).astype(np.int32),
         positives=pairs[:, 1].reshape(steps, size).astype(np.int32),
-        negatives=negatives.reshape(steps, size, -1).astype(np.int32))
+        negatives=negatives.reshape(steps, size, -1).astype(np.int32),
+        protocol_negatives=self.protocol_negatives)
 
 
 @flax.struct.dataclass
@@ -195,15 +241,17 @@ init_state = jax.jit(create_train_state,
 
 def recommendation_loss(params, arch: jax.Array, reps: jax.Array,
                         batch: Batch, num_users: int,
-                        losses: Sequence[str] = ('bpr', 'softmax'),
+                        losses: Sequence[str] | None = None,
                         vectorised: bool = False
                         ) -> tuple[jax.Array, dict[str, Any]]:
   """The architecture's ranking loss plus L2 on layer-0 embeddings.
 
   BPR uses the first negative: `-log sigmoid(s(u, p) - s(u, n))`. Sampled
-  softmax uses all K: `-log softmax([s(u, p), s(u, n_1..K)])_0`. The L2 term
-  is `l2 / 2 * (|e_u|^2 + |e_p|^2 + |e_n|^2) / B` over the layer-0 embeddings
-  of the batch (LightGCN's convention), with the negatives the loss used.
+  softmax uses the first k: `-log softmax([s(u, p), s(u, n_1..k)])_0`, with
+  k = N for 'softmax-N' and the batch's `protocol_negatives` (or all K) for
+  'softmax'. The L2 term is `l2 / 2 * (|e_u|^2 + |e_p|^2 + |e_n|^2) / B`
+  over the layer-0 embeddings of the batch (LightGCN's convention), with
+  the negatives the loss used.
 
   Args:
     params: model parameters.
@@ -212,7 +260,8 @@ def recommendation_loss(params, arch: jax.Array, reps: jax.Array,
     batch: the triples.
     num_users: U (items are nodes `U + item`).
     losses: the losses that can occur (a model shape's); only the
-      architecture's own is computed, unless `vectorised`.
+      architecture's own is computed, unless `vectorised`. None: every
+      loss whose negatives the batch holds.
     vectorised: select rather than branch (see `models.select`).
 
   Returns:
@@ -220,13 +269,24 @@ def recommendation_loss(params, arch: jax.Array, reps: jax.Array,
   """
   users = reps[batch.users]
   positive_scores = jnp.sum(users * reps[num_users + batch.positives], -1)
+  # A population shares one batch, drawn for the loss that scores the most
+  # negatives; each loss gathers its first ones.
+  drawn = batch.negatives.shape[-1]
+  protocol = batch.protocol_negatives or drawn
+  if losses is None:
+    losses = [loss for loss in space.DECISION_BY_NAME['loss'].choices
+              if loss_negatives(loss, protocol) <= drawn]
 
   def squared(rows):
     return jnp.sum(models.layer0_embeddings(params, arch, rows) ** 2, -1)
 
   def loss_terms(name):
     # BPR gathers one negative per example, not the K sampled for softmax.
-    negatives = batch.negatives[:, :1] if name == 'bpr' else batch.negatives
+    count = loss_negatives(name, protocol)
+    if count > drawn:
+      raise ValueError(f'Loss {name!r} scores {count} negatives per '
+                       f'positive; the batch holds {drawn}.')
+    negatives = batch.negatives[:, :count]
     negative_scores = jnp.einsum('bd,bkd->bk', users,
                                  reps[num_users + negatives])
     if name == 'bpr':

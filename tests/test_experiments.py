@@ -63,6 +63,20 @@ def test_tuning_grid_is_the_product_of_lr_and_l2():
       f'mf,lr=0.01,l2={space.preset("mf").l2}']
 
 
+def test_negatives_are_tuned_for_sampled_softmax_models_only():
+  grid = {'lr': (1e-3, 1e-2), 'l2': (), 'negatives': (0, 128), 'seed': 0}
+  setting = 'mf,loss=softmax,lr=0.01,l2=0.0001'
+  assert tuning.negatives_settings(setting, grid) == [
+      f'{setting},loss=softmax-128']
+  assert tuning.negatives_settings(f'{setting},loss=softmax-64', grid) == [
+      f'{setting},loss=softmax-64,loss=softmax',
+      f'{setting},loss=softmax-64,loss=softmax-128']
+  assert tuning.negatives_settings('mf,lr=0.01', grid) == []
+  assert tuning.negatives_settings(setting, {'lr': (1e-3,)}) == []
+  # The (lr, L2) grid itself has no negatives axis.
+  assert len(tuning.tuning_grid('mf,loss=softmax', grid)) == 2
+
+
 def test_a_setting_of_a_per_layer_architecture_is_one_directory():
   assert tuning.setting_directory(
       'width=16,layers=2,agg=gcn/sage,lr=0.001') == (
@@ -123,6 +137,41 @@ def mf_tuning_config(seeds):
     config.archs, config.seeds = ('mf',), seeds
     config.tuning = {'lr': (1e-3, 1e-2), 'l2': (0.0,), 'seed': 0}
   return config
+
+
+def test_negatives_are_tuned_after_lr_and_l2_at_the_selected_setting(
+    tmp_path, monkeypatch):
+  """A sampled-softmax model's numbers of negatives compete at the (lr, L2)
+  the grid selected (2 + 1 tuning runs, not 2 x 2); a BPR model has none."""
+  trained = []
+
+  def training(config, directory, arch, seeds, data, record):
+    trained.append((arch.to_string(), tuple(seeds)))
+    score = arch.lr + (0.5 if arch.loss == 'softmax-64' else 0.0)
+    return [{'seed': seed, 'valid/ndcg@20': score} for seed in seeds]
+
+  monkeypatch.setattr(tuning.driver, 'train_with_seeds', training)
+  config = mf_tuning_config((0, 1))
+  with config.unlocked():
+    config.archs = ('mf,loss=softmax', 'mf')
+    config.tuning.negatives = (0, 64)
+  results = tuning.run_all(config, str(tmp_path))
+
+  def setting(text):
+    return space.from_string(text).to_string()
+
+  softmax = results['mf,loss=softmax']
+  selected = 'mf,loss=softmax,lr=0.01,l2=0.0,loss=softmax-64'
+  assert softmax['selected'] == selected
+  assert list(softmax['tuning']) == [
+      'mf,loss=softmax,lr=0.001,l2=0.0', 'mf,loss=softmax,lr=0.01,l2=0.0',
+      selected]
+  assert trained == [
+      (setting('mf,loss=softmax,lr=0.001,l2=0'), (0,)),
+      (setting('mf,loss=softmax,lr=0.01,l2=0'), (0,)),
+      (setting(selected), (0,)), (setting(selected), (0, 1)),
+      (setting('mf,lr=0.001,l2=0'), (0,)), (setting('mf,lr=0.01,l2=0'), (0,)),
+      (setting('mf,lr=0.01,l2=0'), (0, 1))]
 
 
 def test_a_diverging_setting_loses_the_tuning_and_the_others_go_on(

@@ -380,6 +380,41 @@ def test_an_added_candidate_takes_a_stopped_slot_and_trains_as_alone(
     population.candidate(1)
 
 
+def test_members_scoring_different_negatives_share_a_batch(problem):
+  """One batch of 64 negatives per positive serves candidates that score
+  32, 64, and the protocol's 32 ('softmax'): each trains in a program of
+  its loss as it would alone on a batch holding only its own negatives."""
+  graph, _, _ = problem
+  pairs = random_pairs(NUM_USERS, NUM_ITEMS, 400, seed=3)
+  sampler = train.BatchSampler(pairs, NUM_ITEMS, 64, 64, seed=0,
+                               protocol_negatives=32)
+  epoch = sampler.epoch(0)
+  batches = [jax.tree.map(lambda x, s=s: jnp.asarray(x[s]), epoch)
+             for s in range(sampler.steps_per_epoch)]
+  archs = [space.from_string(f'mf,width=16,lr=0.01,loss={loss}')
+           for loss in ('softmax-32', 'softmax-64', 'softmax')]
+  # One key for all: they differ in their negatives alone.
+  keys = jnp.stack([jax.random.PRNGKey(3)] * len(archs))
+  population = population_lib.GroupedPopulation(
+      NUM_USERS, NUM_ITEMS, models.ModelShape.covering(archs), graph, archs,
+      keys, keys, 'vmap')
+  for batch in batches:
+    population.step(batch)
+  trained = [population.candidate(i)[1].params['params']['embedding']
+             for i in range(len(archs))]
+  for i, (arch, key, count) in enumerate(zip(archs, keys, (32, 64, 32))):
+    own = [train.Batch(b.users, b.positives, b.negatives[:, :count])
+           for b in batches]
+    alone = train_alone(graph, own, arch, key, key)
+    np.testing.assert_allclose(trained[i],
+                               alone.params['params']['embedding'],
+                               rtol=2e-4, atol=2e-5, err_msg=str(arch))
+  # The counts matter: 32 and 64 negatives train apart, 32 named and 32
+  # by the protocol alike.
+  assert not np.allclose(trained[0], trained[1], atol=1e-3)
+  np.testing.assert_allclose(trained[0], trained[2], rtol=1e-6)
+
+
 def test_population_evaluation_equals_single_evaluation(problem):
   graph, batches, model = problem
   archs = random_archs(4, 3)

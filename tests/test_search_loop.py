@@ -203,6 +203,18 @@ def evaluate_sampled(size: int, seed: int, **fidelity):
   return config, evaluator(archs, jax.random.PRNGKey(7))
 
 
+def test_a_search_draws_the_most_negatives_its_space_scores():
+  config = search_test.get_config()
+  data = driver.TrainingData.from_config(config)
+  for text, drawn in (('', config.num_negatives),
+                      ('loss=bpr/softmax/softmax-64', 64),
+                      ('loss=bpr', config.num_negatives)):
+    evaluator = evaluation.PopulationEvaluator(
+        config, data, space.subspace_from_string(text))
+    assert evaluator.sampler.num_negatives == drawn, text
+    assert evaluator.sampler.protocol_negatives == config.num_negatives
+
+
 def test_a_rung_stops_all_but_the_best_candidates():
   config, result = evaluate_sampled(4, 3, rungs=(1,), eta=2)
   assert not result['failed'].any()

@@ -48,6 +48,21 @@ def test_an_optional_decision_is_written_only_when_set():
       space.preset('mf').canonical())
 
 
+def test_the_number_of_negatives_is_part_of_the_loss():
+  """'softmax' scores the protocol's count, so strings keep their meaning;
+  'softmax-N' its own, explored only where a search space names it."""
+  wide = space.from_string('mf,loss=softmax-128')
+  assert wide.to_string().replace('loss=softmax-128', 'loss=softmax') == (
+      space.from_string('mf,loss=softmax').to_string())
+  assert space.from_string(wide.to_string()) == wide
+  assert space.subspace()['loss'] == ('bpr', 'softmax')
+  assert space.subspace_from_string('loss=softmax/softmax-64')['loss'] == (
+      'softmax', 'softmax-64')
+  with pytest.raises(ValueError, match=r"Invalid value 'softmax-100'.*"
+                     r"bpr, softmax, softmax-32, softmax-64, softmax-128"):
+    space.from_string('mf,loss=softmax-100')
+
+
 def test_preset_with_overrides_and_per_layer_values():
   arch = space.from_string('lightgcn, layers=2, width=32, act=relu/tanh')
   assert (arch.layers, arch.width) == (2, 32)

@@ -79,6 +79,72 @@ def test_bpr_and_softmax_losses_by_hand():
                                            rel=1e-6)
 
 
+def test_softmax_scores_as_many_negatives_as_its_loss_says():
+  """A batch of K = 64 negatives: 'softmax-32' scores the first 32, and
+  'softmax' the protocol's count, or all 64 without one; by hand, and
+  equal to the loss on a batch of those 32 alone."""
+  rng = np.random.default_rng(0)
+  num_users, num_items = 2, 80
+  reps = jnp.asarray(rng.normal(size=(num_users + num_items, 4)),
+                     jnp.float32)
+  params = {'params': {'embedding': jnp.asarray(
+      rng.normal(size=(num_users + num_items, 128)), jnp.float32)}}
+  negatives = rng.permutation(np.arange(1, num_items))[:64]
+  full = train.Batch(users=jnp.asarray([1]), positives=jnp.asarray([0]),
+                     negatives=jnp.asarray(negatives[None]))
+  first32 = full.replace(negatives=full.negatives[:, :32])
+
+  def loss(arch, batch):
+    encoded = jnp.asarray(space.from_string(arch).encode())
+    parts = train.recommendation_loss(params, encoded, reps, batch,
+                                      num_users)[1]
+    return {name: float(value) for name, value in parts.items()}
+
+  user, items = np.asarray(reps[1]), np.asarray(reps[num_users:])
+  logits = items[np.concatenate([[0], negatives[:32]])] @ user
+  by_hand = -(logits[0] - np.log(np.exp(logits).sum()))
+  squares = (np.asarray(params['params']['embedding'])[:, :64] ** 2).sum(-1)
+  l2_by_hand = 0.5 * 1e-3 * (squares[1] + squares[num_users] +
+                             squares[num_users + negatives[:32]].sum())
+  some = loss('mf,loss=softmax-32,l2=0.001', full)
+  assert some['ranking_loss'] == pytest.approx(by_hand, rel=1e-5)
+  assert some['l2_loss'] == pytest.approx(l2_by_hand, rel=1e-5)
+  protocol = loss('mf,loss=softmax,l2=0.001',
+                  full.replace(protocol_negatives=32))
+  alone = loss('mf,loss=softmax,l2=0.001', first32)
+  for name in ('ranking_loss', 'l2_loss'):
+    assert protocol[name] == pytest.approx(some[name], rel=1e-6)
+    assert alone[name] == pytest.approx(some[name], rel=1e-6)
+  every = loss('mf,loss=softmax,l2=0.001', full)
+  assert every['ranking_loss'] > some['ranking_loss']
+  assert loss('mf,loss=softmax-64,l2=0.001', full) == every
+  with pytest.raises(ValueError, match="Loss 'softmax-128' scores 128 "
+                     'negatives per positive; the batch holds 64'):
+    train.recommendation_loss(
+        params, jnp.asarray(space.from_string('mf,loss=softmax-128').encode()),
+        reps, full, num_users, losses=('softmax-128',))
+
+
+def test_the_negatives_a_loss_scores_and_a_batch_must_hold():
+  def used(text):
+    return train.negatives_used(space.from_string(text), 16)
+
+  assert used('mf') == 1
+  assert used('mf,loss=softmax') == 16
+  assert used('mf,loss=softmax-128') == 128
+  assert train.negatives_to_draw(space.subspace(), 16) == 16
+  assert train.negatives_to_draw(
+      space.subspace(loss=('softmax', 'softmax-64')), 16) == 64
+  assert train.negatives_to_draw(space.subspace(loss=('bpr',)), 16) == 16
+  pairs = random_pairs(10, 30, 60, seed=2)
+  sampler = train.BatchSampler(pairs, 30, 16, 64, 0, protocol_negatives=16)
+  batch = sampler.epoch(0)
+  assert batch.negatives.shape[-1] == 64 and batch.protocol_negatives == 16
+  with pytest.raises(ValueError, match='batch of 8 negatives per positive '
+                     "cannot hold the protocol's 16"):
+    train.BatchSampler(pairs, 30, 16, 8, 0, protocol_negatives=16)
+
+
 @pytest.fixture(scope='module')
 def tiny_problem():
   pairs = random_pairs(40, 50, 400, seed=3)

@@ -445,6 +445,21 @@ def test_a_training_run_refuses_another_sampling(trained, tmp_path):
     driver.train_and_evaluate(config, workdir)
 
 
+def test_a_fingerprint_holds_the_negatives_its_architecture_scores():
+  """Its loss's count: one for BPR, the protocol's for 'softmax', N for
+  'softmax-N' (the count that shaped a run's trajectory)."""
+  config = training_config(num_negatives=16)
+  dataset = data_lib.load_dataset(config)
+
+  def negatives(arch):
+    return driver.fingerprint(config, dataset,
+                              space.from_string(arch))['num_negatives']
+
+  assert negatives('mf') == 1
+  assert negatives('mf,loss=softmax') == 16
+  assert negatives('mf,loss=softmax-64') == 64
+
+
 @needs_data
 def test_a_training_run_refuses_another_dataset(trained, tmp_path):
   workdir = copy_workdir(trained[0], tmp_path)

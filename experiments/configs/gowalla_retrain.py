@@ -59,5 +59,6 @@ def get_config() -> ml_collections.ConfigDict:
   config.tuning = ml_collections.ConfigDict()
   config.tuning.lr = ()
   config.tuning.l2 = ()
+  config.tuning.negatives = ()
   config.tuning.seed = 0
   return config

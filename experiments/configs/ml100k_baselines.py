@@ -32,10 +32,13 @@ def get_config() -> ml_collections.ConfigDict:
   # 'searched'.
   config.kind = 'hand-designed'
   # The (lr, L2) grid each architecture is tuned on, at one seed, before
-  # its seeds train the setting with the best validation NDCG@20; empty
-  # grids train each architecture as written.
+  # its seeds train the setting with the best validation NDCG@20, with the
+  # numbers of negatives a sampled-softmax one is tuned on (0: the
+  # protocol's num_negatives); empty grids train each architecture as
+  # written.
   config.tuning = ml_collections.ConfigDict()
   config.tuning.lr = ()
   config.tuning.l2 = ()
+  config.tuning.negatives = ()
   config.tuning.seed = 0
   return config

@@ -90,7 +90,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.epochs = 300
   # Positive pairs per training step.
   config.batch_size = 2048
-  # Negatives per positive for the sampled-softmax loss (BPR uses one).
+  # Negatives per positive for the sampled-softmax loss `softmax` (BPR uses
+  # one; `softmax-N` uses N).
   config.num_negatives = 16
   # How an epoch's (user, positive) pairs are drawn: 'pairs' (each training
   # pair once, shuffled) or 'users' (LightGCN's: a uniform user, then one of

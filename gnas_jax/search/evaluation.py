@@ -118,7 +118,9 @@ class PopulationEvaluator:
     dataset = data.dataset
     self.sampler = train.BatchSampler(
         dataset.train, dataset.num_items, self.fidelity.batch_size,
-        config.num_negatives, config.seed, config.get('sampling', 'pairs'))
+        train.negatives_to_draw(choices, config.num_negatives), config.seed,
+        config.get('sampling', 'pairs'),
+        protocol_negatives=config.num_negatives)
 
   def __call__(self, archs: Sequence[space.Architecture], key: jax.Array,
                refill: Refill | None = None) -> dict[str, Any]:
