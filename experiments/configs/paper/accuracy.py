@@ -12,9 +12,10 @@ each trained with every seed under one protocol and tested by full
 ranking: mean ± standard deviation of Recall@20 and NDCG@20.
 Every model, hand-designed or searched, is tuned alike first: each
 (lr, L2) of `tuning` at seed `tuning.seed`, and the setting with the best
-validation NDCG@20 trains with every seed (`experiments.tuning`); at full
-scale a sampled-softmax model's number of negatives (16, the protocol's,
-64 or 128) is then tuned alike at the selected lr and L2. Besides
+validation NDCG@20 trains with every seed (`experiments.tuning`; with
+`--config.tuning.negatives='(0, 64, 128)'`, a sampled-softmax model's
+number of negatives, 16 as the protocol has it, 64 or 128, is then tuned
+alike at the selected lr and L2). Besides
 `accuracy.md`, `accuracy.csv` holds one row per dataset and model with
 the architecture string that `experiments.train` retrains.
 
@@ -143,9 +144,10 @@ def get_config(scale: str = 'small') -> ml_collections.ConfigDict:
   config.tuning = ml_collections.ConfigDict()
   config.tuning.lr = (1e-3, 3e-3, 1e-2)
   config.tuning.l2 = (1e-5, 1e-4, 1e-3)
-  # Then, for sampled softmax, the numbers of negatives at the selected lr
-  # and L2 (0: the protocol's num_negatives).
-  config.tuning.negatives = (0, 64, 128) if scale == 'full' else ()
+  # Then, for sampled softmax, these numbers of negatives at the selected lr
+  # and L2 (0: the protocol's num_negatives), for example (0, 64, 128);
+  # () tunes none.
+  config.tuning.negatives = ()
   config.tuning.seed = 0
 
   ml100k = _protocol(scale)
