@@ -281,7 +281,7 @@ def recommendation_loss(params, arch: jax.Array, reps: jax.Array,
     return jnp.sum(models.layer0_embeddings(params, arch, rows) ** 2, -1)
 
   def loss_terms(name):
-    # BPR gathers one negative per example, not the K sampled for softmax.
+    # Each loss gathers only the negatives it scores (BPR one of the K).
     count = loss_negatives(name, protocol)
     if count > drawn:
       raise ValueError(f'Loss {name!r} scores {count} negatives per '
