@@ -55,6 +55,8 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
   common.quiet_library_logs()
   workdir = _WORKDIR.value
+  # Every run may come from the record, which creates no directory.
+  os.makedirs(workdir, exist_ok=True)
   # Checked before hours of training, not after.
   kind = tuning.check_kind(_CONFIG.value.get('kind', 'hand-designed'))
   results = tuning.run_all(_CONFIG.value, workdir, record=_RECORD.value)
