@@ -17,8 +17,10 @@ program per group of like architectures). It reports, per P:
                           per hour, programs cached (later rounds)
   first_round_candidates_per_hour  the same with the round's compilation
                           counted (a round whose groups are all new)
-  superset_*              the same for one program of the whole space's
-                          shape training all P (what grouping replaced)
+  superset_*              the same for one program of the search space's
+                          shape (`evaluation.search_shape`, what a search
+                          compiles for its candidates) training all P
+                          (what grouping replaced)
   specialised_step_ms     the first (up to `--specialised`) architectures,
                           each stepped by a program compiled for it alone
                           (its own `ModelShape.covering`), mean per
@@ -65,6 +67,7 @@ from gnas_jax import models
 from gnas_jax import population as population_lib
 from gnas_jax import space
 from gnas_jax import train
+from gnas_jax.search import evaluation
 
 _DATASET = flags.DEFINE_string('dataset', 'ml-100k', 'Dataset name or path.')
 _DATA_DIR = flags.DEFINE_string(
@@ -198,7 +201,8 @@ def measure(dataset: data.Dataset, graph: graph_lib.BipartiteGraph,
 
   def population(grouped):
     return population_lib.GroupedPopulation(
-        dataset.num_users, dataset.num_items, models.ModelShape.full(), graph,
+        dataset.num_users, dataset.num_items,
+        evaluation.search_shape(space.subspace()), graph,
         archs, keys, keys, _MODE.value, grouped=grouped)
 
   grouped = population(grouped=True)
