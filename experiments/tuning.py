@@ -1,8 +1,9 @@
 """Hand-designed models tuned alike: the (lr, L2) grid every model gets,
 selection on validation NDCG@20 at one seed (then, for sampled softmax and
 where a grid names them, the numbers of negatives at the selected lr and
-L2), then every seed of the selected setting; and their tables (`experiments.baselines` and the
-accuracy table of `experiments.reproduce` use these).
+L2), then every seed of the selected setting; and their tables
+(`experiments.baselines` and the accuracy table of `experiments.reproduce`
+use these).
 """
 
 import os

@@ -537,7 +537,7 @@ def fingerprint(config: ml_collections.ConfigDict,
       'arch': arch.to_string(), 'dataset': dataset.name, 'data': data,
       'data_sha256': digest.hexdigest()[:16], 'seed': config.seed,
       'batch_size': config.batch_size,
-      'num_negatives': train.negatives_used(arch, config.num_negatives),
+      'num_negatives': train.loss_negatives(arch.loss, config.num_negatives),
       'early_stopping_metric': config.early_stopping_metric,
       **changed_trainer_options(config),
   }, default=str))
@@ -775,7 +775,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                            jnp.asarray(arch.encode()), init_key)
   sampler = train.BatchSampler(
       dataset.train, dataset.num_items, config.batch_size,
-      train.negatives_used(arch, config.num_negatives), config.seed,
+      train.loss_negatives(arch.loss, config.num_negatives), config.seed,
       config.get('sampling', 'pairs'))
   if data.valid_task is None:
     logging.warning('No validation split: training all %d epochs without '

@@ -84,11 +84,6 @@ def loss_negatives(loss: str, protocol_negatives: int) -> int:
   return int(count) if count else protocol_negatives
 
 
-def negatives_used(arch: space.Architecture, protocol_negatives: int) -> int:
-  """`loss_negatives` of an architecture's loss."""
-  return loss_negatives(arch.loss, protocol_negatives)
-
-
 def negatives_to_draw(choices: Mapping[str, Sequence[Any]],
                       protocol_negatives: int) -> int:
   """The negatives per positive a batch shared by every architecture of

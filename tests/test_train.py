@@ -127,7 +127,7 @@ def test_softmax_scores_as_many_negatives_as_its_loss_says():
 
 def test_the_negatives_a_loss_scores_and_a_batch_must_hold():
   def used(text):
-    return train.negatives_used(space.from_string(text), 16)
+    return train.loss_negatives(space.from_string(text).loss, 16)
 
   assert used('mf') == 1
   assert used('mf,loss=softmax') == 16
