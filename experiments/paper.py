@@ -387,12 +387,44 @@ def evaluated_pairs(dataset) -> str:
   return text
 
 
+# Options of the accuracy table that a dataset's protocol may set for
+# itself, replacing the table's there: a dataset too large for every model
+# of the table trains the models, seeds and grid it names.
+DATASET_OPTIONS = ('hand_designed', 'hand_designed_variants', 'searched',
+                   'seeds', 'tuning')
+
+
+def dataset_options(config, dataset_name: str) -> ml_collections.ConfigDict:
+  """The accuracy table's `DATASET_OPTIONS` for `dataset_name`: those its
+  protocol (`config.datasets[dataset_name]`) sets, the table's otherwise."""
+  protocol = config.datasets[dataset_name]
+  return ml_collections.ConfigDict(
+      {name: protocol[name] if name in protocol else config[name]
+       for name in DATASET_OPTIONS}, sort_keys=False)
+
+
+def _grid_note(grid, num_negatives: int) -> str:
+  """The tuning grid `grid` (a `tuning` option) in words."""
+  text = (f'lr in {{{", ".join(map(str, grid.lr))}}} x L2 in '
+          f'{{{", ".join(map(str, grid.l2))}}} at seed {grid.seed}'
+          if grid.lr or grid.l2 else
+          'none: each model at the lr and L2 its search selected')
+  negatives = grid.get('negatives') or ()
+  if negatives:
+    counts = [f'{n}' if n else f'{num_negatives} (the protocol\'s)'
+              for n in negatives]
+    text += (f'; then, for sampled softmax, negatives in '
+             f'{{{", ".join(counts)}}} at the selected lr and L2')
+  return text
+
+
 def run_accuracy(config, run: Run) -> Output:
   """Hand-designed and searched models tuned alike (`experiments.tuning`:
   the (lr, L2) grid of `config.tuning` at one seed, selection on
   validation NDCG@20, then sampled softmax's numbers of negatives where the
   grid names them, then every seed), under one protocol per dataset of
-  `config.evaluate_on`."""
+  `config.evaluate_on`; a dataset's protocol may name its own models,
+  seeds and grid (`DATASET_OPTIONS`)."""
   evaluate_on = tuple(config.evaluate_on or config.datasets)
   unknown = sorted(set(evaluate_on) - set(config.datasets))
   if unknown:
@@ -400,30 +432,40 @@ def run_accuracy(config, run: Run) -> Output:
         f'accuracy: evaluate_on names {", ".join(map(repr, unknown))}, '
         f'which is not in datasets ({", ".join(config.datasets)}).')
   workdir = run.workdir
-  searched = searched_architectures(config, run)
-  rows, records, points, evaluated = [], [], {}, []
+  table_searched = searched_architectures(config, run)
+  rows, records, points, evaluated, own = [], [], {}, [], []
   for dataset_name in evaluate_on:
+    options = dataset_options(config, dataset_name)
     protocol = config.datasets[dataset_name].copy_and_resolve_references()
     protocol.data_dir = run.data_dir
     data = driver.TrainingData.from_config(protocol)
     dataset = data.dataset
     evaluated.append(f'{dataset_name}: {evaluated_pairs(dataset)}')
     folder = os.path.join(workdir, 'accuracy', dataset_name)
-    variants = dict(config.hand_designed_variants)
+    variants = dict(options.hand_designed_variants)
+    searched = ({f'searched: {label}': arch
+                 for label, arch in options.searched.items()}
+                if 'searched' in protocol else table_searched)
     with protocol.unlocked():
       # Strategies that found one architecture share its runs.
       protocol.archs = tuple(dict.fromkeys(
-          (*config.hand_designed, *variants.values(), *searched.values())))
-      protocol.seeds = tuple(config.seeds)
-      protocol.tuning = config.tuning
+          (*options.hand_designed, *variants.values(), *searched.values())))
+      protocol.seeds = tuple(options.seeds)
+      protocol.tuning = options.tuning
     tuned = tuning.run_all(protocol, os.path.join(folder, 'tuned'), data,
                            record=run.record(f'accuracy_{dataset_name}'))
     trained = [(name, 'hand-designed', name)
-               for name in config.hand_designed]
+               for name in options.hand_designed]
     trained += [(label, 'hand-designed', arch)
                 for label, arch in variants.items()]
     trained += [(label, 'searched', arch)
                 for label, arch in searched.items()]
+    if any(name in config.datasets[dataset_name] for name in DATASET_OPTIONS):
+      own.append(
+          f'On {dataset_name}, its own models ('
+          + ', '.join(label for label, _, _ in trained) + ') with seeds '
+          + ', '.join(map(str, options.seeds)) + ', grid: '
+          + _grid_note(options.tuning, protocol.num_negatives))
     points[dataset_name] = []
     for label, kind, model in trained:
       result = tuned[model]
@@ -461,17 +503,7 @@ def run_accuracy(config, run: Run) -> Output:
          if p.data.unseen_test_ids == 'miss' else '')
       for name, p in config.datasets.items()
       if name in evaluate_on and p.data.user_fraction < 1)
-  grid_options = config.tuning
-  grid = (f'lr in {{{", ".join(map(str, grid_options.lr))}}} x L2 in '
-          f'{{{", ".join(map(str, grid_options.l2))}}} at seed '
-          f'{grid_options.seed}' if grid_options.lr or grid_options.l2
-          else 'none')
-  negatives = grid_options.get('negatives') or ()
-  if negatives:
-    counts = [f'{n}' if n else f'{protocol.num_negatives} (the protocol\'s)'
-              for n in negatives]
-    grid += (f'; then, for sampled softmax, negatives in '
-             f'{{{", ".join(counts)}}} at the selected lr and L2')
+  grid = _grid_note(config.tuning, protocol.num_negatives)
   sources = searched_note(config)
   return Output(
       ['dataset', 'model', 'parameters', 'test Recall@20', 'test NDCG@20',
@@ -489,6 +521,7 @@ def run_accuracy(config, run: Run) -> Output:
              f'is tuned alike before its seeds train (grid: {grid}; the '
              'setting with the best validation NDCG@20 is the one shown, in '
              'its architecture string). '
+             + ''.join(f'{text}. ' for text in own)
              + (f'{sources} ' if sources else '')
              + 'Evaluated: ' + '; '.join(evaluated) + '. '
              + (f'Subsampled: {subsampled}.' if subsampled else '')],

@@ -17,6 +17,7 @@ import pytest
 
 from experiments import paper
 from experiments import tuning
+from experiments.configs import gowalla_retrain
 from experiments.configs import search_test
 from experiments.configs import test as test_config
 from experiments.configs.paper import ablations
@@ -276,6 +277,44 @@ def test_accuracy_table_trains_presets_and_the_searched(reproduced):
           workdir, 'accuracy', 'synthetic', 'tuned',
           'lightgcn_lr=0.001_l2=0.0001', 'seed_0', 'results.json')))[
               'valid/ndcg@20'])
+
+
+def test_a_dataset_of_the_accuracy_table_trains_its_own_models(tmp_path):
+  config = accuracy.get_config('small')
+  config.search.strategies = ()
+  config.hand_designed = ('lightgcn',)
+  config.searched = {'listed': 'lightgcn'}
+  config.seeds = (0, 1)
+  config.tuning.lr = (1e-3, 1e-2)
+  own = test_config.get_config()
+  own.epochs = 2
+  own.hand_designed = ()
+  own.hand_designed_variants = {}
+  own.searched = {'found here': 'mf,lr=0.003'}
+  own.seeds = (0,)
+  own.tuning = {'lr': (), 'l2': (), 'negatives': (), 'seed': 0}
+  config.datasets = {'synthetic': own}
+  run = paper.Run(str(tmp_path))
+  output = paper.run_accuracy(config, run)
+  # Neither the table's models, nor its seeds, nor its grid.
+  assert [row[:2] for row in output.rows] == [['synthetic',
+                                              'searched: found here']]
+  assert output.rows[0][4].endswith('± 0.0000')  # One seed.
+  assert os.listdir(os.path.join(tmp_path, 'accuracy', 'synthetic',
+                                 'tuned')) == ['mf_lr=0.003']
+  (record,) = output.records[1]
+  assert record['kind'] == 'searched' and record['seeds'] == '0'
+  assert record['arch'] == space.from_string('mf,lr=0.003').to_string()
+  assert ('On synthetic, its own models (searched: found here) with seeds 0, '
+          'grid: none: each model at the lr and L2 its search selected.'
+          ) in output.notes[0]
+  # The table's options stand where a dataset sets none of its own.
+  assert paper.dataset_options(
+      accuracy.get_config('full'), 'ml-100k').seeds == (0, 1, 2)
+  assert dict(paper.dataset_options(
+      accuracy.get_config('full'), 'gowalla').searched) == {
+          'random, full fidelity, gowalla-sub10':
+              gowalla_retrain.SUBSAMPLE_BEST}
 
 
 def test_accuracy_rejects_a_dataset_it_does_not_configure(tmp_path):

@@ -3,7 +3,7 @@ r"""Searched architectures retrained on the full Gowalla split.
   python -m experiments.baselines \
       --config=experiments/configs/gowalla_retrain.py \
       --workdir=/tmp/gowalla_retrain --config.data_dir=../shared/datasets \
-      --record=results/records/gowalla_retrain.jsonl
+      --record=results/records/accuracy_gowalla.jsonl
 
 Two searches each give one candidate, both found on validation only:
 - `SUBSAMPLE_BEST`: the best validation NDCG@20 of the 40 architectures
