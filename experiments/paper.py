@@ -408,7 +408,7 @@ def _grid_note(grid, num_negatives: int) -> str:
   text = (f'lr in {{{", ".join(map(str, grid.lr))}}} x L2 in '
           f'{{{", ".join(map(str, grid.l2))}}} at seed {grid.seed}'
           if grid.lr or grid.l2 else
-          'none: each model at the lr and L2 its search selected')
+          'none: each model at the lr and L2 its architecture names')
   negatives = grid.get('negatives') or ()
   if negatives:
     counts = [f'{n}' if n else f'{num_negatives} (the protocol\'s)'

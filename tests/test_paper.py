@@ -306,7 +306,7 @@ def test_a_dataset_of_the_accuracy_table_trains_its_own_models(tmp_path):
   assert record['kind'] == 'searched' and record['seeds'] == '0'
   assert record['arch'] == space.from_string('mf,lr=0.003').to_string()
   assert ('On synthetic, its own models (searched: found here) with seeds 0, '
-          'grid: none: each model at the lr and L2 its search selected.'
+          'grid: none: each model at the lr and L2 its architecture names.'
           ) in output.notes[0]
   # The table's options stand where a dataset sets none of its own.
   assert paper.dataset_options(
