@@ -370,7 +370,7 @@ def searched_note(config) -> str:
   if not sources:
     return ''
   return ('; '.join(sources) + '. A searched architecture is used as found '
-          'on every dataset.')
+          'on every dataset that names no models of its own.')
 
 
 def evaluated_pairs(dataset) -> str:
