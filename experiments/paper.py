@@ -436,6 +436,8 @@ def run_accuracy(config, run: Run) -> Output:
   rows, records, points, evaluated, own = [], [], {}, [], []
   for dataset_name in evaluate_on:
     options = dataset_options(config, dataset_name)
+    own_options = [name for name in DATASET_OPTIONS
+                   if name in config.datasets[dataset_name]]
     protocol = config.datasets[dataset_name].copy_and_resolve_references()
     protocol.data_dir = run.data_dir
     data = driver.TrainingData.from_config(protocol)
@@ -445,7 +447,7 @@ def run_accuracy(config, run: Run) -> Output:
     variants = dict(options.hand_designed_variants)
     searched = ({f'searched: {label}': arch
                  for label, arch in options.searched.items()}
-                if 'searched' in protocol else table_searched)
+                if 'searched' in own_options else table_searched)
     with protocol.unlocked():
       # Strategies that found one architecture share its runs.
       protocol.archs = tuple(dict.fromkeys(
@@ -460,7 +462,7 @@ def run_accuracy(config, run: Run) -> Output:
                 for label, arch in variants.items()]
     trained += [(label, 'searched', arch)
                 for label, arch in searched.items()]
-    if any(name in config.datasets[dataset_name] for name in DATASET_OPTIONS):
+    if own_options:
       own.append(
           f'On {dataset_name}, its own models ('
           + ', '.join(label for label, _, _ in trained) + ') with seeds '

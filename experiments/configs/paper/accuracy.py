@@ -138,8 +138,9 @@ def _full_gowalla() -> ml_collections.ConfigDict:
   """The full LightGCN Gowalla split with models, seeds and grid of its own
   (`paper.DATASET_OPTIONS`): hundreds of CPU-hours would train every
   model of the table on it, so it trains the architecture a Gowalla search
-  found, at the setting that search selected, beside the published numbers
-  (`experiments/configs/gowalla_retrain.py`)."""
+  found, at the setting that search selected
+  (`experiments/configs/gowalla_retrain.py`, whose README section puts it
+  beside the published numbers)."""
   config = _protocol('full')
   config.dataset = 'gowalla'
   config.data.split = 'given'
