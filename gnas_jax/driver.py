@@ -776,7 +776,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   sampler = train.BatchSampler(
       dataset.train, dataset.num_items, config.batch_size,
       train.loss_negatives(arch.loss, config.num_negatives), config.seed,
-      config.get('sampling', 'pairs'))
+      config.get('sampling', 'pairs'),
+      shared_negatives=train.loss_shared_negatives(arch.loss))
   if data.valid_task is None:
     logging.warning('No validation split: training all %d epochs without '
                     'early stopping and testing the last state.',

@@ -487,8 +487,9 @@ def count_parameters(arch: space.Architecture, num_users: int,
   return int(total)
 
 
-def layer0_embeddings(params, arch: jax.Array, rows: jax.Array) -> jax.Array:
-  """`[..., max_width]` masked layer-0 embeddings of node `rows` (for L2)."""
+def layer0_squared_norms(params, arch: jax.Array) -> jax.Array:
+  """`[N]` squared L2 norms of every node's layer-0 embedding, within the
+  architecture's width (for the L2 penalty)."""
   table = params['params']['embedding']
-  return table[rows] * width_mask(arch, table.shape[-1])
+  return jnp.sum((table * width_mask(arch, table.shape[-1])) ** 2, -1)
 

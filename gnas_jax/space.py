@@ -18,9 +18,10 @@ Decisions (choices in the order their indices encode them):
   decoder       dot product, or cosine similarity divided by `temperature`
   temperature   cosine decoder temperature
   loss          BPR (one negative), or sampled softmax over the training
-                protocol's `config.num_negatives` negatives (softmax) or
-                over N of them (softmax-N; searched only where a search
-                space names it)
+                protocol's `config.num_negatives` negatives per positive
+                (softmax), over N of them (softmax-N), or over N drawn
+                once for each mini-batch (shared-softmax-N); the last two
+                searched only where a search space names them
   lr, l2        Adam learning rate; L2 weight on the batch's layer-0
                 embeddings
   agg[l]        layer l's aggregation: lightgcn (A h), gcn (W A h + b),
@@ -104,7 +105,8 @@ DECISIONS: tuple[Decision, ...] = (
     # different numbers train in different programs, none paying for
     # another's, and the encoded vector keeps its positions.
     Decision('loss', ('bpr', 'softmax', 'softmax-32', 'softmax-64',
-                      'softmax-128', 'softmax-256'),
+                      'softmax-128', 'softmax-256', 'shared-softmax-1024',
+                      'shared-softmax-4096'),
              searched=('bpr', 'softmax')),
     Decision('lr', (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)),
     Decision('l2', (0.0, 1e-5, 1e-4, 1e-3)),

@@ -10,7 +10,11 @@ around them (early stopping, evaluation, checkpoints, summaries) is
 The protocol is LightGCN's: every step propagates over the full training
 graph, scores a mini-batch of (user, positive, negatives) triples, and
 minimises BPR (or sampled softmax) plus L2 on the batch's layer-0
-embeddings, with Adam.
+embeddings, with Adam. Sampled softmax draws its negatives per positive
+('softmax', 'softmax-N') or once per mini-batch for all of its positives
+('shared-softmax-N'): scoring those is one `[B, D] x [D, N]` product
+instead of a gather of `[B, N, D]` rows, so it affords far more
+negatives.
 """
 
 from __future__ import annotations
@@ -66,22 +70,38 @@ class Batch:
       first of them, as many as it takes (`loss_negatives`).
     protocol_negatives: how many of them the 'softmax' loss (the training
       protocol's count) scores; None: all K. Static, not a pytree leaf.
+    shared_negatives: `[S]` int32 item ids drawn uniformly for the whole
+      batch; a 'shared-softmax-N' loss scores the first N against every
+      positive. None where no loss scores them.
   """
   users: jax.Array
   positives: jax.Array
   negatives: jax.Array
   protocol_negatives: int | None = flax.struct.field(pytree_node=False,
                                                      default=None)
+  shared_negatives: jax.Array | None = None
+
+# The prefix of the losses whose negatives a mini-batch shares.
+_SHARED = 'shared-softmax-'
 
 
 def loss_negatives(loss: str, protocol_negatives: int) -> int:
   """How many sampled negatives per positive the loss `loss` scores: one
-  for 'bpr', N for 'softmax-N' and `protocol_negatives`
-  (`config.num_negatives`) for 'softmax'."""
+  for 'bpr', N for 'softmax-N', `protocol_negatives`
+  (`config.num_negatives`) for 'softmax' and none for 'shared-softmax-N'
+  (`loss_shared_negatives`)."""
   if loss == 'bpr':
     return 1
+  if loss.startswith(_SHARED):
+    return 0
   _, _, count = loss.partition('-')
   return int(count) if count else protocol_negatives
+
+
+def loss_shared_negatives(loss: str) -> int:
+  """How many negatives shared by its mini-batch the loss `loss` scores: N
+  for 'shared-softmax-N', none for the others."""
+  return int(loss[len(_SHARED):]) if loss.startswith(_SHARED) else 0
 
 
 def negatives_to_draw(choices: Mapping[str, Sequence[Any]],
@@ -91,6 +111,12 @@ def negatives_to_draw(choices: Mapping[str, Sequence[Any]],
   losses scores, and at least `protocol_negatives`."""
   return max([protocol_negatives] + [
       loss_negatives(loss, protocol_negatives) for loss in choices['loss']])
+
+
+def shared_negatives_to_draw(choices: Mapping[str, Sequence[Any]]) -> int:
+  """The negatives per mini-batch a batch shared by every architecture of
+  `choices` must hold: the most any of their losses scores."""
+  return max(loss_shared_negatives(loss) for loss in choices['loss'])
 
 
 SAMPLINGS = ('pairs', 'users')
@@ -107,14 +133,18 @@ class BatchSampler:
     there are pairs (so light users weigh as much as heavy ones).
 
   Negatives are uniform over the items a user has *not* interacted with in
-  training (rejection sampling against the sorted training pairs). Epoch `e`
+  training (rejection sampling against the sorted training pairs). The
+  negatives shared by a mini-batch are uniform over all items, drawn after
+  the rest (the loss masks a user's own positive among them; another of
+  their training items stays a negative, as in a full softmax). Epoch `e`
   draws from `np.random.default_rng((seed, e))`, so a resumed run samples
   exactly what an uninterrupted one would.
   """
 
   def __init__(self, train: np.ndarray, num_items: int, batch_size: int,
                num_negatives: int, seed: int, sampling: str = 'pairs',
-               protocol_negatives: int | None = None):
+               protocol_negatives: int | None = None,
+               shared_negatives: int = 0):
     """
     Args:
       train: `[N, 2]` training (user, item) pairs.
@@ -124,6 +154,7 @@ class BatchSampler:
       seed: the seed of every epoch's draw.
       sampling: how the pairs are drawn (`SAMPLINGS`).
       protocol_negatives: `Batch.protocol_negatives` (at most K).
+      shared_negatives: S, the negatives drawn per mini-batch (0: none).
     """
     if sampling not in SAMPLINGS:
       raise ValueError(f'config.sampling={sampling!r} is not allowed: it '
@@ -137,6 +168,7 @@ class BatchSampler:
           f'A batch of {num_negatives} negatives per positive cannot hold '
           f'the protocol\'s {protocol_negatives}.')
     self.protocol_negatives = protocol_negatives
+    self.shared_negatives = shared_negatives
     self.seed = seed
     self.sampling = sampling
     self._keys = np.sort(self.train[:, 0] * num_items + self.train[:, 1])
@@ -184,11 +216,16 @@ class BatchSampler:
       negatives[redraw] = rng.integers(0, self.num_items, redraw.sum())
       redraw[redraw] = self._is_training_pair(users[redraw],
                                               negatives[redraw])
+    shared = None
+    if self.shared_negatives:
+      shared = rng.integers(0, self.num_items,
+                            (steps, self.shared_negatives)).astype(np.int32)
     return Batch(
         users=pairs[:, 0].reshape(steps, size).astype(np.int32),
         positives=pairs[:, 1].reshape(steps, size).astype(np.int32),
         negatives=negatives.reshape(steps, size, -1).astype(np.int32),
-        protocol_negatives=self.protocol_negatives)
+        protocol_negatives=self.protocol_negatives,
+        shared_negatives=shared)
 
 
 @flax.struct.dataclass
@@ -244,9 +281,12 @@ def recommendation_loss(params, arch: jax.Array, reps: jax.Array,
   BPR uses the first negative: `-log sigmoid(s(u, p) - s(u, n))`. Sampled
   softmax uses the first k: `-log softmax([s(u, p), s(u, n_1..k)])_0`, with
   k = N for 'softmax-N' and the batch's `protocol_negatives` (or all K) for
-  'softmax'. The L2 term is `l2 / 2 * (|e_u|^2 + |e_p|^2 + |e_n|^2) / B`
+  'softmax'; 'shared-softmax-N' uses the first N of the batch's shared
+  negatives for every positive, leaving out those that are the positive
+  itself. The L2 term is `l2 / 2 * (|e_u|^2 + |e_p|^2 + |e_n|^2) / B`
   over the layer-0 embeddings of the batch (LightGCN's convention), with
-  the negatives the loss used.
+  the negatives each positive's loss drew (all N shared ones for
+  'shared-softmax-N').
 
   Args:
     params: model parameters.
@@ -268,14 +308,41 @@ def recommendation_loss(params, arch: jax.Array, reps: jax.Array,
   # negatives; each loss gathers its first ones.
   drawn = batch.negatives.shape[-1]
   protocol = batch.protocol_negatives or drawn
+  shared_drawn = (0 if batch.shared_negatives is None else
+                  batch.shared_negatives.shape[-1])
   if losses is None:
     losses = [loss for loss in space.DECISION_BY_NAME['loss'].choices
-              if loss_negatives(loss, protocol) <= drawn]
+              if loss_negatives(loss, protocol) <= drawn
+              and loss_shared_negatives(loss) <= shared_drawn]
+
+  # Squared norms of every node's layer-0 embedding, gathered per row: a
+  # gather of scalars (and a scatter of scalars under autodiff) where
+  # gathering the [B, K, D] rows themselves would double the cost of
+  # sampled softmax's negatives.
+  squared_norms = models.layer0_squared_norms(params, arch)
 
   def squared(rows):
-    return jnp.sum(models.layer0_embeddings(params, arch, rows) ** 2, -1)
+    return squared_norms[rows]
+
+  def shared_loss_terms(name):
+    count = loss_shared_negatives(name)
+    if count > shared_drawn:
+      raise ValueError(f'Loss {name!r} scores {count} negatives per '
+                       f'mini-batch; the batch holds {shared_drawn}.')
+    negatives = batch.shared_negatives[:count]
+    negative_scores = users @ reps[num_users + negatives].T
+    # A positive's own item among the shared negatives is no negative.
+    negative_scores = jnp.where(
+        negatives[None, :] == batch.positives[:, None], -1e9,
+        negative_scores)
+    logits = jnp.concatenate([positive_scores[:, None], negative_scores], 1)
+    per_example = -jax.nn.log_softmax(logits, axis=-1)[:, 0]
+    negative_l2 = squared(num_users + negatives).sum()
+    return per_example, jnp.broadcast_to(negative_l2, per_example.shape)
 
   def loss_terms(name):
+    if name.startswith(_SHARED):
+      return shared_loss_terms(name)
     # Each loss gathers only the negatives it scores (BPR one of the K).
     count = loss_negatives(name, protocol)
     if count > drawn:
@@ -293,13 +360,16 @@ def recommendation_loss(params, arch: jax.Array, reps: jax.Array,
       per_example = -jax.nn.log_softmax(logits, axis=-1)[:, 0]
     return per_example, squared(num_users + negatives).sum(-1)
 
-  # Rematerialised: a switch under autodiff allocates every branch's
-  # residuals, and sampled softmax's gathered negatives ([B, K, D]) would
-  # be zero-filled for every BPR model at each step.
+  # Where several losses are computed and selected (`vectorised`), each is
+  # rematerialised: otherwise sampled softmax's gathered negatives
+  # ([B, K, D]) would be kept for every BPR model at each step. (A switch
+  # rematerialises its branches itself; a single loss keeps its residuals,
+  # which is cheaper than gathering them again.)
+  if vectorised and len(losses) > 1:
+    loss_terms = jax.checkpoint(loss_terms, static_argnums=0)
   per_example, negative_l2 = models.select(
       arch[space.index('loss')], tuple(losses),
-      space.DECISION_BY_NAME['loss'].choices,
-      jax.checkpoint(loss_terms, static_argnums=0), vectorised)
+      space.DECISION_BY_NAME['loss'].choices, loss_terms, vectorised)
   ranking = jnp.mean(per_example)
   l2 = models.arch_value(arch, 'l2') * 0.5 * jnp.mean(
       squared(batch.users) + squared(num_users + batch.positives) +

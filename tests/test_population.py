@@ -381,18 +381,20 @@ def test_an_added_candidate_takes_a_stopped_slot_and_trains_as_alone(
 
 
 def test_members_scoring_different_negatives_share_a_batch(problem):
-  """One batch of 64 negatives per positive serves candidates that score
-  32, 64, and the protocol's 32 ('softmax'): each trains in a program of
-  its loss as it would alone on a batch holding only its own negatives."""
+  """One batch of 64 negatives per positive and 1024 per mini-batch serves
+  candidates that score 32, 64, the protocol's 32 ('softmax') and 1024
+  shared ones: each trains in a program of its loss as it would alone on a
+  batch holding only its own negatives."""
   graph, _, _ = problem
   pairs = random_pairs(NUM_USERS, NUM_ITEMS, 400, seed=3)
   sampler = train.BatchSampler(pairs, NUM_ITEMS, 64, 64, seed=0,
-                               protocol_negatives=32)
+                               protocol_negatives=32, shared_negatives=1024)
   epoch = sampler.epoch(0)
   batches = [jax.tree.map(lambda x, s=s: jnp.asarray(x[s]), epoch)
              for s in range(sampler.steps_per_epoch)]
   archs = [space.from_string(f'mf,width=16,lr=0.01,loss={loss}')
-           for loss in ('softmax-32', 'softmax-64', 'softmax')]
+           for loss in ('softmax-32', 'softmax-64', 'softmax',
+                        'shared-softmax-1024')]
   # One key for all: they differ in their negatives alone.
   keys = jnp.stack([jax.random.PRNGKey(3)] * len(archs))
   population = population_lib.GroupedPopulation(
@@ -402,8 +404,9 @@ def test_members_scoring_different_negatives_share_a_batch(problem):
     population.step(batch)
   trained = [population.candidate(i)[1].params['params']['embedding']
              for i in range(len(archs))]
-  for i, (arch, key, count) in enumerate(zip(archs, keys, (32, 64, 32))):
-    own = [train.Batch(b.users, b.positives, b.negatives[:, :count])
+  for i, (arch, key, count) in enumerate(zip(archs, keys, (32, 64, 32, 0))):
+    own = [train.Batch(b.users, b.positives, b.negatives[:, :count],
+                       shared_negatives=None if count else b.shared_negatives)
            for b in batches]
     alone = train_alone(graph, own, arch, key, key)
     np.testing.assert_allclose(trained[i],
@@ -413,6 +416,7 @@ def test_members_scoring_different_negatives_share_a_batch(problem):
   # by the protocol alike.
   assert not np.allclose(trained[0], trained[1], atol=1e-3)
   np.testing.assert_allclose(trained[0], trained[2], rtol=1e-6)
+  assert not np.allclose(trained[1], trained[3], atol=1e-3)
 
 
 def test_population_evaluation_equals_single_evaluation(problem):

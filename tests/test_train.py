@@ -79,16 +79,22 @@ def test_bpr_and_softmax_losses_by_hand():
                                            rel=1e-6)
 
 
+def random_representations(rng, num_nodes):
+  """`[N, 4]` node representations and parameters of `[N, 128]` layer-0
+  embeddings (the L2 term's), drawn from `rng`."""
+  reps = jnp.asarray(rng.normal(size=(num_nodes, 4)), jnp.float32)
+  params = {'params': {'embedding': jnp.asarray(
+      rng.normal(size=(num_nodes, 128)), jnp.float32)}}
+  return reps, params
+
+
 def test_softmax_scores_as_many_negatives_as_its_loss_says():
   """A batch of K = 64 negatives: 'softmax-32' scores the first 32, and
   'softmax' the protocol's count, or all 64 without one; by hand, and
   equal to the loss on a batch of those 32 alone."""
   rng = np.random.default_rng(0)
   num_users, num_items = 2, 80
-  reps = jnp.asarray(rng.normal(size=(num_users + num_items, 4)),
-                     jnp.float32)
-  params = {'params': {'embedding': jnp.asarray(
-      rng.normal(size=(num_users + num_items, 128)), jnp.float32)}}
+  reps, params = random_representations(rng, num_users + num_items)
   negatives = rng.permutation(np.arange(1, num_items))[:64]
   full = train.Batch(users=jnp.asarray([1]), positives=jnp.asarray([0]),
                      negatives=jnp.asarray(negatives[None]))
@@ -125,6 +131,57 @@ def test_softmax_scores_as_many_negatives_as_its_loss_says():
         reps, full, num_users, losses=('softmax-128',))
 
 
+def test_shared_softmax_scores_the_batch_negatives_against_every_positive():
+  """'shared-softmax-N': each positive against the first N negatives drawn
+  for the batch, without its own item among them; L2 on all N. By hand."""
+  rng = np.random.default_rng(1)
+  num_users, num_items = 3, 20
+  reps, params = random_representations(rng, num_users + num_items)
+  # Item 5, the first user's positive, is among the shared negatives.
+  shared = np.array([7, 5, 11, 2] + list(range(12, 20)) + list(range(1024 - 12)),
+                    np.int32) % num_items
+  batch = train.Batch(users=jnp.asarray([0, 2]), positives=jnp.asarray([5, 9]),
+                      negatives=jnp.zeros((2, 1), jnp.int32),
+                      shared_negatives=jnp.asarray(shared))
+  arch = jnp.asarray(space.from_string(
+      'mf,loss=shared-softmax-1024,l2=0.001').encode())
+  _, parts = train.recommendation_loss(params, arch, reps, batch, num_users)
+  users, items = np.asarray(reps[:num_users]), np.asarray(reps[num_users:])
+  by_hand = []
+  for user, positive in ((0, 5), (2, 9)):
+    negatives = shared[shared != positive]
+    logits = items[np.concatenate([[positive], negatives])] @ users[user]
+    by_hand.append(-(logits[0] - np.log(np.exp(logits).sum())))
+  assert parts['ranking_loss'] == pytest.approx(np.mean(by_hand), rel=1e-5)
+  squares = (np.asarray(params['params']['embedding'])[:, :64] ** 2).sum(-1)
+  l2_by_hand = 0.5 * 1e-3 * np.mean(
+      [squares[u] + squares[num_users + p] +
+       squares[num_users + shared].sum() for u, p in ((0, 5), (2, 9))])
+  assert parts['l2_loss'] == pytest.approx(l2_by_hand, rel=1e-5)
+  with pytest.raises(ValueError, match="Loss 'shared-softmax-4096' scores "
+                     '4096 negatives per mini-batch; the batch holds 1024'):
+    train.recommendation_loss(
+        params, jnp.asarray(space.from_string(
+            'mf,loss=shared-softmax-4096').encode()),
+        reps, batch, num_users, losses=('shared-softmax-4096',))
+
+
+def test_negatives_shared_by_a_batch_leave_the_other_draws_alone():
+  """The sampler draws S negatives per step after the per-positive ones, so
+  a run with them sees the same pairs and per-positive negatives."""
+  pairs = random_pairs(10, 30, 60, seed=2)
+  plain = train.BatchSampler(pairs, 30, 16, 4, 0).epoch(3)
+  shared = train.BatchSampler(pairs, 30, 16, 4, 0,
+                              shared_negatives=1024).epoch(3)
+  assert plain.shared_negatives is None
+  for name in ('users', 'positives', 'negatives'):
+    np.testing.assert_array_equal(getattr(shared, name), getattr(plain, name))
+  assert shared.shared_negatives.shape == (plain.users.shape[0], 1024)
+  assert shared.shared_negatives.dtype == np.int32
+  # Drawn over every item, training items included.
+  assert set(np.unique(shared.shared_negatives)) == set(range(30))
+
+
 def test_the_negatives_a_loss_scores_and_a_batch_must_hold():
   def used(text):
     return train.loss_negatives(space.from_string(text).loss, 16)
@@ -132,6 +189,12 @@ def test_the_negatives_a_loss_scores_and_a_batch_must_hold():
   assert used('mf') == 1
   assert used('mf,loss=softmax') == 16
   assert used('mf,loss=softmax-128') == 128
+  assert used('mf,loss=shared-softmax-4096') == 0
+  assert train.loss_shared_negatives('shared-softmax-4096') == 4096
+  assert train.loss_shared_negatives('softmax-128') == 0
+  assert train.shared_negatives_to_draw(space.subspace()) == 0
+  assert train.shared_negatives_to_draw(space.subspace(
+      loss=('bpr', 'shared-softmax-1024', 'shared-softmax-4096'))) == 4096
   assert train.negatives_to_draw(space.subspace(), 16) == 16
   assert train.negatives_to_draw(
       space.subspace(loss=('softmax', 'softmax-64')), 16) == 64

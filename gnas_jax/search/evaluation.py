@@ -120,7 +120,8 @@ class PopulationEvaluator:
         dataset.train, dataset.num_items, self.fidelity.batch_size,
         train.negatives_to_draw(choices, config.num_negatives), config.seed,
         config.get('sampling', 'pairs'),
-        protocol_negatives=config.num_negatives)
+        protocol_negatives=config.num_negatives,
+        shared_negatives=train.shared_negatives_to_draw(choices))
 
   def __call__(self, archs: Sequence[space.Architecture], key: jax.Array,
                refill: Refill | None = None) -> dict[str, Any]:
