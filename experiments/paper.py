@@ -411,10 +411,14 @@ def _grid_note(grid, num_negatives: int) -> str:
           'none: each model at the lr and L2 its architecture names')
   negatives = grid.get('negatives') or ()
   if negatives:
-    counts = [f'{n}' if n else f'{num_negatives} (the protocol\'s)'
-              for n in negatives]
+    def entry_note(entry):
+      if isinstance(entry, str):  # A loss over negatives shared by a batch.
+        return f'{entry.rpartition("-")[2]} per mini-batch ({entry})'
+      return f'{entry}' if entry else f'{num_negatives} (the protocol\'s)'
+
     text += (f'; then, for sampled softmax, negatives in '
-             f'{{{", ".join(counts)}}} at the selected lr and L2')
+             f'{{{", ".join(map(entry_note, negatives))}}} at the selected '
+             'lr and L2')
   return text
 
 

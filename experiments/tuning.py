@@ -29,18 +29,33 @@ def tuning_grid(arch: str, grid) -> list[str]:
           for l2 in grid.get('l2') or (default.l2,)]
 
 
+def negatives_loss(entry: int | str) -> str:
+  """The sampled-softmax loss a 'negatives' grid entry names: 0 the
+  protocol's count ('softmax'), N 'softmax-N', and a loss name (negatives
+  shared by a mini-batch: 'shared-softmax-4096') itself."""
+  if isinstance(entry, str):
+    choices = space.DECISION_BY_NAME['loss'].choices
+    if entry not in choices or entry == 'bpr':
+      raise ValueError(
+          f'config.tuning.negatives: {entry!r} is no sampled-softmax loss; '
+          f'a number of negatives or one of '
+          f'{", ".join(c for c in choices if c != "bpr")}.')
+    return entry
+  return f'softmax-{entry}' if entry else 'softmax'
+
+
 def negatives_settings(setting: str, grid) -> list[str]:
-  """`setting` with sampled softmax over each other number of negatives of
-  `grid`'s 'negatives' tuple (0: the protocol's, loss 'softmax'; N:
-  'softmax-N'), for a sampled-softmax architecture; `[]` for BPR, which
-  scores one, or without such a tuple. They are tuned after the (lr, L2)
-  grid, at the setting it selected: a second axis, not a product with the
-  first."""
-  counts = grid.get('negatives') if grid else ()
+  """`setting` with each other sampled-softmax loss of `grid`'s 'negatives'
+  tuple (`negatives_loss`: numbers of negatives per positive, or losses
+  over negatives shared by a mini-batch), for a sampled-softmax
+  architecture; `[]` for BPR, which scores one, or without such a tuple.
+  They are tuned after the (lr, L2) grid, at the setting it selected: a
+  second axis, not a product with the first."""
+  entries = grid.get('negatives') if grid else ()
   loss = space.from_string(setting).loss
-  if not counts or loss == 'bpr':
+  if not entries or loss == 'bpr':
     return []
-  losses = [f'softmax-{count}' if count else 'softmax' for count in counts]
+  losses = [negatives_loss(entry) for entry in entries]
   return [f'{setting},loss={other}' for other in losses if other != loss]
 
 
@@ -65,6 +80,10 @@ def run_all(config, workdir: str,
     seed, None where it diverged}, 'diverged_finals': the better settings
     passed over because a final seed diverged}.
   """
+  options = config.get('tuning')
+  # A bad entry fails now, not after the (lr, L2) grid has trained.
+  for entry in (options.get('negatives') or ()) if options else ():
+    negatives_loss(entry)
   data = driver.TrainingData.from_config(config, data)
 
   def runs(arch, seeds):
@@ -89,7 +108,6 @@ def run_all(config, workdir: str,
                   key=lambda s: scores.get(s, 0.0), reverse=True)
 
   results = {}
-  options = config.get('tuning')
   for arch in config.archs:
     grid = tuning_grid(arch, options)
     scores = {}

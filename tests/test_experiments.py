@@ -73,6 +73,15 @@ def test_negatives_are_tuned_for_sampled_softmax_models_only():
       f'{setting},loss=softmax-64,loss=softmax-128']
   assert tuning.negatives_settings('mf,lr=0.01', grid) == []
   assert tuning.negatives_settings(setting, {'lr': (1e-3,)}) == []
+  # An entry may name a loss over negatives shared by a mini-batch.
+  shared = {'negatives': (0, 'shared-softmax-4096')}
+  assert tuning.negatives_settings(setting, shared) == [
+      f'{setting},loss=shared-softmax-4096']
+  for entry in ('bpr', 'shared-softmax-7'):
+    with pytest.raises(ValueError, match=f"config.tuning.negatives: '{entry}' "
+                       'is no sampled-softmax loss; a number of negatives '
+                       'or one of softmax, softmax-32'):
+      tuning.negatives_settings(setting, {'negatives': (entry,)})
   # The (lr, L2) grid itself has no negatives axis.
   assert len(tuning.tuning_grid('mf,loss=softmax', grid)) == 2
 

@@ -11,6 +11,7 @@ import sys
 
 from absl import flags
 import jax
+import ml_collections
 from ml_collections import config_flags
 import numpy as np
 import pytest
@@ -472,3 +473,13 @@ def test_the_machine_names_the_cores_a_pinned_process_may_use(monkeypatch):
   # Where the system does not say (macOS), the machine is named alone.
   monkeypatch.delattr(os, 'sched_getaffinity')
   assert paper.machine() == machine
+
+
+def test_the_table_note_names_each_number_of_negatives_tuned():
+  grid = ml_collections.ConfigDict({
+      'lr': (0.001, 0.01), 'l2': (), 'seed': 0,
+      'negatives': (0, 128, 'shared-softmax-4096')})
+  assert paper._grid_note(grid, 16) == (
+      'lr in {0.001, 0.01} x L2 in {} at seed 0; then, for sampled softmax, '
+      "negatives in {16 (the protocol's), 128, 4096 per mini-batch "
+      '(shared-softmax-4096)} at the selected lr and L2')
