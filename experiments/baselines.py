@@ -11,7 +11,8 @@ With a tuning grid (`--config.tuning.lr='(1e-3, 3e-3, 1e-2)'
 `config.tuning.seed` (then, with `--config.tuning.negatives='(0, 64, 128)'`,
 a sampled-softmax architecture's selected setting with each of those
 numbers of negatives: loss `softmax`, the protocol's, `softmax-64` and
-`softmax-128`), and the setting with the best validation NDCG@20 is
+`softmax-128`; an entry may also name a loss over negatives shared by a
+mini-batch, `'shared-softmax-4096'`), and the setting with the best validation NDCG@20 is
 then trained with every seed of `config.seeds` (if a seed diverges, the
 next best setting, and the table names the one passed over): each model
 gets the same tuning budget, and the test split decides nothing. Without

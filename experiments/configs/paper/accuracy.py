@@ -173,8 +173,9 @@ def get_config(scale: str = 'small') -> ml_collections.ConfigDict:
   config.tuning.lr = (1e-3, 3e-3, 1e-2)
   config.tuning.l2 = (1e-5, 1e-4, 1e-3)
   # Then, for sampled softmax, these numbers of negatives at the selected lr
-  # and L2 (0: the protocol's num_negatives), for example (0, 64, 128);
-  # () tunes none.
+  # and L2 (0: the protocol's num_negatives; a loss name such as
+  # 'shared-softmax-4096': negatives shared by a mini-batch), for example
+  # (0, 64, 128); () tunes none.
   config.tuning.negatives = ()
   config.tuning.seed = 0
 
