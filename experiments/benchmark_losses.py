@@ -48,11 +48,7 @@ def time_loss(config, data: driver.TrainingData, arch: space.Architecture
   state = train.init_state(model, train.create_optimizer(config),
                            data.graph, jnp.asarray(arch.encode()),
                            jax.random.PRNGKey(config.seed))
-  sampler = train.BatchSampler(
-      dataset.train, dataset.num_items, config.batch_size,
-      train.loss_negatives(arch.loss, config.num_negatives), config.seed,
-      config.get('sampling', 'pairs'),
-      shared_negatives=train.loss_shared_negatives(arch.loss))
+  sampler = driver.single_model_sampler(config, dataset, arch)
   start = time.perf_counter()
   batches = jax.device_put(sampler.epoch(0))
   draw = time.perf_counter() - start
@@ -67,8 +63,7 @@ def time_loss(config, data: driver.TrainingData, arch: space.Architecture
     seconds.append(time.perf_counter() - start)
   step_seconds = float(np.median(seconds[1:]))
   return {'draw': draw, 'step': step_seconds,
-          'epoch': sampler.steps_per_epoch * step_seconds + draw,
-          'steps_per_epoch': sampler.steps_per_epoch}
+          'epoch': sampler.steps_per_epoch * step_seconds + draw}
 
 
 def main(argv):

@@ -35,6 +35,7 @@ from gnas_jax import data as data_lib
 from gnas_jax import driver
 from gnas_jax import models
 from gnas_jax import space
+from gnas_jax import train
 from gnas_jax.search import loop
 from gnas_jax.search import strategies as strategies_lib
 from gnas_jax.search import tabular
@@ -412,9 +413,13 @@ def _grid_note(grid, num_negatives: int) -> str:
   negatives = grid.get('negatives') or ()
   if negatives:
     def entry_note(entry):
-      if isinstance(entry, str):  # A loss over negatives shared by a batch.
-        return f'{entry.rpartition("-")[2]} per mini-batch ({entry})'
-      return f'{entry}' if entry else f'{num_negatives} (the protocol\'s)'
+      if not isinstance(entry, str):
+        return f'{entry}' if entry else f'{num_negatives} (the protocol\'s)'
+      loss = tuning.negatives_loss(entry)
+      shared = train.loss_shared_negatives(loss)
+      if shared:
+        return f'{shared} per mini-batch ({loss})'
+      return f'{train.loss_negatives(loss, num_negatives)} ({loss})'
 
     text += (f'; then, for sampled softmax, negatives in '
              f'{{{", ".join(map(entry_note, negatives))}}} at the selected '

@@ -745,6 +745,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     return _train_and_evaluate(config, workdir, data, arch, to_close)
 
 
+def single_model_sampler(config: ml_collections.ConfigDict,
+                         dataset: data_lib.Dataset,
+                         arch: space.Architecture) -> train.BatchSampler:
+  """The batches `config` trains `arch` alone on: as many negatives per
+  positive, and per mini-batch, as its loss scores."""
+  return train.BatchSampler(
+      dataset.train, dataset.num_items, config.batch_size,
+      train.loss_negatives(arch.loss, config.num_negatives), config.seed,
+      config.get('sampling', 'pairs'),
+      shared_negatives=train.loss_shared_negatives(arch.loss))
+
+
 def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                         data: data_lib.Dataset | TrainingData | None,
                         arch: space.Architecture,
@@ -773,11 +785,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   init_key, train_key = jax.random.split(jax.random.PRNGKey(config.seed))
   state = train.init_state(model, train.create_optimizer(config), data.graph,
                            jnp.asarray(arch.encode()), init_key)
-  sampler = train.BatchSampler(
-      dataset.train, dataset.num_items, config.batch_size,
-      train.loss_negatives(arch.loss, config.num_negatives), config.seed,
-      config.get('sampling', 'pairs'),
-      shared_negatives=train.loss_shared_negatives(arch.loss))
+  sampler = single_model_sampler(config, dataset, arch)
   if data.valid_task is None:
     logging.warning('No validation split: training all %d epochs without '
                     'early stopping and testing the last state.',

@@ -478,8 +478,8 @@ def test_the_machine_names_the_cores_a_pinned_process_may_use(monkeypatch):
 def test_the_table_note_names_each_number_of_negatives_tuned():
   grid = ml_collections.ConfigDict({
       'lr': (0.001, 0.01), 'l2': (), 'seed': 0,
-      'negatives': (0, 128, 'shared-softmax-4096')})
+      'negatives': (0, 128, 'softmax-64', 'shared-softmax-4096')})
   assert paper._grid_note(grid, 16) == (
       'lr in {0.001, 0.01} x L2 in {} at seed 0; then, for sampled softmax, '
-      "negatives in {16 (the protocol's), 128, 4096 per mini-batch "
-      '(shared-softmax-4096)} at the selected lr and L2')
+      "negatives in {16 (the protocol's), 128, 64 (softmax-64), 4096 per "
+      'mini-batch (shared-softmax-4096)} at the selected lr and L2')
