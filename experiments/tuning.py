@@ -44,6 +44,13 @@ def negatives_loss(entry: int | str) -> str:
   return f'softmax-{entry}' if entry else 'softmax'
 
 
+def is_tuned(arch: str, grid) -> bool:
+  """Whether `grid` (a config's `tuning`) gives `arch` more than one
+  setting to select from on validation."""
+  settings = tuning_grid(arch, grid)
+  return len(settings) > 1 or bool(negatives_settings(settings[0], grid))
+
+
 def negatives_settings(setting: str, grid) -> list[str]:
   """`setting` with each other sampled-softmax loss of `grid`'s 'negatives'
   tuple (`negatives_loss`: numbers of negatives per positive, or losses
@@ -85,6 +92,14 @@ def run_all(config, workdir: str,
   for entry in (options.get('negatives') or ()) if options else ():
     negatives_loss(entry)
   data = driver.TrainingData.from_config(config, data)
+  tuned = [arch for arch in config.archs if is_tuned(arch, options)]
+  if tuned and data.valid_task is None:
+    raise ValueError(
+        f'config.tuning gives {tuned[0]} a grid, which is selected on '
+        'validation NDCG@20, and this split has no validation pairs '
+        '(data.given_valid_ratio=0 or a zero validation share of '
+        'data.split_ratios); tune with validation, then retrain the '
+        'selected setting without it.')
 
   def runs(arch, seeds):
     return driver.train_with_seeds(
@@ -111,7 +126,7 @@ def run_all(config, workdir: str,
   for arch in config.archs:
     grid = tuning_grid(arch, options)
     scores = {}
-    if len(grid) > 1 or negatives_settings(grid[0], options):
+    if is_tuned(arch, options):
       tune(grid, scores)
       if all(score is None for score in scores.values()):
         raise ValueError(
@@ -157,8 +172,11 @@ def summary_table(results: dict[str, dict]) -> str:
            '| --- |' + ' ---: |' * (len(header) - 1)]
   for arch, result in results.items():
     runs = result['runs']
+    # A run without validation (a retraining on every training pair) has
+    # no validation column.
     cells = [driver.format_statistic(driver.seed_statistics(runs, column),
                                      4 if column in metrics else 2)
+             if all(column in run for run in runs) else '-'
              for column in (*metrics, 'best_epoch', 'epochs_run',
                             'train_seconds_per_epoch')]
     label = arch if result['selected'] == arch else (

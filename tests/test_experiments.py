@@ -28,6 +28,16 @@ def test_baselines_table_reports_mean_and_sample_std():
   assert row.endswith('| 15.00 ± 7.07 | 45.00 ± 7.07 | 1.00 ± 0.00 | 2 |')
 
 
+def test_a_run_without_validation_has_no_validation_cell():
+  # A retraining on every training pair (data.given_valid_ratio=0).
+  runs = [{'test/recall@20': 0.3, 'test/ndcg@20': 0.2, 'test/recall@10': 0.1,
+           'test/ndcg@10': 0.1, 'best_epoch': 81, 'epochs_run': 81,
+           'train_seconds_per_epoch': 2.0, 'seed': 0}]
+  table = tuning.summary_table(
+      {'mf': {'selected': 'mf', 'runs': runs, 'tuning': {}}})
+  assert table.splitlines()[2].startswith('| mf | - | 0.3000 ± 0.0000 |')
+
+
 def test_baselines_reuse_finished_runs(tmp_path):
   finished = {'test/ndcg@20': 0.5, 'seed': 3}
   run_dir = tmp_path / 'mf' / 'seed_3'
@@ -181,6 +191,18 @@ def test_negatives_are_tuned_after_lr_and_l2_at_the_selected_setting(
       (setting(selected), (0,)), (setting(selected), (0, 1)),
       (setting('mf,lr=0.001,l2=0'), (0,)), (setting('mf,lr=0.01,l2=0'), (0,)),
       (setting('mf,lr=0.01,l2=0'), (0, 1))]
+
+
+def test_a_grid_without_validation_is_refused_before_training(
+    tmp_path, monkeypatch):
+  diverge_when(monkeypatch, lambda arch, seeds: pytest.fail('trained'))
+  config = mf_tuning_config((0,))
+  with config.unlocked():
+    config.data.split_ratios = (0.9, 0.0, 0.1)
+  with pytest.raises(ValueError, match=re.escape(
+      'config.tuning gives mf a grid, which is selected on validation '
+      'NDCG@20, and this split has no validation pairs')):
+    tuning.run_all(config, str(tmp_path))
 
 
 def test_a_diverging_setting_loses_the_tuning_and_the_others_go_on(
