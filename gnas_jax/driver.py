@@ -827,6 +827,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       checkpoints.save(checkpoints.best, learner.state, progress)
     checkpoints.save(checkpoints.latest, learner.state, progress)
     if results is None:
+      logging.info('epoch %d of %d: loss %.4f (no validation)', epoch,
+                   config.epochs, last_loss[0])
       return
     writer.write_scalars(epoch, {f'valid/{name}': value
                                  for name, value in results[0].items()})

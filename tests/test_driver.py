@@ -292,3 +292,20 @@ def test_a_diverging_run_names_its_seed_directory_and_learning_rate(
   assert np.isfinite(run['valid/ndcg@20'])
   assert not os.path.exists(os.path.join(directory, 'seed_3',
                                          driver.DIVERGED_FILE))
+
+
+def test_a_run_without_validation_trains_every_epoch_and_tests_the_last(
+    tmp_path, caplog):
+  """A retraining on every training pair: no early stopping, the last
+  state tested, each epoch logged."""
+  config = test_config.get_config()
+  with config.unlocked():
+    config.epochs = 2
+    config.data.split_ratios = (0.9, 0.0, 0.1)
+  with caplog.at_level(logging.INFO):
+    (run,) = driver.train_with_seeds(config, str(tmp_path),
+                                     space.from_string('mf'), [0])
+  assert run['best_epoch'] == run['epochs_run'] == 2
+  assert not [key for key in run if key.startswith('valid/')]
+  assert np.isfinite(run['test/ndcg@20'])
+  assert 'epoch 2 of 2: loss' in caplog.text
