@@ -17,8 +17,9 @@ interrupted command continues where it stopped. Writes
 `WORKDIR/nas_benchmarks.md` and `WORKDIR/nas_benchmarks.png` (regret
 against queries, one panel per dataset).
 
-Strategies: the registered ones, and ablations of the adversarial one
-(`ABLATIONS`), each a name for a set of options.
+Strategies: the registered ones, ablations of the adversarial one
+(`ABLATIONS`) and its options that are off by default (`EXTENSIONS`,
+named explicitly, not part of 'all'), each a name for a set of options.
 """
 
 from __future__ import annotations
@@ -58,17 +59,24 @@ def define_flags() -> None:
 BASELINES = ('random', 'evolution', 'reinforce', 'tpe', 'local')
 # Each ablation turns off one part of the adversarial strategy.
 ABLATIONS: dict[str, dict[str, Any]] = dict(ablations_config.VARIANTS)
+# Options of the adversarial strategy that are off by default, each tried
+# as a variant of its own.
+EXTENSIONS: dict[str, dict[str, Any]] = {
+    'adversarial-coverage': {'coverage': 0.125}}
 ALL_STRATEGIES = BASELINES + tuple(ABLATIONS)
+KNOWN_STRATEGIES = ALL_STRATEGIES + tuple(EXTENSIONS)
 
 
 def strategy_options(label: str) -> tuple[str, dict[str, Any]]:
   """`(registered name, options)` of a strategy label."""
   if label in ABLATIONS:
     return 'adversarial', dict(ABLATIONS[label])
+  if label in EXTENSIONS:
+    return 'adversarial', dict(EXTENSIONS[label])
   if label in BASELINES:
     return label, {}
   raise ValueError(f'Unknown strategy {label!r}; choose from '
-                   f'{", ".join(ALL_STRATEGIES)}, or all.')
+                   f'{", ".join(KNOWN_STRATEGIES)}, or all.')
 
 
 def load_benchmark(name: str, dataset: str):
@@ -308,7 +316,9 @@ def main(argv: Sequence[str]) -> None:
   try:
     datasets = _parse_list(options.datasets,
                            benchmark_datasets(options.benchmark), 'dataset')
-    strategies = _parse_list(options.strategies, ALL_STRATEGIES, 'strategy')
+    strategies = (list(ALL_STRATEGIES) if options.strategies == 'all' else
+                  _parse_list(options.strategies, KNOWN_STRATEGIES,
+                              'strategy'))
     queries = [int(q) for q in options.queries.split(',') if q.strip()]
     command = ('python -m experiments.benchmark_search '
                f'--benchmark={options.benchmark} --datasets={options.datasets}'

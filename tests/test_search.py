@@ -451,3 +451,51 @@ def test_the_last_unseen_architecture_is_found_in_a_vast_raw_space():
   for seed in range(5):
     np.testing.assert_array_equal(
         strategy.ask(state, jax.random.PRNGKey(seed), 1), every[:1])
+
+
+def test_neglected_choices_by_hand():
+  """Of the N_p evaluations deciding a position, a uniform draw gives each
+  of its A_p choices N_p / A_p; below half of that a choice is neglected,
+  least often first (ties in position order)."""
+  declared = search.SearchSpace(
+      {'a': (0, 1, 2, 3), 'b': ('x', 'y'), 'c': ('u', 'v')},
+      conditions={'c': {'b': ('y',)}})
+  a = [0] * 6 + [1] * 5 + [2]
+  b = ['x'] * 11 + ['y']
+  tokens = declared.canonical(np.array([
+      declared.encode({'a': i, 'b': j, 'c': 'u'}) for i, j in zip(a, b)]))
+  # a: counts 6, 5, 1, 0 of 12 over 4 choices: shares 2, 5/3, 1/3, 0.
+  # b: 11, 1 of 12 over 2: 11/6, 1/6. c decided once (b = 'y'): 2, 0.
+  assert strategies.adversarial.neglected_choices(declared, tokens) == [
+      (0, 3), (2, 1), (1, 1), (0, 2)]
+  # Ties in random order with a generator.
+  orders = {tuple(strategies.adversarial.neglected_choices(
+      declared, tokens, np.random.default_rng(seed))[:2]) for seed in range(8)}
+  assert orders == {((0, 3), (2, 1)), ((2, 1), (0, 3))}
+
+
+def test_coverage_probes_a_choice_the_archive_never_tried():
+  """Nine architectures, none with loss 'd' (the other choices near their
+  uniform shares): a probe is a neighbour of the truth set with it, the
+  best architecture's without the discriminator's ranking."""
+  declared = search.SearchSpace({'loss': ('a', 'b', 'c', 'd'),
+                                 'width': (1, 2, 3),
+                                 'depth': (1, 2, 3, 4, 5)})
+  tried = np.stack([
+      declared.encode({'loss': loss, 'width': width, 'depth': depth % 5 + 1})
+      for depth, (loss, width) in enumerate(
+          (loss, width) for loss in 'abc' for width in (1, 2, 3))])
+  best = 2  # loss a, width 3, depth 3.
+  fitness = [1.0 if i == best else 0.1 * i for i in range(len(tried))]
+  for ranked in (False, True):
+    strategy = strategies.make_strategy(
+        'adversarial', declared, coverage=1.0, rank_with_discriminator=ranked,
+        **_FAST_ADVERSARIAL)
+    state = strategy.init(jax.random.PRNGKey(0))
+    state = state.replace(archive=state.archive.add(tried, fitness))
+    probe = declared.decode(strategy.ask(state, jax.random.PRNGKey(1), 1)[0])
+    assert probe['loss'] == 'd'
+    if not ranked:
+      assert probe == {'loss': 'd', 'width': 3, 'depth': 3}
+  with pytest.raises(ValueError, match='0 <= coverage <= 1; got 1.5'):
+    strategies.make_strategy('adversarial', declared, coverage=1.5)

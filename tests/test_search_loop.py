@@ -434,3 +434,16 @@ def test_a_wall_time_budget_ends_the_search_after_the_round_that_spends_it(
   bar = capsys.readouterr().err
   assert 'wall=' in bar and '/1 s' in bar
   assert f'/{config.budget // config.population_size}' not in bar
+
+
+def test_an_option_added_later_counts_in_the_fingerprint_only_when_set():
+  """Searches recorded before `coverage` existed ran without probes, and
+  still resume; a search with probes is another search."""
+  config = search_test.get_config()
+  with config.unlocked():
+    config.strategy = 'adversarial'
+  assert 'coverage' not in loop.fingerprint(config)['options']
+  assert loop.fingerprint(config)['options']['mutations'] == 8
+  with config.unlocked():
+    config.strategies.adversarial.coverage = 0.125
+  assert loop.fingerprint(config)['options']['coverage'] == 0.125

@@ -67,7 +67,9 @@ def get_config() -> ml_collections.ConfigDict:
       'discriminator_learning_rate': 1e-3, 'label_smoothing': 0.1,
       'r1_weight': 0.1, 'entropy_weight': 1e-2, 'pairwise': True,
       'archive_negatives': True, 'refit_weight': 1.0, 'clip': 0.2,
-      'ppo_epochs': 4, 'mutations': 8}
+      'ppo_epochs': 4, 'mutations': 8,
+      # Share of proposals that probe a neglected choice (0: none).
+      'coverage': 0.0}
   # Uniform over decisions.
   config.strategies.random = {}
   # Regularized (aging) evolution.

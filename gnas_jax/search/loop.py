@@ -73,17 +73,28 @@ def training_key(seed: int, round_index: int) -> jax.Array:
   return jax.random.fold_in(stream, round_index)
 
 
+# Strategy options added after searches were recorded, with the value
+# that leaves proposals as they were before.
+_LATER_STRATEGY_OPTIONS = {'adversarial': {'coverage': 0.0}}
+
+
 def fingerprint(config: ml_collections.ConfigDict) -> dict[str, Any]:
   """What a resumed search must share with the one it continues.
 
-  Trainer options count only where they differ from their defaults
-  (`driver.changed_trainer_options`), so that the fingerprints (and the
-  tabular benchmarks keyed by them) of searches from before they were
-  options stay valid.
+  Trainer options, and strategy options added later
+  (`_LATER_STRATEGY_OPTIONS`), count only where they differ from their
+  defaults (`driver.changed_trainer_options`), so that the fingerprints
+  (and the tabular benchmarks keyed by them) of searches from before they
+  were options stay valid.
   """
+  options = dict(config.strategies.get(config.strategy, {}))
+  for name, value in _LATER_STRATEGY_OPTIONS.get(config.strategy,
+                                                 {}).items():
+    if options.get(name) == value:
+      del options[name]
   return json.loads(json.dumps({
       'strategy': config.strategy, 'space': config.space,
-      'options': config.strategies.get(config.strategy, {}),
+      'options': options,
       'population_size': config.population_size, 'seed': config.seed,
       'fidelity': _fidelity(config), 'dataset': config.dataset,
       'data': config.data.to_dict(), 'num_negatives': config.num_negatives,

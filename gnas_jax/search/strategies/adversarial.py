@@ -28,7 +28,15 @@ What is this project's own:
     (`rank_with_discriminator`);
   * R1 gradient penalty and one-sided label smoothing against a
     discriminator that overfits a small truth set, and an entropy bonus
-    against mode collapse.
+    against mode collapse;
+  * coverage probes (off by default): each proposal is, with
+    probability `coverage`, a probe of the choice evaluated least often for its share
+    (`neglected_choices`: under half the share a uniform draw gives it):
+    the truth set's one-decision neighbour taking that choice that the
+    discriminator ranks best. A generator refit to the truth set and a
+    discriminator that never saw a choice rarely propose it, so a choice
+    the uniform first round happened to miss would otherwise stay
+    untried with the best architectures known.
 
 The first round, with nothing evaluated, is uniform; every later round
 comes from the trained generator and discriminator (no warm-up unless
@@ -52,6 +60,38 @@ from gnas_jax.search.strategies import base
 from gnas_jax.search.strategies import evolution
 
 
+# A choice is neglected below this share of the evaluations a uniform draw
+# would give it.
+_NEGLECTED_SHARE = 0.5
+
+
+def neglected_choices(space, tokens: np.ndarray,
+                      rng: np.random.Generator | None = None
+                      ) -> list[tuple[int, int]]:
+  """`(position, token)` choices that canonical `tokens` (`[N, K]`, the
+  evaluated architectures) took under half as often as a uniform draw
+  would, least often first: of the N_p rows where position p is active, a
+  choice among the A_p allowed there is expected N_p / A_p times. Ties
+  are in position order, or in random order with `rng`."""
+  tokens = np.asarray(tokens, np.int32)
+  active = space.active(tokens)
+  shares = []
+  for position in range(space.num_positions):
+    allowed = np.flatnonzero(space.mask[position])
+    deciding = tokens[active[:, position], position]
+    if len(allowed) < 2 or not len(deciding):
+      continue
+    counts = np.bincount(deciding, minlength=space.vocab)[allowed]
+    shares.extend((count * len(allowed) / len(deciding), position, choice)
+                  for count, choice in zip(counts, allowed))
+  ties = (rng.permutation(len(shares)) if rng is not None
+          else np.arange(len(shares)))
+  return [(position, int(choice))
+          for (share, position, choice), _ in sorted(
+              zip(shares, ties), key=lambda item: (item[0][0], item[1]))
+          if share < _NEGLECTED_SHARE]
+
+
 @flax.struct.dataclass
 class AdversarialState:
   """The archive, generator and discriminator, and the training key."""
@@ -71,7 +111,8 @@ class AdversarialSearch(base.Strategy):
   """
   name = 'adversarial'
   # 2: each truth architecture weighs the same in the refit, and the
-  # decision a mutation changes is drawn uniformly.
+  # decision a mutation changes is drawn uniformly. (Coverage probes, off
+  # by default, leave the proposals without them as they were.)
   revision = 2
 
   def __init__(self, space, hidden: int = 64, truth_size: int = 10,
@@ -83,7 +124,8 @@ class AdversarialSearch(base.Strategy):
                label_smoothing: float = 0.1, r1_weight: float = 0.1,
                entropy_weight: float = 1e-2, pairwise: bool = True,
                archive_negatives: bool = True, refit_weight: float = 1.0,
-               clip: float = 0.2, ppo_epochs: int = 4, mutations: int = 8):
+               clip: float = 0.2, ppo_epochs: int = 4, mutations: int = 8,
+               coverage: float = 0.0):
     super().__init__(space)
     for name, value in (('hidden', hidden), ('truth_size', truth_size),
                         ('ranking_factor', ranking_factor),
@@ -100,6 +142,9 @@ class AdversarialSearch(base.Strategy):
     if mutations < 0:
       raise ValueError('The adversarial strategy needs mutations >= 0; got '
                        f'{mutations}.')
+    if not 0 <= coverage <= 1:
+      raise ValueError('The adversarial strategy needs 0 <= coverage <= 1; '
+                       f'got {coverage}.')
     if warmup < 0:
       raise ValueError(f'The adversarial strategy needs warmup >= 0; got '
                        f'{warmup}.')
@@ -128,6 +173,7 @@ class AdversarialSearch(base.Strategy):
     self.clip = clip
     self.ppo_epochs = ppo_epochs
     self.mutations = mutations
+    self.coverage = coverage
 
   def init(self, key):
     generator_key, discriminator_key, train_key = jax.random.split(key, 3)
@@ -173,11 +219,12 @@ class AdversarialSearch(base.Strategy):
                                       self.space, key,
                                       self.ranking_factor * num)
     candidates = self.space.canonical(np.asarray(sampled))
+    truth = state.archive.best(self._truth_count(state.archive.size))
+    known = ([self.space.mutations(parent, rng) for parent in truth]
+             if self.mutations or self.coverage else [])
     if self.mutations:
       # One-decision neighbours of the truth set join the generator's
       # samples, for the discriminator to rank.
-      truth = state.archive.best(self._truth_count(state.archive.size))
-      known = [self.space.mutations(parent, rng) for parent in truth]
       parents = rng.integers(len(truth), size=self.mutations * num)
       candidates = np.concatenate([candidates] + [
           evolution.mutate(self.space, truth[p], rng, known[p])[None]
@@ -192,7 +239,36 @@ class AdversarialSearch(base.Strategy):
       order = np.argsort(-self._logits(state.discriminator, candidates),
                          kind='stable')
       candidates = candidates[order]
-    return candidates
+    if not self.coverage:
+      return candidates
+    probes = self._probes(state, rng, rng.binomial(num, self.coverage),
+                          np.concatenate([rows for rows, _ in known]))
+    return np.concatenate([probes, candidates])
+
+  def _probes(self, state, rng: np.random.Generator, num: int,
+              neighbours: np.ndarray) -> np.ndarray:
+    """`[<= num, K]` unseen `neighbours` of the truth set, one for each of
+    the first `num` `neglected_choices` that one of them takes: the one
+    the discriminator ranks best (the first without its ranking)."""
+    if not num or not len(neighbours):
+      return neighbours[:0]
+    seen = set(self.space.keys(state.archive.tokens))
+    neighbours = neighbours[[k not in seen
+                             for k in self.space.keys(neighbours)]]
+    active = self.space.active(neighbours)
+    probes = []
+    for position, choice in neglected_choices(
+        self.space, state.archive.tokens, rng):
+      taking = neighbours[active[:, position]
+                          & (neighbours[:, position] == choice)]
+      if not len(taking):
+        continue  # No neighbour of the truth set can take it.
+      best = (int(np.argmax(self._logits(state.discriminator, taking)))
+              if self.rank_with_discriminator else 0)
+      probes.append(taking[best])
+      if len(probes) == num:
+        break
+    return np.stack(probes) if probes else neighbours[:0]
 
   def learn(self, state, archive, tokens, fitness):
     metrics = {}
