@@ -30,13 +30,13 @@ What is this project's own:
     discriminator that overfits a small truth set, and an entropy bonus
     against mode collapse;
   * coverage probes (off by default): each proposal is, with
-    probability `coverage`, a probe of the choice evaluated least often for its share
-    (`neglected_choices`: under half the share a uniform draw gives it):
-    the truth set's one-decision neighbour taking that choice that the
-    discriminator ranks best. A generator refit to the truth set and a
-    discriminator that never saw a choice rarely propose it, so a choice
-    the uniform first round happened to miss would otherwise stay
-    untried with the best architectures known.
+    probability `coverage`, a probe of the choice evaluated least often
+    for its share (`neglected_choices`: under half the share a uniform
+    draw gives it): the truth set's one-decision neighbour taking that
+    choice that the discriminator ranks best. A generator refit to the
+    truth set and a discriminator that never saw a choice rarely propose
+    it, so a choice the uniform first round happened to miss would
+    otherwise stay untried with the best architectures known.
 
 The first round, with nothing evaluated, is uniform; every later round
 comes from the trained generator and discriminator (no warm-up unless
