@@ -255,17 +255,20 @@ class AdversarialSearch(base.Strategy):
     seen = set(self.space.keys(state.archive.tokens))
     neighbours = neighbours[[k not in seen
                              for k in self.space.keys(neighbours)]]
+    if self.rank_with_discriminator and len(neighbours):
+      # Ranked once, best first: each probe is the first that takes its
+      # choice.
+      neighbours = neighbours[np.argsort(
+          -self._logits(state.discriminator, neighbours), kind='stable')]
     active = self.space.active(neighbours)
     probes = []
     for position, choice in neglected_choices(
         self.space, state.archive.tokens, rng):
-      taking = neighbours[active[:, position]
-                          & (neighbours[:, position] == choice)]
+      taking = np.flatnonzero(active[:, position]
+                              & (neighbours[:, position] == choice))
       if not len(taking):
-        continue  # No neighbour of the truth set can take it.
-      best = (int(np.argmax(self._logits(state.discriminator, taking)))
-              if self.rank_with_discriminator else 0)
-      probes.append(taking[best])
+        continue  # No unseen neighbour of the truth set takes it.
+      probes.append(neighbours[taking[0]])
       if len(probes) == num:
         break
     return np.stack(probes) if probes else neighbours[:0]
