@@ -15,7 +15,10 @@ Every finished search is appended to `WORKDIR/runs.jsonl`, so an
 interrupted command continues where it stopped. Writes
 `WORKDIR/nas_benchmarks.json` (every figure of the table),
 `WORKDIR/nas_benchmarks.md` and `WORKDIR/nas_benchmarks.png` (regret
-against queries, one panel per dataset).
+against queries, one panel per dataset). With `--paired_against=NAME`,
+the table also compares every other strategy with NAME seed by seed
+(`paired`): a difference in the means that its standard errors cannot
+tell apart may still hold seed for seed, or not.
 
 Strategies: the registered ones, ablations of the adversarial one
 (`ABLATIONS`) and its options that are off by default (`EXTENSIONS`,
@@ -52,6 +55,10 @@ def define_flags() -> None:
   flags.DEFINE_string('queries', '25,50,100,200',
                       'Query counts at which the pick is reported (each at '
                       'most the budget).')
+  flags.DEFINE_string('paired_against', '',
+                      'A strategy of --strategies to compare every other '
+                      'one with, seed by seed (a Wilcoxon signed-rank test '
+                      'over every dataset and seed); none when empty.')
   flags.DEFINE_string('workdir', None, 'Output folder.', required=True)
   flags.DEFINE_bool('progress', True, 'Show a progress bar.')
 
@@ -164,7 +171,66 @@ def summarise(runs, datasets, strategies, seeds, queries, best
   return table
 
 
-def markdown(table, queries, budget, seeds, batch_size, command) -> str:
+def paired(runs, datasets, strategies, seeds, queries, reference: str
+           ) -> dict[str, Any]:
+  """Each strategy against `reference`, seed by seed, per query count.
+
+  The same seed of two strategies is a pair: its difference in validation
+  regret (strategy minus reference; below 0 where the strategy's pick is
+  better). Per strategy and query count: on how many datasets the mean
+  difference is below, at or above 0, its mean over every (dataset, seed)
+  pair, and the two-sided Wilcoxon signed-rank p-value over those pairs
+  (zero differences dropped; 1 when all are zero). Nothing corrects for
+  the several query counts and strategies tested.
+  """
+  from scipy import stats  # pylint: disable=g-import-not-at-top
+  comparison = {}
+  for label in strategies:
+    if label == reference:
+      continue
+    entry = {}
+    for n in queries:
+      def regrets(strategy, dataset, n=n):
+        return np.array([runs[dataset, strategy, s]['picks'][str(n)][
+            'valid_regret'] for s in seeds])
+      differences = {d: regrets(label, d) - regrets(reference, d)
+                     for d in datasets}
+      means = np.array([differences[d].mean() for d in datasets])
+      pooled = np.concatenate(list(differences.values()))
+      p_value = (float(stats.wilcoxon(pooled).pvalue) if np.any(pooled)
+                 else 1.0)
+      entry[str(n)] = {'datasets_lower': int((means < 0).sum()),
+                       'datasets_equal': int((means == 0).sum()),
+                       'datasets_higher': int((means > 0).sum()),
+                       'mean_difference': float(pooled.mean()),
+                       'pairs': len(pooled), 'wilcoxon_p': p_value}
+    comparison[label] = entry
+  return comparison
+
+
+def paired_markdown(comparison, reference: str) -> list[str]:
+  """The lines of `paired`'s table."""
+  lines = [f'**Paired by seed against `{reference}`**: datasets where the '
+           'mean validation regret is lower / equal / higher than '
+           f'`{reference}`\'s, the mean difference x 100 over every '
+           '(dataset, seed) pair (below 0: lower regret), and the two-sided '
+           'Wilcoxon signed-rank p-value over those pairs, uncorrected for '
+           'the several query counts.', '',
+           '| strategy | queries | lower / equal / higher | mean difference '
+           'x 100 | pairs | Wilcoxon p |',
+           '| --- | ---: | ---: | ---: | ---: | ---: |']
+  for label, entry in comparison.items():
+    for n, value in entry.items():
+      lines.append(
+          f'| {label} | {n} | {value["datasets_lower"]} / '
+          f'{value["datasets_equal"]} / {value["datasets_higher"]} | '
+          f'{100 * value["mean_difference"]:+.3f} | {value["pairs"]} | '
+          f'{value["wilcoxon_p"]:.3f} |')
+  return lines + ['']
+
+
+def markdown(table, queries, budget, seeds, batch_size, command,
+             comparison=None, reference: str = '') -> str:
   """The regret table (bold: lowest mean per dataset and query count) and
   the test accuracy of each pick at the largest query count."""
   lines = [f'<!-- nas_benchmarks.md: written by `{command}`; edit the code, '
@@ -220,6 +286,8 @@ def markdown(table, queries, budget, seeds, batch_size, command) -> str:
     lines.append(f'| {label} | ' + ' | '.join(
         f'{table[d]["strategies"][label]["seconds_per_search"]:.1f}'
         for d in table) + ' |')
+  if comparison:
+    lines += [''] + paired_markdown(comparison, reference)[:-1]
   return '\n'.join(lines) + '\n'
 
 
@@ -256,8 +324,11 @@ def benchmark_search(benchmark_name: str, datasets: Sequence[str],
                      strategies: Sequence[str], seeds: Sequence[int],
                      budget: int, batch_size: int, queries: Sequence[int],
                      workdir: str, progress: bool = True,
-                     command: str = '') -> dict[str, Any]:
-  """Runs (or reads back) every search and writes the table and figure."""
+                     command: str = '', paired_against: str = ''
+                     ) -> dict[str, Any]:
+  """Runs (or reads back) every search and writes the table and figure;
+  with `paired_against`, also every other strategy's `paired` comparison
+  with that one."""
   from gnas_jax import driver  # pylint: disable=g-import-not-at-top
   from gnas_jax import records  # pylint: disable=g-import-not-at-top
   from gnas_jax.search import strategies as strategies_lib  # pylint: disable=g-import-not-at-top
@@ -267,6 +338,9 @@ def benchmark_search(benchmark_name: str, datasets: Sequence[str],
   if not queries or queries[0] < 1 or queries[-1] > budget:
     raise ValueError(f'--queries must lie in 1..budget ({budget}); got '
                      f'{queries}.')
+  if paired_against and paired_against not in strategies:
+    raise ValueError(f'--paired_against={paired_against!r} is not one of '
+                     f'--strategies ({", ".join(strategies)}).')
   os.makedirs(workdir, exist_ok=True)
   path = os.path.join(workdir, 'runs.jsonl')
   runs = _read_runs(path)
@@ -300,10 +374,15 @@ def benchmark_search(benchmark_name: str, datasets: Sequence[str],
              'batch_size': batch_size, 'seeds': list(seeds),
              'queries': list(queries), 'command': command,
              'datasets': table}
+  if paired_against:
+    summary['paired_against'] = paired_against
+    summary['paired'] = paired(runs, datasets, strategies, seeds, queries,
+                               paired_against)
   with open(os.path.join(workdir, 'nas_benchmarks.json'), 'w') as f:
     json.dump(summary, f, indent=1)
   with open(os.path.join(workdir, 'nas_benchmarks.md'), 'w') as f:
-    f.write(markdown(table, queries, budget, seeds, batch_size, command))
+    f.write(markdown(table, queries, budget, seeds, batch_size, command,
+                     summary.get('paired'), paired_against))
   plot(table, os.path.join(workdir, 'nas_benchmarks.png'))
   return summary
 
@@ -323,15 +402,18 @@ def main(argv: Sequence[str]) -> None:
     command = ('python -m experiments.benchmark_search '
                f'--benchmark={options.benchmark} --datasets={options.datasets}'
                f' --strategies={options.strategies} --seeds={options.seeds} '
-               f'--budget={options.budget} --batch_size={options.batch_size}')
+               f'--budget={options.budget} --batch_size={options.batch_size}'
+               + (f' --paired_against={options.paired_against}'
+                  if options.paired_against else ''))
     summary = benchmark_search(
         options.benchmark, datasets, strategies, range(options.seeds),
         options.budget, options.batch_size, queries, options.workdir,
-        options.progress, command)
+        options.progress, command, options.paired_against)
   except ValueError as e:
     raise SystemExit(f'Error: {e}') from None
   print(markdown(summary['datasets'], summary['queries'], summary['budget'],
-                 summary['seeds'], summary['batch_size'], command))
+                 summary['seeds'], summary['batch_size'], command,
+                 summary.get('paired'), options.paired_against))
 
 
 if __name__ == '__main__':

@@ -119,3 +119,38 @@ def test_paper_table_reads_the_benchmark(tmp_path):
   assert sum(row[-1] for row in output.rows) == 1
   assert os.path.exists(tmp_path / 'nas_benchmarks.png')
   assert os.path.exists(tmp_path / 'nas_benchmarks_full.md')
+
+
+def test_paired_comparison_by_hand(tmp_path):
+  # Reference regrets 0.1 everywhere; each strategy adds known differences,
+  # two datasets of three seeds (six pairs, distinct magnitudes: exact test).
+  added = {'adversarial': [[0.0] * 3, [0.0] * 3],
+           'better': [[-0.01, -0.02, -0.03], [-0.04, -0.05, 0.06]],
+           'same': [[0.0] * 3, [0.0] * 3],
+           'worse': [[0.01, 0.02, 0.03], [0.04, 0.05, 0.06]]}
+  runs = {(dataset, label, seed): {'picks': {'10': {
+              'valid_regret': 0.1 + added[label][d][seed]}}}
+          for label in added for d, dataset in enumerate(('a', 'b'))
+          for seed in range(3)}
+  comparison = benchmark_search.paired(runs, ['a', 'b'], list(added),
+                                       range(3), [10], 'adversarial')
+  assert list(comparison) == ['better', 'same', 'worse']
+  better = comparison['better']['10']
+  assert (better['datasets_lower'], better['datasets_equal'],
+          better['datasets_higher']) == (2, 0, 0)  # Means -0.02 and -0.01.
+  np.testing.assert_allclose(better['mean_difference'], -0.015)
+  # Signed ranks 1..5 negative, 6 positive: W+ = 6; 14 of the 64 sign
+  # patterns give W+ <= 6, so the two-sided p is 2 * 14 / 64.
+  np.testing.assert_allclose(better['wilcoxon_p'], 2 * 14 / 64)
+  assert comparison['same']['10']['datasets_equal'] == 2
+  assert comparison['same']['10']['wilcoxon_p'] == 1.0
+  worse = comparison['worse']['10']
+  assert worse['datasets_higher'] == 2 and worse['pairs'] == 6
+  np.testing.assert_allclose(worse['wilcoxon_p'], 2 / 64)
+  lines = benchmark_search.paired_markdown(comparison, 'adversarial')
+  assert '| better | 10 | 2 / 0 / 0 | -1.500 | 6 | 0.438 |' in lines
+  with pytest.raises(ValueError, match="--paired_against='tpe' is not one"):
+    benchmark_search.benchmark_search(
+        'nasbench_graph', ['proteins'], ['random'], range(1), 20, 10, [20],
+        str(tmp_path), progress=False, paired_against='tpe')
+  assert not os.listdir(tmp_path)  # Refused before any search.
