@@ -25,7 +25,8 @@ Writes `WORKDIR/baselines.md` (mean ± standard deviation over seeds),
 `WORKDIR/baselines.csv` (one row per model, machine-readable, with the
 full architecture string that `experiments.train --config.arch=...`
 retrains, and the models' `config.kind`: 'hand-designed' by default, or
-'searched') and `WORKDIR/baselines.json` (every run's results, and the
+'searched'; a user subsample's dataset is named by its share, such as
+`gowalla-sub10`) and `WORKDIR/baselines.json` (every run's results, and the
 tuning's).
 """
 
@@ -64,7 +65,9 @@ def main(argv):
   table = tuning.summary_table(results)
   with open(os.path.join(workdir, 'baselines.md'), 'w') as f:
     f.write(table + '\n')
-  dataset = next(iter(results.values()))['runs'][0]['dataset']
+  dataset = tuning.dataset_label(
+      next(iter(results.values()))['runs'][0]['dataset'],
+      _CONFIG.value.data.get('user_fraction', 1.0))
   with open(os.path.join(workdir, 'baselines.csv'), 'w', newline='') as f:
     writer = csv.DictWriter(f, tuning.CSV_COLUMNS)
     writer.writeheader()

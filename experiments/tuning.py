@@ -229,6 +229,15 @@ def check_kind(kind: str) -> str:
   return kind
 
 
+def dataset_label(dataset: str, user_fraction: float = 1.0) -> str:
+  """The CSV's name for `dataset` under a user subsample: the registry's
+  name, with `-subP` for P% of the users (`gowalla-sub10`), so a subsample
+  is never read as the whole dataset."""
+  if user_fraction >= 1:
+    return dataset
+  return f'{dataset}-sub{100 * user_fraction:g}'
+
+
 def csv_rows(results: dict[str, dict], dataset: str,
              kind: str = 'hand-designed') -> list[dict]:
   """One row per model of `run_all`'s results (`csv_row`), each of `kind`

@@ -64,6 +64,14 @@ def test_a_baselines_row_is_of_the_configured_kind():
     tuning.csv_rows(results, 'gowalla', 'serached')
 
 
+def test_a_subsample_is_named_by_its_share_of_users():
+  assert tuning.dataset_label('gowalla') == 'gowalla'
+  assert tuning.dataset_label('gowalla', 1.0) == 'gowalla'
+  assert tuning.dataset_label('gowalla', 0.1) == 'gowalla-sub10'
+  assert tuning.dataset_label('ml-100k', 0.25) == 'ml-100k-sub25'
+  assert tuning.dataset_label('yelp2018', 0.025) == 'yelp2018-sub2.5'
+
+
 def test_tuning_grid_is_the_product_of_lr_and_l2():
   assert tuning.tuning_grid('mf', None) == ['mf']
   grid = {'lr': (1e-3, 1e-2), 'l2': (), 'seed': 0}
