@@ -226,7 +226,7 @@ def paired_markdown(comparison, reference: str) -> list[str]:
           f'{value["datasets_equal"]} / {value["datasets_higher"]} | '
           f'{100 * value["mean_difference"]:+.3f} | {value["pairs"]} | '
           f'{value["wilcoxon_p"]:.3f} |')
-  return lines + ['']
+  return lines
 
 
 def markdown(table, queries, budget, seeds, batch_size, command,
@@ -287,7 +287,7 @@ def markdown(table, queries, budget, seeds, batch_size, command,
         f'{table[d]["strategies"][label]["seconds_per_search"]:.1f}'
         for d in table) + ' |')
   if comparison:
-    lines += [''] + paired_markdown(comparison, reference)[:-1]
+    lines += [''] + paired_markdown(comparison, reference)
   return '\n'.join(lines) + '\n'
 
 
